@@ -1,0 +1,30 @@
+/** Shared CLI plumbing: one-line errors, exit codes. */
+import { UserError } from "../errors.js";
+
+export function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, " ").trim();
+}
+
+/** Runs a CLI main: errors become `Error: …` on stderr and exit code 1. */
+export function runCli(main: () => Promise<void>): void {
+  main().then(
+    () => {
+      process.exitCode = process.exitCode ?? 0;
+    },
+    (e: unknown) => {
+      const err = e as Error;
+      const message = e instanceof UserError ? err.message : `unexpected failure: ${err?.message ?? String(e)} (please report this bug)`;
+      process.stderr.write(`Error: ${oneLine(message)}\n`);
+      if (process.env["DEBUG"] && err?.stack) process.stderr.write(err.stack + "\n");
+      process.exitCode = 1;
+    },
+  );
+}
+
+export function parseIntOption(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new UserError(`${name} must be a positive integer, got "${value}"`);
+    return n;
+  };
+}

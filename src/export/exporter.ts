@@ -1,0 +1,151 @@
+/**
+ * pylate-onnx-export's job: checkpoint folder (or Hub id) → export folder with model.onnx, the
+ * tokenizer and configs, proven by a self-check. Writes into a staging folder that replaces the
+ * target only when complete, so a crash never leaves a half export behind.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { loadColbertCheckpoint } from "../colbert/checkpoint.js";
+import type { SettingsOverrides } from "../colbert/settings.js";
+import { writeModel } from "../onnx/writer.js";
+import { buildColbertModel } from "./graph.js";
+import { exportedHfConfig, exportedSentenceTransformersConfig, onnxConfig, ONNX_CONFIG_KEYS, type OnnxConfig } from "./files.js";
+import { selfCheck, type SelfCheckResult } from "./selfcheck.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/fs.js";
+import { stderrLogger, type Logger } from "../util/log.js";
+import { UserError } from "../errors.js";
+
+export interface ExportOptions {
+  /** Local folder or Hugging Face id. */
+  model: string;
+  /** Parent folder; the export goes to outputDir/<name>-onnx. */
+  outputDir: string;
+  force?: boolean;
+  quiet?: boolean;
+  quantize?: boolean;
+  revision?: string;
+  overrides?: SettingsOverrides;
+  embeddingSize?: number;
+  logger?: Logger;
+  /** Resolves a Hub id to a local snapshot folder (the Hub module); absent → ids are refused. */
+  resolveModel?: (model: string, opts: { revision?: string; quiet?: boolean }) => Promise<string>;
+  /** Writes model_int8.onnx from model.onnx (the quantizer); required when quantize is set. */
+  quantizeModel?: (input: string, output: string, logger: Logger) => Promise<void>;
+}
+
+export interface ExportResult {
+  dir: string;
+  files: string[];
+  reused: boolean;
+  onnxConfig: OnnxConfig;
+  selfCheck?: SelfCheckResult;
+  seconds: number;
+}
+
+/** Files every complete export has. */
+export const REQUIRED_FILES = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "onnx_config.json", "config_sentence_transformers.json"];
+
+/** `<last path segment>-onnx`, trailing slashes ignored. */
+export function exportDirName(model: string): string {
+  const name = model.replace(/[\\/]+$/, "").split(/[\\/]/).pop();
+  if (!name) throw new UserError(`Cannot derive an output name from "${model}"; pass a folder or an org/name id`);
+  return `${name}-onnx`;
+}
+
+/** The export's onnx_config.json when every required file is present and valid, else undefined. */
+export function readCompleteExport(dir: string): OnnxConfig | undefined {
+  try {
+    for (const f of REQUIRED_FILES) {
+      const st = fs.statSync(path.join(dir, f));
+      if (!st.isFile() || st.size === 0) return undefined;
+      if (f.endsWith(".json")) JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
+    }
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, "onnx_config.json"), "utf8")) as OnnxConfig;
+    return ONNX_CONFIG_KEYS.every((k) => k in cfg) ? cfg : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function listFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => !f.startsWith(".")).sort();
+}
+
+async function sourceFolder(opts: ExportOptions, log: Logger): Promise<string> {
+  if (fs.existsSync(opts.model)) return opts.model;
+  const looksLikeId = /^[\w.-]+\/[\w.-]+$/.test(opts.model);
+  if (!looksLikeId) throw new UserError(`Model folder not found: ${opts.model}; pass a checkpoint folder or a Hugging Face model id (org/name)`);
+  if (!opts.resolveModel) throw new UserError(`${opts.model} is not a local folder and Hub downloads are not available here; pass a local checkpoint folder`);
+  log.info(`Downloading ${opts.model}${opts.revision ? `@${opts.revision}` : ""} from the Hub…`);
+  return opts.resolveModel(opts.model, { revision: opts.revision, quiet: opts.quiet });
+}
+
+export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
+  const started = performance.now();
+  const log = opts.logger ?? stderrLogger(opts.quiet);
+  const seconds = () => (performance.now() - started) / 1000;
+  const target = path.resolve(opts.outputDir, exportDirName(opts.model));
+
+  const existing = opts.force ? undefined : readCompleteExport(target);
+  if (existing) {
+    log.info(`Reusing the complete export in ${target} (use --force to re-export)`);
+    if (opts.quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) await quantizeInto(target, opts, log);
+    return { dir: target, files: listFiles(target), reused: true, onnxConfig: existing, seconds: seconds() };
+  }
+
+  const source = await sourceFolder(opts, log);
+  const warn = (m: string) => log.warn(`Warning: ${m}`);
+  const ck = await loadColbertCheckpoint(source, { overrides: opts.overrides, embeddingSize: opts.embeddingSize, warn });
+  const staging = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.partial`);
+  try {
+    const cfg = onnxConfig(ck, opts.model);
+    log.info(`${cfg.model_class} (${ck.layout} layout) → ${ck.head.length} Dense → ${cfg.embedding_dim}-dim ColBERT, vocabulary ${ck.tokenizer.length}`);
+    fs.rmSync(staging, { recursive: true, force: true });
+    fs.mkdirSync(staging, { recursive: true });
+
+    const model = buildColbertModel(ck, warn);
+    const totalBytes = model.initializers.reduce((s, t) => s + t.byteLength, 0);
+    const bar = log.bar("Writing model.onnx", Math.round(totalBytes / 2 ** 20), " MB");
+    let written = 0;
+    writeModel(path.join(staging, "model.onnx"), model, {
+      onTensor: (_i, _n, bytes) => bar.update(Math.round((written += bytes) / 2 ** 20)),
+    });
+    bar.stop();
+
+    writeJsonAtomic(path.join(staging, "tokenizer.json"), ck.tokenizer.json);
+    writeJsonAtomic(path.join(staging, "tokenizer_config.json"), ck.tokenizer.config);
+    const specialMap = path.join(ck.transformerDir, "special_tokens_map.json");
+    if (fs.existsSync(specialMap)) writeFileAtomic(path.join(staging, "special_tokens_map.json"), fs.readFileSync(specialMap));
+    writeJsonAtomic(path.join(staging, "config.json"), exportedHfConfig(ck));
+    writeJsonAtomic(path.join(staging, "config_sentence_transformers.json"), exportedSentenceTransformersConfig(ck));
+    writeJsonAtomic(path.join(staging, "onnx_config.json"), cfg);
+
+    const check = await selfCheck(path.join(staging, "model.onnx"), ck.tokenizer.json, ck.tokenizer.config, cfg);
+    log.info(`Self-check passed: ${check.rows} rows × ${check.dim} dims, unit norms (max error ${check.maxNormError.toExponential(1)}), ${check.ms.toFixed(0)} ms`);
+
+    if (opts.quantize) await quantizeInto(staging, opts, log);
+
+    replaceDir(staging, target);
+    log.info(`Exported to ${target} in ${seconds().toFixed(1)} s`);
+    return { dir: target, files: listFiles(target), reused: false, onnxConfig: cfg, selfCheck: check, seconds: seconds() };
+  } catch (e) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw e;
+  } finally {
+    ck.close();
+  }
+}
+
+async function quantizeInto(dir: string, opts: ExportOptions, log: Logger): Promise<void> {
+  if (!opts.quantizeModel) throw new UserError(`INT8 quantization is not available in this build; export without --quantize`);
+  await opts.quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"), log);
+}
+
+/** Moves the complete staging folder into place; an older export is removed only afterwards. */
+function replaceDir(staging: string, target: string): void {
+  const old = `${target}.${process.pid}.old`;
+  const hadOld = fs.existsSync(target);
+  if (hadOld) fs.renameSync(target, old);
+  fs.renameSync(staging, target);
+  if (hadOld) fs.rmSync(old, { recursive: true, force: true });
+}

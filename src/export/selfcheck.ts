@@ -1,0 +1,66 @@
+/**
+ * Proves a written model works: loads it with onnxruntime-node, encodes a probe query and a probe
+ * document the way the runtime does, and checks shape, finiteness and unit norms.
+ */
+import * as ort from "onnxruntime-node";
+import { Tokenizer } from "@huggingface/tokenizers";
+import type { OnnxConfig } from "./files.js";
+import { UserError } from "../errors.js";
+
+export interface SelfCheckResult {
+  rows: number;
+  dim: number;
+  maxNormError: number;
+  ms: number;
+}
+
+function probeIds(tokenizer: Tokenizer, text: string, prefixId: number | null, maxLength: number): number[] {
+  const ids = tokenizer.encode(text, { add_special_tokens: true }).ids.slice(0, maxLength - 1);
+  if (prefixId !== null) ids.splice(1, 0, prefixId);
+  return ids;
+}
+
+export async function selfCheck(modelFile: string, tokenizerJson: object, tokenizerConfig: object, cfg: OnnxConfig): Promise<SelfCheckResult> {
+  const start = performance.now();
+  const tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
+  const query = probeIds(tokenizer, "what is late interaction retrieval?", cfg.query_prefix_id, cfg.query_length);
+  const doc = probeIds(tokenizer, "ColBERT compares every query token with every document token.", cfg.document_prefix_id, cfg.document_length);
+  const seq = Math.max(cfg.query_length, doc.length);
+  const pad = cfg.pad_token_id ?? 0;
+  const ids = new BigInt64Array(2 * seq).fill(BigInt(pad));
+  const mask = new BigInt64Array(2 * seq);
+  [query, doc].forEach((row, b) => row.forEach((id, i) => {
+    ids[b * seq + i] = BigInt(id);
+    mask[b * seq + i] = 1n;
+  }));
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: new ort.Tensor("int64", ids, [2, seq]),
+    attention_mask: new ort.Tensor("int64", mask, [2, seq]),
+  };
+  if (cfg.uses_token_type_ids) feeds["token_type_ids"] = new ort.Tensor("int64", new BigInt64Array(2 * seq), [2, seq]);
+
+  const session = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: "all" });
+  try {
+    const out = (await session.run(feeds))["output"];
+    if (!out) throw new UserError(`Self-check failed: ${modelFile} has no "output"; please report this bug`);
+    const [b, s, dim] = out.dims as number[];
+    if (b !== 2 || s !== seq || dim !== cfg.embedding_dim) {
+      throw new UserError(`Self-check failed: output shape [${out.dims}] instead of [2, ${seq}, ${cfg.embedding_dim}]; please report this bug`);
+    }
+    const data = out.data as Float32Array;
+    let maxNormError = 0;
+    for (let r = 0; r < b * s; r++) {
+      let sum = 0;
+      for (let c = 0; c < dim; c++) {
+        const v = data[r * dim + c]!;
+        if (!Number.isFinite(v)) throw new UserError(`Self-check failed: non-finite output values (the checkpoint may hold NaN/Inf weights)`);
+        sum += v * v;
+      }
+      if (mask[r] === 1n) maxNormError = Math.max(maxNormError, Math.abs(Math.sqrt(sum) - 1));
+    }
+    if (maxNormError > 1e-4) throw new UserError(`Self-check failed: output rows are not unit-norm (error ${maxNormError}); please report this bug`);
+    return { rows: b * s, dim, maxNormError, ms: performance.now() - start };
+  } finally {
+    await session.release();
+  }
+}

@@ -1,0 +1,35 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { exportModel } from "../src/export/exporter.js";
+import { silentLogger } from "../src/util/log.js";
+import { expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir } from "./helpers/fixtures.js";
+
+for (const name of FIXTURE_NAMES) {
+  test(`${name}: model.onnx reproduces PyLate's raw_batch output within 1e-5`, async () => {
+    const exp = expected(name);
+    const result = await exportModel({ model: fixtureModelDir(name), outputDir: tempDir(), logger: silentLogger });
+    const cfg = result.onnxConfig;
+    const out = await runModel(path.join(result.dir, "model.onnx"), exp.raw_batch, cfg.uses_token_type_ids);
+    const diff = maxDiffOnAttended(out, exp.raw_batch.output, exp.raw_batch.attention_mask);
+    assert.ok(diff <= 1e-5, `max |diff| ${diff} > 1e-5`);
+  });
+
+  test(`${name}: onnx_config.json matches PyLate's resolved settings`, async () => {
+    const exp = expected(name);
+    const result = await exportModel({ model: fixtureModelDir(name), outputDir: tempDir(), logger: silentLogger });
+    const cfg = JSON.parse(fs.readFileSync(path.join(result.dir, "onnx_config.json"), "utf8")) as Record<string, unknown>;
+    for (const [key, value] of Object.entries(exp.pylate_config)) {
+      if (key === "vocab_size_after_prefixes") continue;
+      assert.deepEqual(cfg[key], value, key);
+    }
+    assert.equal(cfg["model_type"], "ColBERT");
+    assert.equal(cfg["model_name"], fixtureModelDir(name));
+    const hf = JSON.parse(fs.readFileSync(path.join(result.dir, "config.json"), "utf8")) as Record<string, unknown>;
+    assert.equal(hf["vocab_size"], exp.pylate_config.vocab_size_after_prefixes);
+    const tok = JSON.parse(fs.readFileSync(path.join(result.dir, "tokenizer.json"), "utf8")) as Record<string, unknown>;
+    assert.equal(tok["truncation"], null);
+    assert.equal(tok["padding"], null);
+  });
+}

@@ -1,0 +1,78 @@
+/** The PyLate-computed fixtures (test/fixtures/<name>/expected.json) and exports of them. */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { fileURLToPath } from "node:url";
+
+export const FIXTURES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
+export const FIXTURE_NAMES = ["bert-tiny-colbert", "modernbert-tiny-colbert", "stanford-colbert-tiny", "xlmr-tiny-colbert"];
+
+export interface Encoded {
+  text: string;
+  input_ids: number[];
+  attention_mask: number[];
+  embeddings: number[][];
+}
+
+export interface Expected {
+  pylate_config: Record<string, unknown> & { vocab_size_after_prefixes: number; embedding_dim: number };
+  queries: Encoded[];
+  documents: Encoded[];
+  documents_pool_factor_2?: { text: string; embeddings: number[][] }[];
+  raw_batch: { input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][]; output: number[][][] };
+}
+
+export function fixtureModelDir(name: string): string {
+  return path.join(FIXTURES_DIR, name, "model");
+}
+
+export function expected(name: string): Expected {
+  return JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, name, "expected.json"), "utf8")) as Expected;
+}
+
+export function tempDir(prefix = "colbert-test-"): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Copies a fixture checkpoint into a fresh temp folder (named like the fixture) for mutation. */
+export function copyFixture(name: string): string {
+  const dir = path.join(tempDir(), name);
+  fs.cpSync(fixtureModelDir(name), dir, { recursive: true });
+  for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) fs.chmodSync(path.join(dir, f), 0o755);
+  return dir;
+}
+
+/** Runs a model on a padded batch; returns [batch][seq][dim]. */
+export async function runModel(
+  modelFile: string,
+  batch: { input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][] },
+  withTokenTypes: boolean,
+): Promise<number[][][]> {
+  const b = batch.input_ids.length;
+  const s = batch.input_ids[0]!.length;
+  const i64 = (rows: number[][]) => new ort.Tensor("int64", BigInt64Array.from(rows.flat().map(BigInt)), [b, s]);
+  const feeds: Record<string, ort.Tensor> = { input_ids: i64(batch.input_ids), attention_mask: i64(batch.attention_mask) };
+  if (withTokenTypes) feeds["token_type_ids"] = i64(batch.token_type_ids ?? batch.input_ids.map((r) => r.map(() => 0)));
+  const session = await ort.InferenceSession.create(modelFile);
+  try {
+    const out = (await session.run(feeds))["output"]!;
+    const [, , d] = out.dims as number[];
+    const data = out.data as Float32Array;
+    return Array.from({ length: b }, (_, i) => Array.from({ length: s }, (_, j) => Array.from(data.subarray((i * s + j) * d!, (i * s + j + 1) * d!))));
+  } finally {
+    await session.release();
+  }
+}
+
+/** max |a - b| over rows whose attention mask is 1. */
+export function maxDiffOnAttended(actual: number[][][], expectedOut: number[][][], mask: number[][]): number {
+  let max = 0;
+  expectedOut.forEach((seq, b) =>
+    seq.forEach((row, s) => {
+      if (mask[b]![s] !== 1) return;
+      row.forEach((v, d) => (max = Math.max(max, Math.abs(v - actual[b]![s]![d]!))));
+    }),
+  );
+  return max;
+}
