@@ -47,7 +47,8 @@ function program(): Command {
     .option("--quiet", "no progress output; errors still go to stderr")
     .option("--json", "print one JSON summary line on stdout at the end")
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    // Parse errors are reported once, as our own one-line error.
+    .configureOutput({ outputError: () => {} });
 }
 
 async function main(): Promise<void> {

@@ -107,10 +107,12 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     const totalBytes = model.initializers.reduce((s, t) => s + t.byteLength, 0);
     const bar = log.bar("Writing model.onnx", Math.round(totalBytes / 2 ** 20), " MB");
     let written = 0;
-    writeModel(path.join(staging, "model.onnx"), model, {
+    const writeStart = performance.now();
+    const onnxFiles = writeModel(path.join(staging, "model.onnx"), model, {
       onTensor: (_i, _n, bytes) => bar.update(Math.round((written += bytes) / 2 ** 20)),
     });
     bar.stop();
+    log.info(`Wrote ${onnxFiles.files.map((f) => path.basename(f)).join(" + ")} (${(onnxFiles.bytes / 2 ** 20).toFixed(0)} MB) in ${((performance.now() - writeStart) / 1000).toFixed(1)} s`);
 
     writeJsonAtomic(path.join(staging, "tokenizer.json"), ck.tokenizer.json);
     writeJsonAtomic(path.join(staging, "tokenizer_config.json"), ck.tokenizer.config);

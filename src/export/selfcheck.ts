@@ -39,7 +39,8 @@ export async function selfCheck(modelFile: string, tokenizerJson: object, tokeni
   };
   if (cfg.uses_token_type_ids) feeds["token_type_ids"] = new ort.Tensor("int64", new BigInt64Array(2 * seq), [2, seq]);
 
-  const session = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: "all" });
+  // Weight prepacking would copy every MatMul weight once more: not worth it for two probe rows.
+  const session = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: "disabled", enableCpuMemArena: false, extra: { session: { disable_prepacking: "1" } } });
   try {
     const out = (await session.run(feeds))["output"];
     if (!out) throw new UserError(`Self-check failed: ${modelFile} has no "output"; please report this bug`);
