@@ -141,3 +141,7 @@ test("weights that do not match config.json", () => {
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...cfg, num_hidden_layers: 3 }));
   assertError(dir, /no tensor "encoder\.layer\.2\..*does not match its config\.json/);
 });
+
+test("a Hub id that is not a local folder gets a clear error in this build", () => {
+  assertError("some-org/some-colbert-model", /not a local folder.*pass a local checkpoint folder/);
+});

@@ -64,6 +64,7 @@ async function main(): Promise<void> {
   }
   const flags = cmd.opts<Flags>();
   const model = cmd.args[0]!;
+  if (flags.pushToHub) throw new UserError(`--push-to-hub is not available in this build yet; upload the export folder with huggingface-cli upload`);
   const result = await exportModel({
     model,
     outputDir: flags.output,
