@@ -36,9 +36,9 @@ export function embedding(g: GraphBuilder, table: Value, ids: Value): Value {
 }
 
 function gelu(g: GraphBuilder, x: Value): Value {
-  // 0.5 * x * (1 + erf(x / sqrt(2))) — the pattern onnxruntime fuses into Gelu.
-  const erf = g.op("Erf", [g.mul(x, g.scalarF32(Math.SQRT1_2))]);
-  return g.mul(g.mul(x, g.scalarF32(0.5)), g.add(erf, g.scalarF32(1)));
+  // x * (1 + erf(x / sqrt(2))) * 0.5 — the node pattern onnxruntime fuses into one Gelu kernel.
+  const erf = g.op("Erf", [g.div(x, g.scalarF32(Math.SQRT2))]);
+  return g.mul(g.mul(x, g.add(erf, g.scalarF32(1))), g.scalarF32(0.5));
 }
 
 function geluTanh(g: GraphBuilder, x: Value): Value {
