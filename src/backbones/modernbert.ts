@@ -82,17 +82,34 @@ function applyRotary(g: GraphBuilder, x: Value, [cos, sin]: [Value, Value]): Val
   return g.add(g.mul(x, cos), g.mul(rotated, sin));
 }
 
-/** The global key mask with every key farther than the window also masked: [batch, 1, seq, seq]. */
-function slidingWindowBias(g: GraphBuilder, pos: Value, globalBias: Value, halfWindow: number): Value {
-  const distance = g.op("Abs", [g.sub(g.unsqueeze(pos, [1]), g.unsqueeze(pos, [0]))]);
-  const inWindow = g.op("LessOrEqual", [distance, g.scalarI64(halfWindow)]);
-  return g.where(inWindow, globalBias, g.scalarF32(F32_MIN));
+interface LocalMask {
+  /** Additive bias [batch, 1, seq, seq]: the global key mask plus every key beyond the window. */
+  bias: Value;
+  /** [batch, 1, seq, 1]: 0 for rows whose window holds no attended key, else 1. */
+  rowHasKeys: Value;
 }
 
-function attention(ctx: Ctx, x: Value, p: string, d: ModernBertDims, rope: [Value, Value], bias: Value): Value {
+/**
+ * Sliding-window attention mask. A padding row whose whole window is padding attends to nothing:
+ * PyTorch's scaled_dot_product_attention (what PyLate runs) returns zeros for such rows, where a
+ * plain softmax would average every key, so their output is zeroed to match. It matters for the
+ * query-expansion rows PyLate returns.
+ */
+function slidingWindowMask(g: GraphBuilder, pos: Value, attentionMask: Value, globalBias: Value, halfWindow: number): LocalMask {
+  const distance = g.op("Abs", [g.sub(g.unsqueeze(pos, [1]), g.unsqueeze(pos, [0]))]);
+  const inWindow = g.op("LessOrEqual", [distance, g.scalarI64(halfWindow)]);
+  const bias = g.where(inWindow, globalBias, g.scalarF32(F32_MIN));
+  const keys = g.cast(g.unsqueeze(attentionMask, [1, 2]), DataType.FLOAT);
+  const allowed = g.mul(keys, g.cast(inWindow, DataType.FLOAT));
+  const rowHasKeys = g.op("ReduceMax", [allowed], { axes: { kind: "ints", value: [-1] }, keepdims: { kind: "int", value: 1 } });
+  return { bias, rowHasKeys };
+}
+
+function attention(ctx: Ctx, x: Value, p: string, d: ModernBertDims, rope: [Value, Value], mask: { bias: Value; rowHasKeys?: Value }): Value {
   const { g } = ctx;
   const [q, k, v] = g.chunk(linear(ctx, x, `${p}.Wqkv`), 3, -1).map((t) => splitHeads(g, t, d.heads, d.headDim)) as [Value, Value, Value];
-  const out = scaledDotProductAttention(g, applyRotary(g, q, rope), applyRotary(g, k, rope), v, bias, d.headDim);
+  let out = scaledDotProductAttention(g, applyRotary(g, q, rope), applyRotary(g, k, rope), v, mask.bias, d.headDim);
+  if (mask.rowHasKeys) out = g.mul(out, mask.rowHasKeys);
   return linear(ctx, mergeHeads(g, out, d.hidden), `${p}.Wo`);
 }
 
@@ -123,7 +140,7 @@ export const modernBert: Backbone = {
 
     const pos = positions(g, inputs.inputIds);
     const globalBias = g.scope("mask", () => keyMaskBias(g, inputs.attentionMask));
-    const localBias = g.scope("mask", () => slidingWindowBias(g, pos, globalBias, d.halfWindow));
+    const localMask = g.scope("mask", () => slidingWindowMask(g, pos, inputs.attentionMask, globalBias, d.halfWindow));
     const ropeByTheta = new Map<number, [Value, Value]>();
     const rope = (theta: number) => {
       if (!ropeByTheta.has(theta)) ropeByTheta.set(theta, g.scope("rope", () => rotaryTables(g, pos, d.headDim, theta)));
@@ -135,7 +152,7 @@ export const modernBert: Backbone = {
       x = g.scope(p, () => {
         // Layer 0 has no attn_norm (nn.Identity): the embedding norm already ran.
         const attnIn = w.has(`${p}.attn_norm.weight`) ? layerNorm(ctx, x, `${p}.attn_norm`, d.eps) : x;
-        const h = g.add(x, attention(ctx, attnIn, `${p}.attn`, d, rope(kind.ropeTheta), kind.global ? globalBias : localBias));
+        const h = g.add(x, attention(ctx, attnIn, `${p}.attn`, d, rope(kind.ropeTheta), kind.global ? { bias: globalBias } : localMask));
         return g.add(h, mlp(ctx, layerNorm(ctx, h, `${p}.mlp_norm`, d.eps), `${p}.mlp`, d));
       });
     });

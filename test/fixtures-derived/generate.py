@@ -57,7 +57,7 @@ def dense_forward(model_dir, x):
 def expected_for(case, fixture, model_dir, backbone_dir=None):
     raw = json.loads((FIXTURES / fixture / "expected.json").read_text())["raw_batch"]
     backbone_dir = backbone_dir or model_dir
-    model = transformers.AutoModel.from_pretrained(str(backbone_dir), attn_implementation="eager").eval()
+    model = transformers.AutoModel.from_pretrained(str(backbone_dir), attn_implementation="sdpa").eval()
     ids = torch.tensor(raw["input_ids"])
     mask = torch.tensor(raw["attention_mask"])
     kwargs = {"input_ids": ids, "attention_mask": mask}

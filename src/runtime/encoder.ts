@@ -1,0 +1,197 @@
+/**
+ * ColBERT encoder over an exported folder: PyLate-exact tokenization, length-sorted batches run
+ * on one or more onnxruntime sessions, per-text token embeddings in input order, optional
+ * hierarchical pooling for documents.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { ColbertTokenizer, type InputType, type TokenizedText } from "./tokenizer.js";
+import { poolDocument } from "./pooling.js";
+import type { OnnxConfig } from "../export/files.js";
+import { UserError } from "../errors.js";
+
+/** One text's token embeddings: `rows` × `dim`, row-major, each row L2-normalised. */
+export interface Embedding {
+  rows: number;
+  dim: number;
+  data: Float32Array;
+}
+
+export interface EncoderOptions {
+  /** Use model_int8.onnx instead of model.onnx. */
+  int8?: boolean;
+  /** Parallel onnxruntime sessions (default 1). */
+  sessions?: number;
+  /** Texts per model call (default 32). */
+  batchSize?: number;
+  /** onnxruntime execution provider: "cpu" (default), "cuda", "coreml", "dml", … */
+  executionProvider?: string;
+  /** Threads per session (default: cores / sessions). */
+  threads?: number;
+  queryLength?: number;
+  documentLength?: number;
+}
+
+export interface EncodeOptions {
+  /** Documents only: hierarchical token pooling factor (> 1 reduces the rows). */
+  poolFactor?: number;
+  /** Called after each batch with (texts done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+function readJson<T>(file: string, what: string): T {
+  if (!fs.existsSync(file)) throw new UserError(`${what} not found: ${file}; pass a folder written by pylate-onnx-export`);
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8")) as T;
+  } catch (e) {
+    throw new UserError(`Unreadable ${file} (${(e as Error).message}); re-export the model`);
+  }
+}
+
+export class ColbertEncoder {
+  private next = 0;
+  private constructor(
+    readonly dir: string,
+    readonly config: OnnxConfig,
+    readonly tokenizer: ColbertTokenizer,
+    private readonly sessions: ort.InferenceSession[],
+    readonly batchSize: number,
+    readonly modelFile: string,
+  ) {}
+
+  static async load(dir: string, opts: EncoderOptions = {}): Promise<ColbertEncoder> {
+    const config = readJson<OnnxConfig>(path.join(dir, "onnx_config.json"), "onnx_config.json");
+    if (opts.queryLength) config.query_length = opts.queryLength;
+    if (opts.documentLength) config.document_length = opts.documentLength;
+    const tokenizer = new ColbertTokenizer(
+      readJson(path.join(dir, "tokenizer.json"), "tokenizer.json"),
+      fs.existsSync(path.join(dir, "tokenizer_config.json")) ? readJson(path.join(dir, "tokenizer_config.json"), "tokenizer_config.json") : {},
+      config,
+    );
+    const modelFile = path.join(dir, opts.int8 ? "model_int8.onnx" : "model.onnx");
+    if (!fs.existsSync(modelFile)) {
+      throw new UserError(opts.int8 ? `No model_int8.onnx in ${dir}: run colbert-quantize ${dir} first` : `No model.onnx in ${dir}: pass a folder written by pylate-onnx-export`);
+    }
+    const provider = opts.executionProvider ?? "cpu";
+    const count = Math.max(1, opts.sessions ?? 1);
+    const threads = opts.threads ?? Math.max(1, Math.floor(os.availableParallelism() / count));
+    const sessions: ort.InferenceSession[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        sessions.push(
+          await ort.InferenceSession.create(modelFile, {
+            executionProviders: [provider],
+            graphOptimizationLevel: "all",
+            intraOpNumThreads: threads,
+          }),
+        );
+      }
+    } catch (e) {
+      await Promise.all(sessions.map((s) => s.release()));
+      const message = (e as Error).message.split("\n")[0];
+      if (provider !== "cpu") throw new UserError(`Execution provider "${provider}" is not available here (${message}); use the default cpu provider`);
+      throw new UserError(`onnxruntime cannot load ${modelFile} (${message}); re-export the model`);
+    }
+    return new ColbertEncoder(dir, config, tokenizer, sessions, Math.max(1, opts.batchSize ?? 32), modelFile);
+  }
+
+  get embeddingDim(): number {
+    return this.config.embedding_dim;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.length;
+  }
+
+  encodeQueries(texts: string[], opts: EncodeOptions = {}): Promise<Embedding[]> {
+    return this.encode(texts, "query", opts);
+  }
+
+  encodeDocuments(texts: string[], opts: EncodeOptions = {}): Promise<Embedding[]> {
+    return this.encode(texts, "document", opts);
+  }
+
+  async encode(texts: string[], type: InputType, opts: EncodeOptions = {}): Promise<Embedding[]> {
+    const tokenized = texts.map((t) => this.tokenizer.encode(t, type));
+    // Longest first, so each batch pads to similar lengths; results go back to input order.
+    const order = tokenized.map((_, i) => i).sort((a, b) => tokenized[b]!.ids.length - tokenized[a]!.ids.length);
+    const batches: number[][] = [];
+    for (let i = 0; i < order.length; i += this.batchSize) batches.push(order.slice(i, i + this.batchSize));
+    const results: Embedding[] = new Array(texts.length);
+    let done = 0;
+    let cursor = 0;
+    // One worker per session pulls batches until none are left.
+    const worker = async (session: ort.InferenceSession) => {
+      while (cursor < batches.length) {
+        const batch = batches[cursor++]!;
+        const out = await this.run(session, batch.map((i) => tokenized[i]!));
+        batch.forEach((textIndex, b) => {
+          let e = this.rowsOf(out, b, tokenized[textIndex]!, type);
+          if (type === "document" && opts.poolFactor && opts.poolFactor > 1) {
+            const pooled = poolDocument(e.data, e.rows, e.dim, opts.poolFactor);
+            e = { rows: pooled.rows, dim: e.dim, data: pooled.data };
+          }
+          results[textIndex] = e;
+        });
+        done += batch.length;
+        opts.onProgress?.(done, texts.length);
+      }
+    };
+    const start = this.next;
+    this.next = (this.next + 1) % this.sessions.length;
+    const n = Math.min(this.sessions.length, batches.length);
+    await Promise.all(Array.from({ length: n }, (_, i) => worker(this.sessions[(start + i) % this.sessions.length]!)));
+    return results;
+  }
+
+  /** Runs one padded batch; returns output [batch, seq, dim] and seq. */
+  private async run(session: ort.InferenceSession, items: TokenizedText[]): Promise<{ data: Float32Array; seq: number }> {
+    const seq = Math.max(...items.map((t) => t.ids.length));
+    const b = items.length;
+    const ids = new BigInt64Array(b * seq).fill(BigInt(this.config.pad_token_id ?? 0));
+    const mask = new BigInt64Array(b * seq);
+    items.forEach((t, i) => {
+      for (let j = 0; j < t.ids.length; j++) {
+        ids[i * seq + j] = BigInt(t.ids[j]!);
+        mask[i * seq + j] = BigInt(t.mask[j]!);
+      }
+    });
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor("int64", ids, [b, seq]),
+      attention_mask: new ort.Tensor("int64", mask, [b, seq]),
+    };
+    if (this.config.uses_token_type_ids) feeds["token_type_ids"] = new ort.Tensor("int64", new BigInt64Array(b * seq), [b, seq]);
+    const out = (await session.run(feeds))["output"]!;
+    return { data: out.data as Float32Array, seq };
+  }
+
+  private rowsOf(out: { data: Float32Array; seq: number }, b: number, t: TokenizedText, type: InputType): Embedding {
+    const dim = this.config.embedding_dim;
+    const keep: number[] = [];
+    for (let j = 0; j < t.ids.length; j++) if (this.tokenizer.keepRow(type, t.ids[j]!, t.mask[j]!)) keep.push(j);
+    const data = new Float32Array(keep.length * dim);
+    keep.forEach((j, r) => data.set(out.data.subarray((b * out.seq + j) * dim, (b * out.seq + j + 1) * dim), r * dim));
+    return { rows: keep.length, dim, data };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sessions.map((s) => s.release()));
+  }
+}
+
+/** ColBERT late-interaction score: sum over query rows of the best dot product with a document row. */
+export function maxSim(query: Embedding, doc: Embedding): number {
+  let total = 0;
+  for (let q = 0; q < query.rows; q++) {
+    let best = -Infinity;
+    for (let d = 0; d < doc.rows; d++) {
+      let dot = 0;
+      for (let c = 0; c < query.dim; c++) dot += query.data[q * query.dim + c]! * doc.data[d * doc.dim + c]!;
+      if (dot > best) best = dot;
+    }
+    total += doc.rows > 0 ? best : 0;
+  }
+  return total;
+}

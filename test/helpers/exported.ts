@@ -1,0 +1,13 @@
+/** Fixture exports shared by the tests of one process (exported once, on first use). */
+import { exportModel } from "../../src/export/exporter.js";
+import { silentLogger } from "../../src/util/log.js";
+import { fixtureModelDir, tempDir } from "./fixtures.js";
+
+const cache = new Map<string, Promise<string>>();
+
+export function exportedFixture(name: string): Promise<string> {
+  if (!cache.has(name)) {
+    cache.set(name, exportModel({ model: fixtureModelDir(name), outputDir: tempDir(), logger: silentLogger }).then((r) => r.dir));
+  }
+  return cache.get(name)!;
+}

@@ -1,0 +1,94 @@
+/** The encoder runtime reproduces PyLate's encode() on every fixture (SPEC §6). */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ColbertEncoder, type Embedding } from "../src/runtime/encoder.js";
+import { poolDocument } from "../src/runtime/pooling.js";
+import { expected, FIXTURE_NAMES } from "./helpers/fixtures.js";
+import { exportedFixture } from "./helpers/exported.js";
+
+function maxDiff(e: Embedding, rows: number[][]): number {
+  assert.equal(e.rows, rows.length, "row count");
+  let max = 0;
+  rows.forEach((row, r) => row.forEach((v, c) => (max = Math.max(max, Math.abs(v - e.data[r * e.dim + c]!)))));
+  return max;
+}
+
+for (const name of FIXTURE_NAMES) {
+  test(`${name}: tokenization gives PyLate's input_ids and attention masks`, async () => {
+    const exp = expected(name);
+    const enc = await ColbertEncoder.load(await exportedFixture(name));
+    try {
+      for (const q of exp.queries) assert.deepEqual(enc.tokenizer.encode(q.text, "query"), { ids: q.input_ids, mask: q.attention_mask }, q.text);
+      for (const d of exp.documents) assert.deepEqual(enc.tokenizer.encode(d.text, "document"), { ids: d.input_ids, mask: d.attention_mask }, d.text);
+    } finally {
+      await enc.close();
+    }
+  });
+
+  for (const batchSize of [1, 3, 32]) {
+    test(`${name}: query and document embeddings within 1e-5 of PyLate (batch size ${batchSize})`, async () => {
+      const exp = expected(name);
+      const enc = await ColbertEncoder.load(await exportedFixture(name), { batchSize, sessions: batchSize === 3 ? 2 : 1 });
+      try {
+        const queries = await enc.encodeQueries(exp.queries.map((q) => q.text));
+        queries.forEach((e, i) => assert.ok(maxDiff(e, exp.queries[i]!.embeddings) <= 1e-5, exp.queries[i]!.text));
+        const docs = await enc.encodeDocuments(exp.documents.map((d) => d.text));
+        docs.forEach((e, i) => assert.ok(maxDiff(e, exp.documents[i]!.embeddings) <= 1e-5, exp.documents[i]!.text));
+      } finally {
+        await enc.close();
+      }
+    });
+  }
+
+  const pooled = expected(name).documents_pool_factor_2;
+  if (pooled) {
+    test(`${name}: pool_factor 2 gives PyLate's pooled documents`, async () => {
+      const enc = await ColbertEncoder.load(await exportedFixture(name));
+      try {
+        const out = await enc.encodeDocuments(pooled.map((p) => p.text), { poolFactor: 2 });
+        out.forEach((e, i) => assert.ok(maxDiff(e, pooled[i]!.embeddings) <= 1e-5, pooled[i]!.text));
+      } finally {
+        await enc.close();
+      }
+    });
+  }
+}
+
+test("pooling leaves a document alone when it cannot reduce it", () => {
+  const data = Float32Array.from([1, 0, 0, 1, 0.6, 0.8]);
+  assert.deepEqual(poolDocument(data, 3, 2, 1).rows, 3);
+  assert.deepEqual(poolDocument(data.subarray(0, 4), 2, 2, 2).rows, 2);
+});
+
+test("query expansion off: queries behave like documents without the skiplist", async () => {
+  const dir = await exportedFixture("bert-tiny-colbert");
+  const enc = await ColbertEncoder.load(dir);
+  enc.config.do_query_expansion = false;
+  try {
+    const [q] = await enc.encodeQueries(["What is the capital of France?"]);
+    const t = enc.tokenizer.encode("What is the capital of France?", "query");
+    assert.equal(t.ids.length, q!.rows);
+    assert.ok(t.ids.includes(enc.tokenizer.skiplistIds.values().next().value!) || q!.rows === t.ids.length);
+  } finally {
+    await enc.close();
+  }
+});
+
+test("attend_to_expansion_tokens puts attention 1 on the expansion positions", async () => {
+  const enc = await ColbertEncoder.load(await exportedFixture("bert-tiny-colbert"));
+  enc.config.attend_to_expansion_tokens = true;
+  try {
+    const t = enc.tokenizer.encode("short", "query");
+    assert.equal(t.ids.length, 32);
+    assert.ok(t.mask.every((m) => m === 1));
+    assert.equal(t.ids.at(-1), enc.config.mask_token_id);
+  } finally {
+    await enc.close();
+  }
+});
+
+test("a missing INT8 model and an unavailable execution provider are clear errors", async () => {
+  const dir = await exportedFixture("bert-tiny-colbert");
+  await assert.rejects(ColbertEncoder.load(dir, { int8: true }), /No model_int8\.onnx .*colbert-quantize/);
+  await assert.rejects(ColbertEncoder.load(dir, { executionProvider: "no-such-ep" }), /Execution provider "no-such-ep" is not available/);
+});
