@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** pylate-onnx-export: PyLate ColBERT checkpoint → ONNX folder (SPEC §1). */
-import { Command, CommanderError } from "commander";
+import { Command } from "commander";
 import { exportModel } from "../export/exporter.js";
 import { VERSION } from "../version.js";
-import { oneLine, parseIntOption, runCli } from "./run.js";
+import { parseCommand, parseIntOption, runCli } from "./run.js";
 import { UserError } from "../errors.js";
 
 interface Flags {
@@ -45,23 +45,12 @@ function program(): Command {
     .option("--attend-to-expansion-tokens", "let queries attend to their expansion tokens")
     .option("--embedding-size <n>", "accept a plain encoder by adding an UNTRAINED projection of this size", parseIntOption("--embedding-size"))
     .option("--quiet", "no progress output; errors still go to stderr")
-    .option("--json", "print one JSON summary line on stdout at the end")
-    .exitOverride()
-    // Parse errors are reported once, as our own one-line error.
-    .configureOutput({ outputError: () => {} });
+    .option("--json", "print one JSON summary line on stdout at the end");
 }
 
 async function main(): Promise<void> {
   const cmd = program();
-  try {
-    cmd.parse(process.argv);
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.exitCode === 0) return; // --help / --version
-      throw new UserError(`${oneLine(e.message.replace(/^error: /, ""))} (see --help)`);
-    }
-    throw e;
-  }
+  if (!parseCommand(cmd)) return;
   const flags = cmd.opts<Flags>();
   const model = cmd.args[0]!;
   if (flags.pushToHub) throw new UserError(`--push-to-hub is not available in this build yet; upload the export folder with huggingface-cli upload`);

@@ -1,4 +1,5 @@
 /** Shared CLI plumbing: one-line errors, exit codes. */
+import { CommanderError, type Command } from "commander";
 import { UserError } from "../errors.js";
 
 export function oneLine(message: string): string {
@@ -27,4 +28,22 @@ export function parseIntOption(name: string) {
     if (!Number.isInteger(n) || n <= 0) throw new UserError(`${name} must be a positive integer, got "${value}"`);
     return n;
   };
+}
+
+/**
+ * Parses argv with `cmd`; returns false when commander already answered (--help, --version).
+ * Parse errors become one-line UserErrors.
+ */
+export function parseCommand(cmd: Command): boolean {
+  cmd.exitOverride().configureOutput({ outputError: () => {} });
+  try {
+    cmd.parse(process.argv);
+    return true;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return false;
+      throw new UserError(`${oneLine(e.message.replace(/^error: /, ""))} (see --help)`);
+    }
+    throw e;
+  }
 }
