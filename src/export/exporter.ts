@@ -14,6 +14,7 @@ import { selfCheck, type SelfCheckResult } from "./selfcheck.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/fs.js";
 import { stderrLogger, type Logger } from "../util/log.js";
 import { UserError } from "../errors.js";
+import { quantizeModel } from "../quantize/index.js";
 
 export interface ExportOptions {
   /** Local folder or Hugging Face id. */
@@ -29,8 +30,6 @@ export interface ExportOptions {
   logger?: Logger;
   /** Resolves a Hub id to a local snapshot folder (the Hub module); absent → ids are refused. */
   resolveModel?: (model: string, opts: { revision?: string; quiet?: boolean }) => Promise<string>;
-  /** Writes model_int8.onnx from model.onnx (the quantizer); required when quantize is set. */
-  quantizeModel?: (input: string, output: string, logger: Logger) => Promise<void>;
 }
 
 export interface ExportResult {
@@ -89,7 +88,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const existing = opts.force ? undefined : readCompleteExport(target);
   if (existing) {
     log.info(`Reusing the complete export in ${target} (use --force to re-export)`);
-    if (opts.quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) await quantizeInto(target, opts, log);
+    if (opts.quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) await quantizeInto(target, log);
     return { dir: target, files: listFiles(target), reused: true, onnxConfig: existing, seconds: seconds() };
   }
 
@@ -125,7 +124,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     const check = await selfCheck(path.join(staging, "model.onnx"), ck.tokenizer.json, ck.tokenizer.config, cfg);
     log.info(`Self-check passed: ${check.rows} rows × ${check.dim} dims, unit norms (max error ${check.maxNormError.toExponential(1)}), ${check.ms.toFixed(0)} ms`);
 
-    if (opts.quantize) await quantizeInto(staging, opts, log);
+    if (opts.quantize) await quantizeInto(staging, log);
 
     replaceDir(staging, target);
     log.info(`Exported to ${target} in ${seconds().toFixed(1)} s`);
@@ -138,9 +137,8 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   }
 }
 
-async function quantizeInto(dir: string, opts: ExportOptions, log: Logger): Promise<void> {
-  if (!opts.quantizeModel) throw new UserError(`INT8 quantization is not available in this build; export without --quantize`);
-  await opts.quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"), log);
+async function quantizeInto(dir: string, log: Logger): Promise<void> {
+  await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"), log);
 }
 
 /** Moves the complete staging folder into place; an older export is removed only afterwards. */

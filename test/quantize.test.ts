@@ -1,0 +1,131 @@
+/** INT8 dynamic quantization: fidelity on every fixture, both CLI forms, external data, bad inputs. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as ort from "onnxruntime-node";
+import { quantizeModel, rowCosines } from "../src/quantize/index.js";
+import { readModel } from "../src/onnx/reader.js";
+import { writeModel } from "../src/onnx/writer.js";
+import { exportModel } from "../src/export/exporter.js";
+import { silentLogger } from "../src/util/log.js";
+import { expected, FIXTURE_NAMES, fixtureModelDir, runModel, tempDir } from "./helpers/fixtures.js";
+import { exportedFixture } from "./helpers/exported.js";
+
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/quantize.ts"), ...args], { cwd: ROOT, encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function fidelity(name: string, modelFile: string) {
+  const exp = expected(name);
+  const out = await runModel(modelFile, exp.raw_batch, !!exp.raw_batch.token_type_ids);
+  const seq = exp.raw_batch.input_ids[0]!.length;
+  const cos = rowCosines(Float32Array.from(exp.raw_batch.output.flat(2)), Float32Array.from(out.flat(2)), out[0]![0]!.length, exp.raw_batch.attention_mask, seq);
+  return { mean: cos.reduce((a, b) => a + b, 0) / cos.length, min: Math.min(...cos) };
+}
+
+for (const name of FIXTURE_NAMES) {
+  test(`${name}: INT8 output vs PyLate: mean cosine ≥ 0.9995, min ≥ 0.99`, async () => {
+    const dir = path.join(tempDir(), "m");
+    fs.cpSync(await exportedFixture(name), dir, { recursive: true });
+    const report = await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"));
+    assert.ok(report.outputBytes < report.inputBytes / 2.5, `${report.outputBytes} vs ${report.inputBytes}`);
+    const { mean, min } = await fidelity(name, path.join(dir, "model_int8.onnx"));
+    assert.ok(mean >= 0.9995, `mean cosine ${mean}`);
+    assert.ok(min >= 0.99, `min cosine ${min}`);
+    assert.ok(report.cosine.mean >= 0.9995 && report.cosine.rows > 0);
+  });
+}
+
+test("the quantized graph uses onnxruntime's fusable INT8 pattern and keeps attention scores float", async () => {
+  const dir = path.join(tempDir(), "m");
+  fs.cpSync(await exportedFixture("bert-tiny-colbert"), dir, { recursive: true });
+  await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"));
+  const q = readModel(path.join(dir, "model_int8.onnx"));
+  const count = (op: string) => q.model.nodes.filter((n) => n.opType === op).length;
+  // 2 layers × (q, k, v, out, ffn in, ffn out) + the Dense = 13 weights; q/k/v share one activation.
+  assert.equal(count("MatMulInteger"), 13);
+  assert.equal(count("DynamicQuantizeLinear"), 2 * 4 + 1);
+  assert.equal(count("MatMul"), 4, "attention scores and context stay float");
+  assert.ok(q.model.initializers.every((t) => !/^encoder\.layer\.\d+\..*\.weight$/.test(t.name) || t.dataType !== 1 || t.dims.length === 1));
+  q.close();
+  const session = await ort.InferenceSession.create(path.join(dir, "model_int8.onnx"), { optimizedModelFilePath: path.join(dir, "opt.onnx") });
+  await session.release();
+  const opt = readModel(path.join(dir, "opt.onnx"));
+  assert.ok(opt.model.nodes.some((n) => n.opType === "DynamicQuantizeMatMul" || n.opType === "MatMulIntegerToFloat"), "onnxruntime fused the pattern");
+  opt.close();
+});
+
+test("colbert-quantize DIR writes DIR/model_int8.onnx; MODEL.onnx -o OUT writes OUT; --json reports", async () => {
+  const dir = path.join(tempDir(), "m");
+  fs.cpSync(await exportedFixture("xlmr-tiny-colbert"), dir, { recursive: true });
+  let r = cli([dir, "--quiet"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, "");
+  assert.ok(fs.existsSync(path.join(dir, "model_int8.onnx")));
+  r = cli([dir]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /already exists; pass --force/);
+  const out = path.join(tempDir(), "custom.onnx");
+  r = cli([path.join(dir, "model.onnx"), "-o", out, "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.output, out);
+  assert.ok(report.cosine.mean > 0.9995);
+  assert.match(r.stderr, /MB → .* MB .*cosine/);
+});
+
+test("a model with external data is quantized and its input left untouched", async () => {
+  const src = await exportedFixture("modernbert-tiny-colbert");
+  const dir = path.join(tempDir(), "ext");
+  fs.cpSync(src, dir, { recursive: true });
+  const m = readModel(path.join(src, "model.onnx"));
+  writeModel(path.join(dir, "model.onnx"), m.model, { externalData: "always" });
+  m.close();
+  assert.ok(fs.existsSync(path.join(dir, "model.onnx.data")));
+  const before = fs.readFileSync(path.join(dir, "model.onnx.data"));
+  await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"));
+  assert.deepEqual(fs.readFileSync(path.join(dir, "model.onnx.data")), before);
+  const { mean, min } = await fidelity("modernbert-tiny-colbert", path.join(dir, "model_int8.onnx"));
+  assert.ok(mean >= 0.9995 && min >= 0.99, `${mean} ${min}`);
+});
+
+test("bad inputs: missing file, not ONNX, truncated ONNX, output = input", async () => {
+  const work = tempDir();
+  let r = cli([path.join(work, "nope.onnx")]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^Error: ONNX model not found/);
+  fs.writeFileSync(path.join(work, "text.onnx"), "this is not a protobuf at all, just text\n".repeat(10));
+  r = cli([path.join(work, "text.onnx")]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^Error: Not a valid ONNX model/);
+  assert.equal(r.stderr.trim().split("\n").length, 1);
+  const good = fs.readFileSync(path.join(await exportedFixture("bert-tiny-colbert"), "model.onnx"));
+  fs.writeFileSync(path.join(work, "cut.onnx"), good.subarray(0, Math.floor(good.length / 2)));
+  r = cli([path.join(work, "cut.onnx"), "-o", path.join(work, "cut_int8.onnx")]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^Error: Not a valid ONNX model/);
+  assert.ok(!fs.existsSync(path.join(work, "cut_int8.onnx")));
+  fs.writeFileSync(path.join(work, "same.onnx"), good);
+  r = cli([path.join(work, "same.onnx"), "-o", path.join(work, "same.onnx"), "--force"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /is the input model/);
+  assert.deepEqual(fs.readFileSync(path.join(work, "same.onnx")), good);
+});
+
+test("pylate-onnx-export --quantize writes model_int8.onnx; a reused export gains it later", async () => {
+  const out = tempDir();
+  const model = fixtureModelDir("stanford-colbert-tiny");
+  const first = await exportModel({ model, outputDir: out, logger: silentLogger });
+  assert.ok(!first.files.includes("model_int8.onnx"));
+  const again = await exportModel({ model, outputDir: out, logger: silentLogger, quantize: true });
+  assert.equal(again.reused, true);
+  assert.ok(again.files.includes("model_int8.onnx"));
+  const fresh = await exportModel({ model, outputDir: tempDir(), logger: silentLogger, quantize: true });
+  assert.ok(fresh.files.includes("model_int8.onnx"));
+});
