@@ -13,7 +13,7 @@ const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = path.join(ROOT, "src", "cli", "export.ts");
 
 function cli(args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, encoding: "utf8", env: { ...process.env, HF_HUB_OFFLINE: "1" } });
+  const r = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, encoding: "utf8", env: { ...process.env, HF_HUB_OFFLINE: "1", HF_HOME: tempDir("hf-home-") } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -142,6 +142,6 @@ test("weights that do not match config.json", () => {
   assertError(dir, /no tensor "encoder\.layer\.2\..*does not match its config\.json/);
 });
 
-test("a Hub id that is not a local folder gets a clear error in this build", () => {
-  assertError("some-org/some-colbert-model", /not a local folder.*pass a local checkpoint folder/);
+test("a Hub id that is not cached, with HF_HUB_OFFLINE=1, is a clear error", () => {
+  assertError("some-org/some-colbert-model", /HF_HUB_OFFLINE is set and some-org\/some-colbert-model@main is not in the cache/);
 });

@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 /** pylate-onnx-export: PyLate ColBERT checkpoint → ONNX folder (SPEC §1). */
 import { Command } from "commander";
-import { exportModel } from "../export/exporter.js";
+import fs from "node:fs";
+import path from "node:path";
+import { exportModel, readCompleteExport } from "../export/exporter.js";
+import { quantizeModel } from "../quantize/index.js";
+import { pushFolder } from "../hub/upload.js";
+import { stderrLogger } from "../util/log.js";
 import { VERSION } from "../version.js";
 import { parseCommand, parseIntOption, runCli } from "./run.js";
 import { UserError } from "../errors.js";
@@ -53,8 +58,20 @@ async function main(): Promise<void> {
   if (!parseCommand(cmd)) return;
   const flags = cmd.opts<Flags>();
   const model = cmd.args[0]!;
-  if (flags.pushToHub) throw new UserError(`--push-to-hub is not available in this build yet; upload the export folder with huggingface-cli upload`);
+  const logger = stderrLogger(flags.quiet);
+  // An existing export folder is published as it is (with --push-to-hub), not re-exported.
+  const existing = fs.existsSync(model) ? readCompleteExport(model) : undefined;
+  if (existing) {
+    if (!flags.pushToHub) throw new UserError(`${model} is already an export folder; pass --push-to-hub REPO to publish it, or a checkpoint folder to export`);
+    if (flags.quantize && !fs.existsSync(path.join(model, "model_int8.onnx"))) {
+      await quantizeModel(path.join(model, "model.onnx"), path.join(model, "model_int8.onnx"), logger);
+    }
+    const pushed = await pushFolder(model, flags.pushToHub, { private: flags.private, sourceModel: existing.model_name, logger });
+    if (flags.json) process.stdout.write(JSON.stringify({ dir: path.resolve(model), pushed: pushed.url, commit: pushed.commit }) + "\n");
+    return;
+  }
   const result = await exportModel({
+    logger,
     model,
     outputDir: flags.output,
     force: flags.force,
@@ -71,9 +88,11 @@ async function main(): Promise<void> {
       attendToExpansionTokens: flags.attendToExpansionTokens,
     },
   });
+  const pushed = flags.pushToHub ? await pushFolder(result.dir, flags.pushToHub, { private: flags.private, sourceModel: model, logger }) : undefined;
   if (flags.json) {
     process.stdout.write(
       JSON.stringify({
+        pushed: pushed?.url,
         dir: result.dir,
         files: result.files,
         reused: result.reused,

@@ -15,6 +15,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../util/fs.js";
 import { stderrLogger, type Logger } from "../util/log.js";
 import { UserError } from "../errors.js";
 import { quantizeModel } from "../quantize/index.js";
+import { downloadModel, isHubId } from "../hub/download.js";
 
 export interface ExportOptions {
   /** Local folder or Hugging Face id. */
@@ -28,8 +29,6 @@ export interface ExportOptions {
   overrides?: SettingsOverrides;
   embeddingSize?: number;
   logger?: Logger;
-  /** Resolves a Hub id to a local snapshot folder (the Hub module); absent → ids are refused. */
-  resolveModel?: (model: string, opts: { revision?: string; quiet?: boolean }) => Promise<string>;
 }
 
 export interface ExportResult {
@@ -72,11 +71,11 @@ function listFiles(dir: string): string[] {
 
 async function sourceFolder(opts: ExportOptions, log: Logger): Promise<string> {
   if (fs.existsSync(opts.model)) return opts.model;
-  const looksLikeId = /^[\w.-]+\/[\w.-]+$/.test(opts.model);
-  if (!looksLikeId) throw new UserError(`Model folder not found: ${opts.model}; pass a checkpoint folder or a Hugging Face model id (org/name)`);
-  if (!opts.resolveModel) throw new UserError(`${opts.model} is not a local folder and Hub downloads are not available here; pass a local checkpoint folder`);
-  log.info(`Downloading ${opts.model}${opts.revision ? `@${opts.revision}` : ""} from the Hub…`);
-  return opts.resolveModel(opts.model, { revision: opts.revision, quiet: opts.quiet });
+  if (!isHubId(opts.model) || !opts.model.includes("/")) {
+    throw new UserError(`Model folder not found: ${opts.model}; pass a checkpoint folder or a Hugging Face model id (org/name)`);
+  }
+  log.info(`Fetching ${opts.model}${opts.revision ? `@${opts.revision}` : ""} from the Hub…`);
+  return (await downloadModel(opts.model, { revision: opts.revision, logger: log })).dir;
 }
 
 export async function exportModel(opts: ExportOptions): Promise<ExportResult> {

@@ -1,0 +1,235 @@
+/**
+ * Downloads the files an export needs from the Hub into the huggingface_hub cache layout
+ * (models--org--name/{blobs,refs,snapshots/<commit>}), so Python and this tool share downloads.
+ * Blobs are named by their etag (sha256 for LFS files), written under a temp name, checked
+ * (size, and sha256 for LFS) and only then renamed into place.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { authHeaders, hubCacheDir, hubEndpoint, isOffline } from "./env.js";
+import { stderrLogger, type Logger } from "../util/log.js";
+import { UserError } from "../errors.js";
+
+/** Files an export reads, at the top of the repo or of the Transformer module folder. */
+const CONFIG_FILES = [
+  "config.json",
+  "config_sentence_transformers.json",
+  "sentence_bert_config.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "artifact.metadata",
+];
+const WEIGHT_FILES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
+
+export interface DownloadOptions {
+  revision?: string;
+  quiet?: boolean;
+  logger?: Logger;
+}
+
+export function isHubId(model: string): boolean {
+  return !fs.existsSync(model) && /^[\w.-]+(\/[\w.-]+)?$/.test(model) && !model.includes("..");
+}
+
+function repoFolder(id: string): string {
+  return path.join(hubCacheDir(), `models--${id.replace(/\//g, "--")}`);
+}
+
+/** A Hub file name must stay inside the snapshot folder. */
+export function safeRelativePath(name: string): string {
+  if (!name || name.includes("..") || path.isAbsolute(name) || name.startsWith("/") || name.includes("\\") || name.includes("\0")) {
+    throw new UserError(`Refusing file name "${name}" from the Hub: it points outside the model folder`);
+  }
+  return name;
+}
+
+function hubError(status: number, id: string, revision: string, what: string, headers?: Headers): UserError {
+  const code = headers?.get("x-error-code");
+  if (status === 401 || status === 403) {
+    return new UserError(`Access to ${id} was refused (HTTP ${status}): it is private or gated; set HF_TOKEN or run \`huggingface-cli login\` with an account that has access`);
+  }
+  if (status === 404 && code === "RevisionNotFound") return new UserError(`Revision "${revision}" not found in ${id}; check --revision`);
+  if (status === 404 && code === "EntryNotFound") return new UserError(`${what} not found in ${id}@${revision}`);
+  if (status === 404) return new UserError(`Model not found: ${id}. Check the id, your network, and HF_TOKEN for private models`);
+  return new UserError(`The Hub answered HTTP ${status} for ${what} of ${id}; try again later`);
+}
+
+async function hubFetch(url: string, init: RequestInit, id: string): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+    throw new UserError(`Cannot reach the Hub at ${hubEndpoint()} to download ${id} (${cause}); check your network, or set HF_HUB_OFFLINE=1 to use the local cache`);
+  }
+}
+
+interface RepoInfo {
+  sha: string;
+  files: Set<string>;
+}
+
+async function repoInfo(id: string, revision: string): Promise<RepoInfo> {
+  const res = await hubFetch(`${hubEndpoint()}/api/models/${id}/revision/${encodeURIComponent(revision)}`, { headers: authHeaders() }, id);
+  if (!res.ok) throw hubError(res.status, id, revision, "repository info", res.headers);
+  const info = (await res.json()) as { sha?: string; siblings?: { rfilename: string }[] };
+  if (!info.sha || !Array.isArray(info.siblings)) throw new UserError(`Unexpected answer from the Hub for ${id}; check HF_ENDPOINT`);
+  return { sha: info.sha, files: new Set(info.siblings.map((s) => safeRelativePath(s.rfilename))) };
+}
+
+/** Writes `target` as a relative symlink to `blob` (as huggingface_hub does), replacing any old one. */
+function linkSnapshotFile(snapshotFile: string, blob: string): void {
+  fs.mkdirSync(path.dirname(snapshotFile), { recursive: true });
+  const rel = path.relative(path.dirname(snapshotFile), blob);
+  const tmp = `${snapshotFile}.${process.pid}.tmp`;
+  fs.rmSync(tmp, { force: true });
+  fs.symlinkSync(rel, tmp);
+  fs.renameSync(tmp, snapshotFile);
+}
+
+function normalizeEtag(etag: string | null): string | undefined {
+  return etag ? etag.replace(/^W\//, "").replace(/"/g, "") : undefined;
+}
+
+async function downloadFile(id: string, commit: string, name: string, log: Logger): Promise<void> {
+  const folder = repoFolder(id);
+  const snapshotFile = path.join(folder, "snapshots", commit, name);
+  if (fs.existsSync(snapshotFile)) return;
+  const url = `${hubEndpoint()}/${id}/resolve/${commit}/${name.split("/").map(encodeURIComponent).join("/")}`;
+  // HEAD without following redirects gives the ids huggingface_hub names blobs by.
+  const head = await hubFetch(url, { method: "HEAD", headers: { ...authHeaders(), "accept-encoding": "identity" }, redirect: "manual" }, id);
+  if (head.status >= 400) throw hubError(head.status, id, commit, name, head.headers);
+  const etag = normalizeEtag(head.headers.get("x-linked-etag") ?? head.headers.get("etag"));
+  if (!etag || !/^[\w-]+$/.test(etag)) throw new UserError(`The Hub sent no usable etag for ${name} of ${id}; try again later`);
+  const sizeHeader = head.headers.get("x-linked-size") ?? head.headers.get("content-length");
+  const expectedSize = sizeHeader ? Number(sizeHeader) : undefined;
+  const blob = path.join(folder, "blobs", etag);
+  if (!fs.existsSync(blob)) {
+    fs.mkdirSync(path.dirname(blob), { recursive: true });
+    const partial = `${blob}.incomplete`;
+    // Resume an interrupted download when the server honours the range.
+    const have = fs.existsSync(partial) ? fs.statSync(partial).size : 0;
+    const headers: Record<string, string> = { ...authHeaders(), "accept-encoding": "identity" };
+    if (have > 0) headers["range"] = `bytes=${have}-`;
+    const res = await hubFetch(url, { headers }, id);
+    if (!res.ok || !res.body) throw hubError(res.status, id, commit, name, res.headers);
+    const append = have > 0 && res.status === 206;
+    const out = fs.openSync(partial, append ? "a" : "w");
+    const total = expectedSize ?? Number(res.headers.get("content-length") ?? 0);
+    const bar = log.bar(name, Math.max(1, Math.round(total / 2 ** 20)), " MB");
+    let done = append ? have : 0;
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        fs.writeSync(out, chunk);
+        done += chunk.length;
+        bar.update(Math.round(done / 2 ** 20));
+      }
+    } finally {
+      fs.closeSync(out);
+      bar.stop();
+    }
+    const size = fs.statSync(partial).size;
+    const bad = (why: string) => {
+      fs.rmSync(partial, { force: true });
+      return new UserError(`Download of ${name} from ${id} is corrupt (${why}); run the command again`);
+    };
+    if (expectedSize !== undefined && size !== expectedSize) throw bad(`${size} bytes instead of ${expectedSize}`);
+    if (/^[0-9a-f]{64}$/.test(etag)) {
+      const hash = crypto.createHash("sha256");
+      const fd = fs.openSync(partial, "r");
+      const buf = Buffer.alloc(1 << 22);
+      try {
+        for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (hash.digest("hex") !== etag) throw bad("sha256 mismatch");
+    }
+    fs.renameSync(partial, blob);
+  }
+  linkSnapshotFile(snapshotFile, blob);
+}
+
+/** The snapshot already in the cache for `revision` (offline use), if any. */
+function cachedSnapshot(id: string, revision: string): string | undefined {
+  const folder = repoFolder(id);
+  let commit = revision;
+  if (!/^[0-9a-f]{40}$/.test(revision)) {
+    const ref = path.join(folder, "refs", revision);
+    if (!fs.existsSync(ref)) return undefined;
+    commit = fs.readFileSync(ref, "utf8").trim();
+  }
+  const dir = path.join(folder, "snapshots", commit);
+  return fs.existsSync(path.join(dir, "config.json")) || fs.existsSync(path.join(dir, "modules.json")) ? dir : undefined;
+}
+
+/** Files of `info` needed for an export (weights: safetensors preferred). */
+async function neededFiles(id: string, info: RepoInfo, log: Logger): Promise<string[]> {
+  const folder = path.join(repoFolder(id), "snapshots", info.sha);
+  const want: string[] = [];
+  const add = (f: string) => {
+    if (info.files.has(f) && !want.includes(f)) want.push(f);
+  };
+  add("modules.json");
+  await Promise.all(want.map((f) => downloadFile(id, info.sha, f, log)));
+  const modules = want.includes("modules.json")
+    ? (JSON.parse(fs.readFileSync(path.join(folder, "modules.json"), "utf8")) as { path: string; type: string }[])
+    : [];
+  const transformer = modules.find((m) => m.type.endsWith("models.Transformer"))?.path ?? "";
+  const dirs = [""];
+  if (transformer) dirs.push(transformer);
+  for (const d of dirs) for (const f of CONFIG_FILES) add(d ? `${d}/${f}` : f);
+  const weightsIn = (d: string) => {
+    const p = (f: string) => (d ? `${safeRelativePath(d)}/${f}` : f);
+    const found = WEIGHT_FILES.find((f) => info.files.has(p(f)));
+    if (found) add(p(found));
+    return found ? p(found) : undefined;
+  };
+  const weights = [weightsIn(transformer)];
+  for (const m of modules.filter((m) => m.type.endsWith("Dense"))) {
+    add(`${safeRelativePath(m.path)}/config.json`);
+    weights.push(weightsIn(m.path));
+  }
+  // Sharded weights: the index names the shards.
+  for (const w of weights) {
+    if (!w?.endsWith(".index.json")) continue;
+    await downloadFile(id, info.sha, w, log);
+    const index = JSON.parse(fs.readFileSync(path.join(folder, w), "utf8")) as { weight_map?: Record<string, string> };
+    const base = path.posix.dirname(w);
+    for (const shard of new Set(Object.values(index.weight_map ?? {}))) add(base === "." ? safeRelativePath(shard) : `${base}/${safeRelativePath(shard)}`);
+  }
+  return want;
+}
+
+/** Downloads (or finds in the cache) what an export of `id` needs; returns the snapshot folder. */
+export function downloadModel(id: string, opts: DownloadOptions = {}): Promise<{ dir: string; commit: string }> {
+  return downloadSnapshot(id, opts, (info, log) => neededFiles(id, info, log));
+}
+
+/** Downloads every file of a repo (e.g. a published export folder). */
+export function downloadRepo(id: string, opts: DownloadOptions = {}): Promise<{ dir: string; commit: string }> {
+  return downloadSnapshot(id, opts, async (info) => [...info.files]);
+}
+
+async function downloadSnapshot(
+  id: string,
+  opts: DownloadOptions,
+  select: (info: RepoInfo, log: Logger) => Promise<string[]>,
+): Promise<{ dir: string; commit: string }> {
+  const revision = opts.revision ?? "main";
+  const log = opts.logger ?? stderrLogger(opts.quiet);
+  if (isOffline()) {
+    const dir = cachedSnapshot(id, revision);
+    if (!dir) throw new UserError(`HF_HUB_OFFLINE is set and ${id}@${revision} is not in the cache (${hubCacheDir()}); unset HF_HUB_OFFLINE to download it`);
+    return { dir, commit: path.basename(dir) };
+  }
+  const info = await repoInfo(id, revision);
+  for (const f of await select(info, log)) await downloadFile(id, info.sha, f, log);
+  if (revision !== info.sha) {
+    const ref = path.join(repoFolder(id), "refs", revision);
+    fs.mkdirSync(path.dirname(ref), { recursive: true });
+    fs.writeFileSync(ref, info.sha);
+  }
+  return { dir: path.join(repoFolder(id), "snapshots", info.sha), commit: info.sha };
+}
