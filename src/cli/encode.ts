@@ -20,6 +20,8 @@ interface Flags {
   sessions: number;
   batchSize: number;
   provider: string;
+  queryLength?: number;
+  documentLength?: number;
   quiet?: boolean;
 }
 
@@ -59,6 +61,8 @@ async function main(): Promise<void> {
     .option("--int8", "use model_int8.onnx")
     .option("--sessions <n>", "parallel onnxruntime sessions", parseIntOption("--sessions"), 1)
     .option("--batch-size <n>", "texts per model call", parseIntOption("--batch-size"), 32)
+    .option("--query-length <n>", "override the model's query_length", parseIntOption("--query-length"))
+    .option("--document-length <n>", "override the model's document_length", parseIntOption("--document-length"))
     .option("--provider <name>", "onnxruntime execution provider", "cpu")
     .option("--quiet", "no progress output");
   if (!parseCommand(cmd)) return;
@@ -70,7 +74,7 @@ async function main(): Promise<void> {
   const texts = parseTexts(fs.readFileSync(flags.input === "-" ? 0 : flags.input, "utf8"), !!flags.jsonlInput);
   if (texts.length === 0) throw new UserError(`No texts in the input`);
 
-  const encoder = await ColbertEncoder.load(flags.model, { int8: flags.int8, sessions: flags.sessions, batchSize: flags.batchSize, executionProvider: flags.provider });
+  const encoder = await ColbertEncoder.load(flags.model, { int8: flags.int8, sessions: flags.sessions, batchSize: flags.batchSize, executionProvider: flags.provider, queryLength: flags.queryLength, documentLength: flags.documentLength });
   const log = stderrLogger(flags.quiet);
   const bar = texts.length > flags.batchSize ? log.bar(`Encoding ${flags.type === "query" ? "queries" : "documents"}`, texts.length) : undefined;
   let out: Embedding[];

@@ -14,6 +14,8 @@ interface Flags {
   sessions: number;
   batchSize: number;
   provider: string;
+  queryLength?: number;
+  documentLength?: number;
   quiet?: boolean;
 }
 
@@ -28,6 +30,8 @@ async function main(): Promise<void> {
     .option("--int8", "use model_int8.onnx")
     .option("--sessions <n>", "parallel onnxruntime sessions", parseIntOption("--sessions"), 1)
     .option("--batch-size <n>", "texts per model call", parseIntOption("--batch-size"), 32)
+    .option("--query-length <n>", "override the model's query_length", parseIntOption("--query-length"))
+    .option("--document-length <n>", "override the model's document_length", parseIntOption("--document-length"))
     .option("--provider <name>", "onnxruntime execution provider (cpu, cuda, coreml, dml)", "cpu")
     .option("--quiet", "no startup output");
   if (!parseCommand(cmd)) return;
@@ -36,7 +40,7 @@ async function main(): Promise<void> {
     int8: flags.int8,
     sessions: flags.sessions,
     batchSize: flags.batchSize,
-    executionProvider: flags.provider,
+    executionProvider: flags.provider, queryLength: flags.queryLength, documentLength: flags.documentLength,
   });
   const server = createServer({ encoder, quantized: !!flags.int8 });
   await new Promise<void>((resolve, reject) => {

@@ -3,7 +3,7 @@
  * document the way the runtime does, and checks shape, finiteness and unit norms.
  */
 import * as ort from "onnxruntime-node";
-import { Tokenizer } from "@huggingface/tokenizers";
+import { ColbertTokenizer } from "../runtime/tokenizer.js";
 import type { OnnxConfig } from "./files.js";
 import { UserError } from "../errors.js";
 
@@ -14,25 +14,23 @@ export interface SelfCheckResult {
   ms: number;
 }
 
-function probeIds(tokenizer: Tokenizer, text: string, prefixId: number | null, maxLength: number): number[] {
-  const ids = tokenizer.encode(text, { add_special_tokens: true }).ids.slice(0, maxLength - 1);
-  if (prefixId !== null) ids.splice(1, 0, prefixId);
-  return ids;
-}
-
 export async function selfCheck(modelFile: string, tokenizerJson: object, tokenizerConfig: object, cfg: OnnxConfig): Promise<SelfCheckResult> {
   const start = performance.now();
-  const tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
-  const query = probeIds(tokenizer, "what is late interaction retrieval?", cfg.query_prefix_id, cfg.query_length);
-  const doc = probeIds(tokenizer, "ColBERT compares every query token with every document token.", cfg.document_prefix_id, cfg.document_length);
-  const seq = Math.max(cfg.query_length, doc.length);
-  const pad = cfg.pad_token_id ?? 0;
-  const ids = new BigInt64Array(2 * seq).fill(BigInt(pad));
+  // The probe goes through the runtime's PyLate-exact tokenization, as real traffic would.
+  const tokenizer = new ColbertTokenizer(tokenizerJson as Record<string, unknown>, tokenizerConfig as Record<string, unknown>, cfg);
+  const rows = [
+    tokenizer.encode("what is late interaction retrieval?", "query"),
+    tokenizer.encode("ColBERT compares every query token with every document token.", "document"),
+  ];
+  const seq = Math.max(...rows.map((r) => r.ids.length));
+  const ids = new BigInt64Array(2 * seq).fill(BigInt(cfg.pad_token_id ?? 0));
   const mask = new BigInt64Array(2 * seq);
-  [query, doc].forEach((row, b) => row.forEach((id, i) => {
-    ids[b * seq + i] = BigInt(id);
-    mask[b * seq + i] = 1n;
-  }));
+  rows.forEach((row, b) =>
+    row.ids.forEach((id, i) => {
+      ids[b * seq + i] = BigInt(id);
+      mask[b * seq + i] = BigInt(row.mask[i]!);
+    }),
+  );
   const feeds: Record<string, ort.Tensor> = {
     input_ids: new ort.Tensor("int64", ids, [2, seq]),
     attention_mask: new ort.Tensor("int64", mask, [2, seq]),
