@@ -35,18 +35,6 @@ export function bf16ToF32(src: Uint16Array): Float32Array {
   return new Float32Array(out.buffer);
 }
 
-/** float32 → bfloat16 bits, round to nearest even (NaN stays NaN). */
-export function f32ToBf16(src: Float32Array): Uint16Array {
-  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const b = bits[i]!;
-    if ((b & 0x7fffffff) > 0x7f800000) out[i] = (b >>> 16) | 0x40;
-    else out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
-  }
-  return out;
-}
-
 /** float32 → IEEE half bits, round to nearest even. */
 export function f32ToF16(src: Float32Array): Uint16Array {
   const out = new Uint16Array(src.length);

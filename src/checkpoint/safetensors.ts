@@ -180,9 +180,9 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - (json.length % 8)) % 8); // keep the data 8-byte aligned, as the reference writer does
-  const headerBytes = Buffer.from(json, "utf8");
+  const json = Buffer.from(JSON.stringify(header), "utf8");
+  // Pad the header with spaces so the data stays 8-byte aligned, as the reference writer does.
+  const headerBytes = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, " ")]);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
   const fd = fs.openSync(file, "w");

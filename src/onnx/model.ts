@@ -60,15 +60,6 @@ export type Attribute =
   | { kind: "floats"; value: number[] }
   | { kind: "tensor"; value: TensorDef };
 
-export const attr = {
-  i: (value: number): Attribute => ({ kind: "int", value }),
-  f: (value: number): Attribute => ({ kind: "float", value }),
-  s: (value: string): Attribute => ({ kind: "string", value }),
-  ints: (value: number[]): Attribute => ({ kind: "ints", value }),
-  floats: (value: number[]): Attribute => ({ kind: "floats", value }),
-  t: (value: TensorDef): Attribute => ({ kind: "tensor", value }),
-};
-
 export interface NodeDef {
   name: string;
   opType: string;

@@ -27,8 +27,3 @@ export function writeFileAtomic(target: string, data: string | Uint8Array): void
 export function writeJsonAtomic(target: string, value: unknown): void {
   writeFileAtomic(target, JSON.stringify(value, null, 2) + "\n");
 }
-
-export function readJsonIfExists<T = unknown>(file: string): T | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  return JSON.parse(fs.readFileSync(file, "utf8")) as T;
-}
