@@ -180,3 +180,37 @@ test("a complete export is reused, --force re-exports, an incomplete one is redo
   assert.ok(fs.existsSync(path.join(out, "model-onnx", "tokenizer.json")));
   assert.deepEqual(fs.readdirSync(out), ["model-onnx"], "no staging folders left");
 });
+
+/** Re-saves a fixture's backbone weights under other names (as a model with a head would store them). */
+function renameWeights(dir: string, rename: (name: string) => string, extra: Record<string, unknown> = {}): void {
+  const file = path.join(dir, "model.safetensors");
+  const store = openSafetensors(file);
+  const tensors = store.names().map((n) => ({ name: rename(n), dtype: "F32" as const, shape: store.info(n).shape, data: new Uint8Array(store.readF32(n).buffer) }));
+  store.close();
+  writeSafetensors(file, tensors);
+  editJson(path.join(dir, "config.json"), (c) => Object.assign(c, extra));
+}
+
+test("checkpoints saved with a head (bert. / model. / roberta. prefixes, LayerNorm gamma/beta) load like base models", async () => {
+  const bertDir = copyFixture("bert-tiny-colbert");
+  renameWeights(bertDir, (n) => "bert." + n.replace(/LayerNorm\.weight$/, "LayerNorm.gamma").replace(/LayerNorm\.bias$/, "LayerNorm.beta"), { architectures: ["BertForMaskedLM"] });
+  assert.ok((await parity(bertDir, "bert-tiny-colbert")) <= 1e-5);
+  const modernDir = copyFixture("modernbert-tiny-colbert");
+  renameWeights(modernDir, (n) => "model." + n, { architectures: ["ModernBertForMaskedLM"] });
+  assert.ok((await parity(modernDir, "modernbert-tiny-colbert")) <= 1e-5);
+  const xlmrDir = copyFixture("xlmr-tiny-colbert");
+  renameWeights(xlmrDir, (n) => "roberta." + n, { architectures: ["XLMRobertaForMaskedLM"] });
+  assert.ok((await parity(xlmrDir, "xlmr-tiny-colbert")) <= 1e-5);
+});
+
+test("a sentence-transformers folder with the transformer in 0_Transformer/ exports identically", async () => {
+  const dir = copyFixture("xlmr-tiny-colbert");
+  fs.mkdirSync(path.join(dir, "0_Transformer"));
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "sentence_bert_config.json"]) {
+    fs.renameSync(path.join(dir, f), path.join(dir, "0_Transformer", f));
+  }
+  editJson(path.join(dir, "modules.json"), (m) => {
+    (m as unknown as { path: string }[])[0]!.path = "0_Transformer";
+  });
+  assert.ok((await parity(dir, "xlmr-tiny-colbert")) <= 1e-5);
+});
