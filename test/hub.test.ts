@@ -211,3 +211,15 @@ test("CLI: export by id with --push-to-hub, one JSON line; errors never print th
     assert.match(r.stderr, /^Error: /);
   }
 });
+
+test("an interrupted download resumes from its partial file", async () => {
+  const data = fs.readFileSync(path.join(fixtureModelDir("modernbert-tiny-colbert"), "model.safetensors"));
+  const sha = crypto.createHash("sha256").update(data).digest("hex");
+  const blobs = path.join(process.env["HF_HUB_CACHE"]!, "models--test-org--modernbert-tiny-colbert", "blobs");
+  fs.mkdirSync(blobs, { recursive: true });
+  fs.writeFileSync(path.join(blobs, `${sha}.incomplete`), data.subarray(0, 100_000));
+  const { dir } = await downloadModel("test-org/modernbert-tiny-colbert", { quiet: true });
+  assert.deepEqual(fs.readFileSync(path.join(dir, "model.safetensors")), data);
+  assert.ok(!fs.existsSync(path.join(blobs, `${sha}.incomplete`)));
+  assert.ok(hub.ranges.includes("bytes=100000-"), "only the missing bytes were requested");
+});

@@ -26,6 +26,8 @@ export class FakeHub {
   readonly lfs = new Map<string, Buffer>();
   /** Requests seen, as "METHOD /path". */
   readonly requests: string[] = [];
+  /** Range headers received. */
+  readonly ranges: string[] = [];
   /** Files whose GET body is tampered with (to test corruption detection). */
   readonly corrupt = new Set<string>();
   private server!: http.Server;
@@ -116,6 +118,7 @@ export class FakeHub {
       }
       if (req.method === "HEAD") return res.writeHead(200, { ...headers, "content-length": String(data.length) }).end();
       let payload = this.corrupt.has(m[3]!) ? Buffer.from(data).fill(7, 0, 64) : data;
+      if (req.headers.range) this.ranges.push(req.headers.range);
       const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
       if (range) {
         payload = payload.subarray(Number(range[1]));
