@@ -3,7 +3,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { exportModel } from "../src/export/exporter.js";
+import { exportModel, readCompleteExport } from "../src/export/exporter.js";
+import { readModel } from "../src/onnx/reader.js";
+import { writeModel } from "../src/onnx/writer.js";
 import { silentLogger, type Logger } from "../src/util/log.js";
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { Weights } from "../src/backbones/weights.js";
@@ -179,6 +181,19 @@ test("a complete export is reused, --force re-exports, an incomplete one is redo
   assert.equal(redone.reused, false);
   assert.ok(fs.existsSync(path.join(out, "model-onnx", "tokenizer.json")));
   assert.deepEqual(fs.readdirSync(out), ["model-onnx"], "no staging folders left");
+  // A truncated model.onnx is not a complete export either.
+  const onnxFile = path.join(out, "model-onnx", "model.onnx");
+  fs.truncateSync(onnxFile, Math.floor(fs.statSync(onnxFile).size / 2));
+  assert.equal((await exportModel({ model, outputDir: out, logger: silentLogger })).reused, false);
+  // Nor is one whose external data file is missing.
+  const dir = path.join(out, "model-onnx");
+  assert.ok(readCompleteExport(dir));
+  const m = readModel(onnxFile);
+  writeModel(onnxFile, m.model, { externalData: "always" });
+  m.close();
+  assert.ok(readCompleteExport(dir));
+  fs.rmSync(onnxFile + ".data");
+  assert.equal(readCompleteExport(dir), undefined);
 });
 
 /** Re-saves a fixture's backbone weights under other names (as a model with a head would store them). */

@@ -16,6 +16,7 @@ import { stderrLogger, type Logger } from "../util/log.js";
 import { UserError } from "../errors.js";
 import { quantizeModel } from "../quantize/index.js";
 import { downloadModel, isHubId } from "../hub/download.js";
+import { readModel } from "../onnx/reader.js";
 
 export interface ExportOptions {
   /** Local folder or Hugging Face id. */
@@ -59,7 +60,13 @@ export function readCompleteExport(dir: string): OnnxConfig | undefined {
       if (f.endsWith(".json")) JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
     }
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, "onnx_config.json"), "utf8")) as OnnxConfig;
-    return ONNX_CONFIG_KEYS.every((k) => k in cfg) ? cfg : undefined;
+    if (!ONNX_CONFIG_KEYS.every((k) => k in cfg)) return undefined;
+    // The model parses to the end, has our output, and its external data (if any) is all there.
+    const onnx = readModel(path.join(dir, "model.onnx"));
+    onnx.close();
+    if (!onnx.model.outputs.some((o) => o.name === "output")) return undefined;
+    for (const [file, bytes] of onnx.externalData) if (!fs.existsSync(file) || fs.statSync(file).size < bytes) return undefined;
+    return cfg;
   } catch {
     return undefined;
   }

@@ -144,7 +144,7 @@ function floats(m: Message, f: Field, into: number[]): void {
   }
 }
 
-function readTensor(m: Message, src: FileBytes, modelDir: string): TensorDef {
+function readTensor(m: Message, src: FileBytes, modelDir: string, externalFiles?: Map<string, number>): TensorDef {
   const dims: number[] = [];
   let dataType = 0;
   let name = "";
@@ -188,6 +188,7 @@ function readTensor(m: Message, src: FileBytes, modelDir: string): TensorDef {
     if (!loc || loc.includes("..") || path.isAbsolute(loc)) throw new UserError(`Refusing external data location "${loc}" of tensor "${name}": it points outside the model folder`);
     const file = path.join(modelDir, loc);
     const offset = Number(external["offset"] ?? 0);
+    externalFiles?.set(file, Math.max(externalFiles.get(file) ?? 0, offset + byteLength));
     data = () => {
       const out = new Uint8Array(new ArrayBuffer(byteLength));
       const fd = fs.openSync(file, "r");
@@ -312,6 +313,8 @@ function readNode(m: Message, src: FileBytes, modelDir: string): NodeDef {
 
 export interface ReadModel {
   model: ModelDef;
+  /** External data files the initializers live in, with the bytes each must hold at least. */
+  externalData: Map<string, number>;
   close(): void;
 }
 
@@ -338,6 +341,7 @@ export function readModel(file: string): ReadModel {
       metadata: {},
     };
     let sawGraph = false;
+    const externalData = new Map<string, number>();
     for (const f of top.fields()) {
       switch (f.field) {
         case 1: model.irVersion = Number(f.varint); break;
@@ -371,7 +375,7 @@ export function readModel(file: string): ReadModel {
             switch (gf.field) {
               case 1: model.nodes.push(readNode(g.sub(gf), src, dir)); break;
               case 2: model.graphName = g.string(gf); break;
-              case 5: model.initializers.push(readTensor(g.sub(gf), src, dir)); break;
+              case 5: model.initializers.push(readTensor(g.sub(gf), src, dir, externalData)); break;
               case 11: model.inputs.push(readValueInfo(g.sub(gf))); break;
               case 12: model.outputs.push(readValueInfo(g.sub(gf))); break;
               default: break;
@@ -383,7 +387,7 @@ export function readModel(file: string): ReadModel {
       }
     }
     if (!sawGraph || model.nodes.length === 0 || model.opsetImports.length === 0) throw corrupt(file, "no graph");
-    return { model, close: () => fs.closeSync(fd) };
+    return { model, externalData, close: () => fs.closeSync(fd) };
   } catch (e) {
     fs.closeSync(fd);
     if (e instanceof UserError) throw e;
