@@ -2,26 +2,20 @@
 /** colbert-encode: encode texts (a file or stdin, one per line or JSONL) with an exported model. */
 import fs from "node:fs";
 import { Command } from "commander";
-import { ColbertEncoder, type Embedding } from "../runtime/encoder.js";
+import type { Embedding } from "../runtime/encoder.js";
 import { VERSION } from "../version.js";
+import { addEncoderOptions, loadEncoder, type EncoderFlags } from "./encoder-options.js";
 import { parseCommand, parseIntOption, runCli } from "./run.js";
 import { stderrLogger } from "../util/log.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { UserError } from "../errors.js";
 
-interface Flags {
-  model: string;
+interface Flags extends EncoderFlags {
   type: string;
   input: string;
   output?: string;
   format: string;
   poolFactor?: number;
-  int8?: boolean;
-  sessions: number;
-  batchSize: number;
-  provider: string;
-  queryLength?: number;
-  documentLength?: number;
   quiet?: boolean;
 }
 
@@ -47,23 +41,16 @@ function toRows(e: Embedding): number[][] {
 }
 
 async function main(): Promise<void> {
-  const cmd = new Command()
+  const cmd = addEncoderOptions(new Command())
     .name("colbert-encode")
     .description("Encode queries or documents with an exported ColBERT model.")
     .version(VERSION, "--version")
-    .requiredOption("--model <dir>", "export folder written by pylate-onnx-export")
     .option("--type <type>", "query or document", "document")
     .option("-i, --input <file>", "input file (- for stdin): one text per line, or JSONL with --jsonl-input", "-")
     .option("--jsonl-input", "input lines are JSON strings or {\"text\": …} objects")
     .option("-o, --output <file>", "output file (default stdout; required for --format f32)")
     .option("--format <format>", "json (one object), jsonl (one line per text), or f32 (raw little-endian float32 + <output>.shapes.json)", "json")
     .option("--pool-factor <n>", "documents: hierarchical token pooling factor", parseIntOption("--pool-factor"))
-    .option("--int8", "use model_int8.onnx")
-    .option("--sessions <n>", "parallel onnxruntime sessions", parseIntOption("--sessions"), 1)
-    .option("--batch-size <n>", "texts per model call", parseIntOption("--batch-size"), 32)
-    .option("--query-length <n>", "override the model's query_length", parseIntOption("--query-length"))
-    .option("--document-length <n>", "override the model's document_length", parseIntOption("--document-length"))
-    .option("--provider <name>", "onnxruntime execution provider", "cpu")
     .option("--quiet", "no progress output");
   if (!parseCommand(cmd)) return;
   const flags = cmd.opts<Flags & { jsonlInput?: boolean }>();
@@ -74,7 +61,7 @@ async function main(): Promise<void> {
   const texts = parseTexts(fs.readFileSync(flags.input === "-" ? 0 : flags.input, "utf8"), !!flags.jsonlInput);
   if (texts.length === 0) throw new UserError(`No texts in the input`);
 
-  const encoder = await ColbertEncoder.load(flags.model, { int8: flags.int8, sessions: flags.sessions, batchSize: flags.batchSize, executionProvider: flags.provider, queryLength: flags.queryLength, documentLength: flags.documentLength });
+  const encoder = await loadEncoder(flags);
   const log = stderrLogger(flags.quiet);
   const bar = texts.length > flags.batchSize ? log.bar(`Encoding ${flags.type === "query" ? "queries" : "documents"}`, texts.length) : undefined;
   let out: Embedding[];
