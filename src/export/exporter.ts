@@ -128,7 +128,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     writeJsonAtomic(path.join(staging, "onnx_config.json"), cfg);
 
     const check = await selfCheck(path.join(staging, "model.onnx"), ck.tokenizer.json, ck.tokenizer.config, cfg);
-    log.info(`Self-check passed: ${check.rows} rows × ${check.dim} dims, unit norms (max error ${check.maxNormError.toExponential(1)}), ${check.ms.toFixed(0)} ms`);
+    log.info(`Self-check passed: ${check.rows} token rows × ${check.dim} dims, finite, unit norms (max error ${check.maxNormError.toExponential(1)}), ${check.ms.toFixed(0)} ms`);
 
     if (opts.quantize) await quantizeInto(staging, log);
 

@@ -8,6 +8,7 @@ import type { OnnxConfig } from "./files.js";
 import { UserError } from "../errors.js";
 
 export interface SelfCheckResult {
+  /** Attended token rows checked (query expansion rows included when the model attends to them). */
   rows: number;
   dim: number;
   maxNormError: number;
@@ -48,6 +49,7 @@ export async function selfCheck(modelFile: string, tokenizerJson: object, tokeni
     }
     const data = out.data as Float32Array;
     let maxNormError = 0;
+    let attended = 0;
     for (let r = 0; r < b * s; r++) {
       let sum = 0;
       for (let c = 0; c < dim; c++) {
@@ -55,10 +57,13 @@ export async function selfCheck(modelFile: string, tokenizerJson: object, tokeni
         if (!Number.isFinite(v)) throw new UserError(`Self-check failed: non-finite output values (the checkpoint may hold NaN/Inf weights)`);
         sum += v * v;
       }
-      if (mask[r] === 1n) maxNormError = Math.max(maxNormError, Math.abs(Math.sqrt(sum) - 1));
+      if (mask[r] === 1n) {
+        attended++;
+        maxNormError = Math.max(maxNormError, Math.abs(Math.sqrt(sum) - 1));
+      }
     }
     if (maxNormError > 1e-4) throw new UserError(`Self-check failed: output rows are not unit-norm (error ${maxNormError}); please report this bug`);
-    return { rows: b * s, dim, maxNormError, ms: performance.now() - start };
+    return { rows: attended, dim, maxNormError, ms: performance.now() - start };
   } finally {
     await session.release();
   }
