@@ -176,6 +176,11 @@ test("a complete export is reused, --force re-exports, an incomplete one is redo
   assert.equal(again.reused, true);
   const forced = await exportModel({ model, outputDir: out, logger: silentLogger, force: true });
   assert.equal(forced.reused, false);
+  // Other settings than the existing export's: exported again, not silently reused.
+  const other = await exportModel({ model, outputDir: out, logger: silentLogger, overrides: { queryLength: 48 } });
+  assert.equal(other.reused, false);
+  assert.equal(other.onnxConfig.query_length, 48);
+  assert.equal((await exportModel({ model, outputDir: out, logger: silentLogger, overrides: { queryLength: 48 } })).reused, true);
   fs.rmSync(path.join(out, "model-onnx", "tokenizer.json"));
   const redone = await exportModel({ model, outputDir: out, logger: silentLogger });
   assert.equal(redone.reused, false);

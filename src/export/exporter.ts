@@ -72,6 +72,19 @@ export function readCompleteExport(dir: string): OnnxConfig | undefined {
   }
 }
 
+/** Whether an existing export already has every explicitly requested setting. */
+function matchesOverrides(cfg: OnnxConfig, overrides: SettingsOverrides = {}): boolean {
+  const want: [unknown, unknown][] = [
+    [overrides.queryPrefix, cfg.query_prefix],
+    [overrides.documentPrefix, cfg.document_prefix],
+    [overrides.queryLength, cfg.query_length],
+    [overrides.documentLength, cfg.document_length],
+    [overrides.doQueryExpansion, cfg.do_query_expansion],
+    [overrides.attendToExpansionTokens, cfg.attend_to_expansion_tokens],
+  ];
+  return want.every(([requested, actual]) => requested === undefined || requested === actual);
+}
+
 function listFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((f) => !f.startsWith(".")).sort();
 }
@@ -91,7 +104,11 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const seconds = () => (performance.now() - started) / 1000;
   const target = path.resolve(opts.outputDir, exportDirName(opts.model));
 
-  const existing = opts.force ? undefined : readCompleteExport(target);
+  let existing = opts.force ? undefined : readCompleteExport(target);
+  if (existing && !matchesOverrides(existing, opts.overrides)) {
+    log.info(`The export in ${target} was made with other settings than requested; re-exporting`);
+    existing = undefined;
+  }
   if (existing) {
     log.info(`Reusing the complete export in ${target} (use --force to re-export)`);
     if (opts.quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) await quantizeInto(target, log);
