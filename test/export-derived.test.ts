@@ -18,6 +18,8 @@ const CASES: Record<string, string> = {
   "modernbert-every-3": "ModernBERT with global_attn_every_n_layers 3 and its own rope thetas, window 6",
   "bert-three-dense": "three Dense layers with bias, Tanh/ReLU activations and residuals",
   "xlmr-bf16": "XLM-RoBERTa with bf16 weights",
+  "distilbert-tiny": "DistilBERT (no token types, its own module names)",
+  "electra-tiny": "ELECTRA with embedding_size < hidden_size (embeddings_project)",
 };
 
 for (const [name, what] of Object.entries(CASES)) {

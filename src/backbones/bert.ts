@@ -34,28 +34,64 @@ export function bertDims(config: HFConfig): BertDims {
   };
 }
 
-/** BertLayer: self-attention + Add&Norm, feed-forward + Add&Norm. */
-function bertLayer(ctx: Ctx, x: Value, p: string, d: BertDims, maskBias: Value): Value {
-  const { g } = ctx;
-  const q = splitHeads(g, linear(ctx, x, `${p}.attention.self.query`), d.heads, d.headDim);
-  const k = splitHeads(g, linear(ctx, x, `${p}.attention.self.key`), d.heads, d.headDim);
-  const v = splitHeads(g, linear(ctx, x, `${p}.attention.self.value`), d.heads, d.headDim);
-  const context = mergeHeads(g, scaledDotProductAttention(g, q, k, v, maskBias, d.headDim), d.hidden);
-  const attnOut = linear(ctx, context, `${p}.attention.output.dense`);
-  x = layerNorm(ctx, g.add(attnOut, x), `${p}.attention.output.LayerNorm`, d.eps);
-
-  const intermediate = activation(g, linear(ctx, x, `${p}.intermediate.dense`), d.act);
-  const out = linear(ctx, intermediate, `${p}.output.dense`);
-  return layerNorm(ctx, g.add(out, x), `${p}.output.LayerNorm`, d.eps);
+/** Where a post-LN encoder layer keeps its modules (BERT's and DistilBERT's names differ). */
+export interface PostLNLayerNames {
+  layer: (i: number) => string;
+  query: string;
+  key: string;
+  value: string;
+  attentionOutput: string;
+  attentionNorm: string;
+  ffnIn: string;
+  ffnOut: string;
+  outputNorm: string;
 }
 
-/** BertEncoder over already-embedded tokens. */
-export function bertEncoder(ctx: Ctx, x: Value, d: BertDims, attentionMask: Value): Value {
+export const BERT_LAYER: PostLNLayerNames = {
+  layer: (i) => `encoder.layer.${i}`,
+  query: "attention.self.query",
+  key: "attention.self.key",
+  value: "attention.self.value",
+  attentionOutput: "attention.output.dense",
+  attentionNorm: "attention.output.LayerNorm",
+  ffnIn: "intermediate.dense",
+  ffnOut: "output.dense",
+  outputNorm: "output.LayerNorm",
+};
+
+/** BertLayer: self-attention + Add&Norm, feed-forward + Add&Norm. */
+function postLNLayer(ctx: Ctx, x: Value, p: string, n: PostLNLayerNames, d: BertDims, maskBias: Value): Value {
+  const { g } = ctx;
+  const q = splitHeads(g, linear(ctx, x, `${p}.${n.query}`), d.heads, d.headDim);
+  const k = splitHeads(g, linear(ctx, x, `${p}.${n.key}`), d.heads, d.headDim);
+  const v = splitHeads(g, linear(ctx, x, `${p}.${n.value}`), d.heads, d.headDim);
+  const context = mergeHeads(g, scaledDotProductAttention(g, q, k, v, maskBias, d.headDim), d.hidden);
+  const attnOut = linear(ctx, context, `${p}.${n.attentionOutput}`);
+  x = layerNorm(ctx, g.add(attnOut, x), `${p}.${n.attentionNorm}`, d.eps);
+
+  const intermediate = activation(g, linear(ctx, x, `${p}.${n.ffnIn}`), d.act);
+  const out = linear(ctx, intermediate, `${p}.${n.ffnOut}`);
+  return layerNorm(ctx, g.add(out, x), `${p}.${n.outputNorm}`, d.eps);
+}
+
+/** BertEncoder (or DistilBERT's Transformer) over already-embedded tokens. */
+export function bertEncoder(ctx: Ctx, x: Value, d: BertDims, attentionMask: Value, names: PostLNLayerNames = BERT_LAYER): Value {
   const maskBias = ctx.g.scope("mask", () => keyMaskBias(ctx.g, attentionMask));
   for (let i = 0; i < d.layers; i++) {
-    x = ctx.g.scope(`layer.${i}`, () => bertLayer(ctx, x, `encoder.layer.${i}`, d, maskBias));
+    x = ctx.g.scope(`layer.${i}`, () => postLNLayer(ctx, x, names.layer(i), names, d, maskBias));
   }
   return x;
+}
+
+/** BERT's embeddings: words + token types + absolute positions, then LayerNorm. */
+export function bertEmbeddings({ ctx, inputs, vocabRows }: BuildArgs, eps: number): Value {
+  const { g, w } = ctx;
+  return g.scope("embeddings", () => {
+    const words = embedding(g, wordEmbeddingTable(ctx, "embeddings.word_embeddings.weight", vocabRows), inputs.inputIds);
+    const types = embedding(g, g.initializer(w.tensor("embeddings.token_type_embeddings.weight")), inputs.tokenTypeIds!);
+    const pos = embedding(g, g.initializer(w.tensor("embeddings.position_embeddings.weight")), positions(g, inputs.inputIds));
+    return layerNorm(ctx, g.add(g.add(words, types), pos), "embeddings.LayerNorm", eps);
+  });
 }
 
 export const bert: Backbone = {
@@ -68,15 +104,8 @@ export const bert: Backbone = {
   modelClass: () => "BertModel",
   hiddenSize: (config) => cfg<number>(config, "hidden_size"),
 
-  build({ ctx, config, inputs, vocabRows }: BuildArgs): Value {
-    const { g, w } = ctx;
-    const d = bertDims(config);
-    const x = g.scope("embeddings", () => {
-      const words = embedding(g, wordEmbeddingTable(ctx, "embeddings.word_embeddings.weight", vocabRows), inputs.inputIds);
-      const types = embedding(g, g.initializer(w.tensor("embeddings.token_type_embeddings.weight")), inputs.tokenTypeIds!);
-      const pos = embedding(g, g.initializer(w.tensor("embeddings.position_embeddings.weight")), positions(g, inputs.inputIds));
-      return layerNorm(ctx, g.add(g.add(words, types), pos), "embeddings.LayerNorm", d.eps);
-    });
-    return bertEncoder(ctx, x, d, inputs.attentionMask);
+  build(args: BuildArgs): Value {
+    const d = bertDims(args.config);
+    return bertEncoder(args.ctx, bertEmbeddings(args, d.eps), d, args.inputs.attentionMask);
   },
 };

@@ -54,19 +54,19 @@ def dense_forward(model_dir, x):
     return x
 
 
-def expected_for(case, fixture, model_dir, backbone_dir=None):
+def expected_for(case, fixture, model_dir, backbone_dir=None, token_types=True):
     raw = json.loads((FIXTURES / fixture / "expected.json").read_text())["raw_batch"]
     backbone_dir = backbone_dir or model_dir
     model = transformers.AutoModel.from_pretrained(str(backbone_dir), attn_implementation="sdpa").eval()
     ids = torch.tensor(raw["input_ids"])
     mask = torch.tensor(raw["attention_mask"])
     kwargs = {"input_ids": ids, "attention_mask": mask}
-    if "token_type_ids" in raw:
+    if "token_type_ids" in raw and token_types:
         kwargs["token_type_ids"] = torch.tensor(raw["token_type_ids"])
     with torch.no_grad():
         h = model(**kwargs).last_hidden_state.float()
         out = torch.nn.functional.normalize(dense_forward(model_dir, h), p=2, dim=-1)
-    batch = {k: raw[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in raw}
+    batch = {k: raw[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in raw and (token_types or k != "token_type_ids")}
     batch["output"] = [[[float(f"{v:.7g}") for v in row] for row in seq] for seq in out.tolist()]
     (HERE / case / "expected.json").write_text(json.dumps({"fixture": case, "derived_from": fixture, "raw_batch": batch}))
 
@@ -124,4 +124,22 @@ save_file({k: v.to(torch.bfloat16).float() for k, v in w.items()}, ref / "model.
 edit_json(ref / "config.json", lambda c: c.update(dtype="float32"))
 expected_for("xlmr-bf16", "xlmr-tiny-colbert", d, ref)
 shutil.rmtree(ref)
+
+def random_backbone(case, config):
+    """The BERT fixture's tokenizer, Dense and settings around a freshly initialised backbone."""
+    d = copy_fixture("bert-tiny-colbert", case)
+    d.joinpath("model.safetensors").unlink()
+    transformers.AutoModel.from_config(config).save_pretrained(str(d))
+    return d
+
+
+# 6. DistilBERT (no token types, other module names).
+torch.manual_seed(6)
+d = random_backbone("distilbert-tiny", transformers.DistilBertConfig(vocab_size=3002, dim=32, n_heads=2, n_layers=2, hidden_dim=64, max_position_embeddings=512))
+expected_for("distilbert-tiny", "bert-tiny-colbert", d, token_types=False)
+
+# 7. ELECTRA with embedding_size 16 < hidden 32 (embeddings_project).
+torch.manual_seed(7)
+d = random_backbone("electra-tiny", transformers.ElectraConfig(vocab_size=3002, embedding_size=16, hidden_size=32, num_attention_heads=2, num_hidden_layers=2, intermediate_size=64))
+expected_for("electra-tiny", "bert-tiny-colbert", d)
 print("transformers", transformers.__version__, "torch", torch.__version__)
