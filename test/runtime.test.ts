@@ -92,3 +92,10 @@ test("a missing INT8 model and an unavailable execution provider are clear error
   await assert.rejects(ColbertEncoder.load(dir, { int8: true }), /No model_int8\.onnx .*colbert-quantize/);
   await assert.rejects(ColbertEncoder.load(dir, { executionProvider: "no-such-ep" }), /Execution provider "no-such-ep" is not available/);
 });
+
+test("lengths beyond the model's position embeddings are refused up front", async () => {
+  const dir = await exportedFixture("xlmr-tiny-colbert"); // 514 positions, padding_idx 1 → 512 tokens
+  await assert.rejects(ColbertEncoder.load(dir, { documentLength: 513 }), /document_length 513 exceeds the 512 positions/);
+  const enc = await ColbertEncoder.load(dir, { documentLength: 512 });
+  await enc.close();
+});

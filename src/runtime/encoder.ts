@@ -54,6 +54,23 @@ function readJson<T>(file: string, what: string): T {
   }
 }
 
+/** Longest input the backbone's position embeddings allow (RoBERTa's start after padding_idx). */
+function maxInputLength(hf: Record<string, unknown>): number | undefined {
+  const max = hf["max_position_embeddings"];
+  if (typeof max !== "number" || hf["model_type"] === "modernbert") return undefined; // RoPE has no table
+  const roberta = hf["model_type"] === "roberta" || hf["model_type"] === "xlm-roberta";
+  return roberta ? max - (Number(hf["pad_token_id"] ?? 1) + 1) : max;
+}
+
+function checkLengths(dir: string, config: OnnxConfig): void {
+  const file = path.join(dir, "config.json");
+  if (!fs.existsSync(file)) return;
+  const limit = maxInputLength(readJson<Record<string, unknown>>(file, "config.json"));
+  for (const [name, value] of [["query_length", config.query_length], ["document_length", config.document_length]] as const) {
+    if (limit !== undefined && value > limit) throw new UserError(`${name} ${value} exceeds the ${limit} positions this model supports; use a smaller length`);
+  }
+}
+
 export class ColbertEncoder {
   private next = 0;
   private constructor(
@@ -69,6 +86,7 @@ export class ColbertEncoder {
     const config = readJson<OnnxConfig>(path.join(dir, "onnx_config.json"), "onnx_config.json");
     if (opts.queryLength) config.query_length = opts.queryLength;
     if (opts.documentLength) config.document_length = opts.documentLength;
+    checkLengths(dir, config);
     const tokenizer = new ColbertTokenizer(
       readJson(path.join(dir, "tokenizer.json"), "tokenizer.json"),
       fs.existsSync(path.join(dir, "tokenizer_config.json")) ? readJson(path.join(dir, "tokenizer_config.json"), "tokenizer_config.json") : {},
