@@ -17,6 +17,7 @@ import { UserError } from "../errors.js";
 import { quantizeModel } from "../quantize/index.js";
 import { downloadModel, isHubId } from "../hub/download.js";
 import { readModel } from "../onnx/reader.js";
+import { releaseGarbage } from "../util/memory.js";
 
 export interface ExportOptions {
   /** Local folder or Hugging Face id. */
@@ -144,6 +145,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     writeJsonAtomic(path.join(staging, "config_sentence_transformers.json"), exportedSentenceTransformersConfig(ck));
     writeJsonAtomic(path.join(staging, "onnx_config.json"), cfg);
 
+    await releaseGarbage();
     const check = await selfCheck(path.join(staging, "model.onnx"), ck.tokenizer.json, ck.tokenizer.config, cfg);
     log.info(`Self-check passed: ${check.rows} token rows × ${check.dim} dims, finite, unit norms (max error ${check.maxNormError.toExponential(1)}), ${check.ms.toFixed(0)} ms`);
 
