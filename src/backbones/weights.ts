@@ -5,6 +5,7 @@
 import type { WeightStore } from "../checkpoint/types.js";
 import { DataType, type TensorDef } from "../onnx/model.js";
 import { UserError } from "../errors.js";
+import { Scratch } from "../checkpoint/scratch.js";
 
 /** transformers' legacy LayerNorm parameter names. */
 function modernizeKey(key: string): string {
@@ -13,6 +14,8 @@ function modernizeKey(key: string): string {
 
 export class Weights {
   private readonly byName = new Map<string, string>();
+  /** Buffers the lazily produced initializers reuse (the writer consumes one at a time). */
+  private readonly scratch = new Scratch();
 
   /**
    * @param store the checkpoint
@@ -68,7 +71,7 @@ export class Weights {
       dataType: DataType.FLOAT,
       dims: shape,
       byteLength: shape.reduce((a, b) => a * b, 1) * 4,
-      data: () => this.read(name),
+      data: () => this.store.readF32(this.stored(name), this.scratch),
     };
   }
 
@@ -82,14 +85,13 @@ export class Weights {
       dataType: DataType.FLOAT,
       dims: [cols, rows],
       byteLength: rows * cols * 4,
-      data: () => transpose2d(this.read(name), rows, cols),
+      data: () => transpose2d(this.store.readF32(this.stored(name), this.scratch), rows, cols, this.scratch.f32("transpose", rows * cols)),
     };
   }
 }
 
 /** Cache-blocked transpose of a row-major [rows, cols] matrix. */
-export function transpose2d(src: Float32Array, rows: number, cols: number): Float32Array {
-  const dst = new Float32Array(rows * cols);
+export function transpose2d(src: Float32Array, rows: number, cols: number, dst: Float32Array = new Float32Array(rows * cols)): Float32Array {
   const B = 32;
   for (let r0 = 0; r0 < rows; r0 += B) {
     const r1 = Math.min(r0 + B, rows);

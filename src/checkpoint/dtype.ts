@@ -21,18 +21,17 @@ function half(): Float32Array {
   return halfTable;
 }
 
-export function f16ToF32(src: Uint16Array): Float32Array {
+export function f16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
   const t = half();
-  const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = t[src[i]!]!;
   return out;
 }
 
 /** bfloat16 is the top half of a float32: shift the bits into place. */
-export function bf16ToF32(src: Uint16Array): Float32Array {
-  const out = new Uint32Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = src[i]! << 16;
-  return new Float32Array(out.buffer);
+export function bf16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;
+  return out;
 }
 
 /** float32 → IEEE half bits, round to nearest even. */

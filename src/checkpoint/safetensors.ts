@@ -7,6 +7,7 @@ import path from "node:path";
 import type { DType, TensorInfo, WeightStore } from "./types.js";
 import { bf16ToF32, f16ToF32 } from "./dtype.js";
 import { UserError } from "../errors.js";
+import type { Scratch } from "./scratch.js";
 
 const DTYPE_SIZE: Record<DType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 /** Headers are JSON text; anything this large is not a real header. */
@@ -27,15 +28,16 @@ function readExactly(fd: number, buf: Uint8Array, position: number, file: string
   }
 }
 
-/** Converts raw little-endian bytes of `dtype` to float32. */
-export function toF32(raw: Uint8Array, dtype: DType, name: string): Float32Array {
+/** Converts raw little-endian bytes of `dtype` to float32 (16-bit types into `scratch` if given). */
+export function toF32(raw: Uint8Array, dtype: DType, name: string, scratch?: Scratch): Float32Array {
+  const halfOut = (n: number) => (scratch ? scratch.f32("convert", n) : new Float32Array(n));
   switch (dtype) {
     case "F32":
       return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
     case "F16":
-      return f16ToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2));
+      return f16ToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2), halfOut(raw.byteLength / 2));
     case "BF16":
-      return bf16ToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2));
+      return bf16ToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2), halfOut(raw.byteLength / 2));
     case "F64":
       return Float32Array.from(new Float64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8));
     default:
@@ -99,12 +101,12 @@ export function storeFromEntries(entries: Map<string, Entry>, fd: number, file: 
       const { dtype, shape } = get(name);
       return { name, dtype, shape };
     },
-    readF32: (name) => {
+    readF32: (name, scratch) => {
       const e = get(name);
-      // A fresh ArrayBuffer keeps the data 4-byte aligned for the typed-array views.
-      const raw = new Uint8Array(new ArrayBuffer(e.bytes));
+      // Own (or scratch) ArrayBuffers keep the data 4-byte aligned for the typed-array views.
+      const raw = scratch ? scratch.bytes("read", e.bytes) : new Uint8Array(new ArrayBuffer(e.bytes));
       readExactly(fd, raw, e.offset, file);
-      return toF32(raw, e.dtype, name);
+      return toF32(raw, e.dtype, name, scratch);
     },
     close: () => {
       if (open) fs.closeSync(fd);
@@ -128,7 +130,7 @@ export function combineStores(stores: WeightStore[]): WeightStore {
     names: () => [...owner.keys()],
     has: (n) => owner.has(n),
     info: (n) => get(n).info(n),
-    readF32: (n) => get(n).readF32(n),
+    readF32: (n, scratch) => get(n).readF32(n, scratch),
     close: () => stores.forEach((s) => s.close()),
   };
 }

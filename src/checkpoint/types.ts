@@ -1,3 +1,5 @@
+import type { Scratch } from "./scratch.js";
+
 /** Element types a checkpoint tensor can have (safetensors spelling). */
 export type DType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -20,9 +22,10 @@ export interface WeightStore {
   info(name: string): TensorInfo;
   /**
    * The tensor converted to float32 (F16/BF16/F64 are converted; integer dtypes are refused with
-   * UserError). Returns a fresh, 4-byte aligned array the caller may modify.
+   * UserError). Returns a fresh, 4-byte aligned array the caller may modify — or, with `scratch`,
+   * an array in the scratch buffers that is valid only until their next use.
    */
-  readF32(name: string): Float32Array;
+  readF32(name: string, scratch?: Scratch): Float32Array;
   /** Releases file handles. */
   close(): void;
 }

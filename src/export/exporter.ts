@@ -137,6 +137,12 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     bar.stop();
     log.info(`Wrote ${onnxFiles.files.map((f) => path.basename(f)).join(" + ")} (${(onnxFiles.bytes / 2 ** 20).toFixed(0)} MB) in ${((performance.now() - writeStart) / 1000).toFixed(1)} s`);
 
+    // The self-check comes before the other files: their big strings would otherwise leave memory
+    // behind that onnxruntime's load then stacks on (see util/memory.ts, checkpoint/scratch.ts).
+    await releaseGarbage();
+    const check = await selfCheck(path.join(staging, "model.onnx"), ck.tokenizer.json, ck.tokenizer.config, cfg);
+    log.info(`Self-check passed: ${check.rows} token rows × ${check.dim} dims, finite, unit norms (max error ${check.maxNormError.toExponential(1)}), ${check.ms.toFixed(0)} ms`);
+
     writeJsonAtomic(path.join(staging, "tokenizer.json"), ck.tokenizer.json);
     writeJsonAtomic(path.join(staging, "tokenizer_config.json"), ck.tokenizer.config);
     const specialMap = path.join(ck.transformerDir, "special_tokens_map.json");
@@ -144,10 +150,6 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     writeJsonAtomic(path.join(staging, "config.json"), exportedHfConfig(ck));
     writeJsonAtomic(path.join(staging, "config_sentence_transformers.json"), exportedSentenceTransformersConfig(ck));
     writeJsonAtomic(path.join(staging, "onnx_config.json"), cfg);
-
-    await releaseGarbage();
-    const check = await selfCheck(path.join(staging, "model.onnx"), ck.tokenizer.json, ck.tokenizer.config, cfg);
-    log.info(`Self-check passed: ${check.rows} token rows × ${check.dim} dims, finite, unit norms (max error ${check.maxNormError.toExponential(1)}), ${check.ms.toFixed(0)} ms`);
 
     if (opts.quantize) await quantizeInto(staging, log);
 
