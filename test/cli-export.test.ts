@@ -145,3 +145,15 @@ test("weights that do not match config.json", () => {
 test("a Hub id that is not cached, with HF_HUB_OFFLINE=1, is a clear error", () => {
   assertError("some-org/some-colbert-model", /HF_HUB_OFFLINE is set and some-org\/some-colbert-model@main is not in the cache/);
 });
+
+test("modules.json pointing outside the model folder is refused", () => {
+  const dir = copyFixture("bert-tiny-colbert");
+  fs.writeFileSync(
+    path.join(dir, "modules.json"),
+    JSON.stringify([
+      { idx: 0, name: "0", path: "", type: "sentence_transformers.models.Transformer" },
+      { idx: 1, name: "1", path: "../../etc", type: "pylate.models.Dense.Dense" },
+    ]),
+  );
+  assertError(dir, /invalid module path "\.\.\/\.\.\/etc"/);
+});

@@ -97,6 +97,11 @@ export async function loadColbertCheckpoint(dir: string, opts: LoadOptions): Pro
     throw new UserError(`Model folder not found: ${dir}; pass a checkpoint folder or a Hugging Face model id (org/name)`);
   }
   const modules = readJson(path.join(dir, "modules.json"), "modules.json") as unknown as ModuleEntry[] | undefined;
+  for (const m of modules ?? []) {
+    if (typeof m.path !== "string" || typeof m.type !== "string" || m.path.split(/[\\/]/).includes("..") || path.isAbsolute(m.path)) {
+      throw new UserError(`modules.json in ${dir} has an invalid module path ${JSON.stringify(m.path)}; module folders must lie inside the model folder`);
+    }
+  }
   const transformerEntry = modules?.find((m) => m.type.endsWith("models.Transformer"));
   const transformerDir = path.join(dir, transformerEntry?.path ?? "");
   const config = readJson(path.join(transformerDir, "config.json"), "config.json");
