@@ -78,13 +78,18 @@ async function repoInfo(id: string, revision: string): Promise<RepoInfo> {
   return { sha: info.sha, files: new Set(info.siblings.map((s) => safeRelativePath(s.rfilename))) };
 }
 
-/** Writes `target` as a relative symlink to `blob` (as huggingface_hub does), replacing any old one. */
+/** Points `snapshotFile` at `blob` with a relative symlink (as huggingface_hub does), replacing any old one. */
 function linkSnapshotFile(snapshotFile: string, blob: string): void {
   fs.mkdirSync(path.dirname(snapshotFile), { recursive: true });
   const rel = path.relative(path.dirname(snapshotFile), blob);
   const tmp = `${snapshotFile}.${process.pid}.tmp`;
   fs.rmSync(tmp, { force: true });
-  fs.symlinkSync(rel, tmp);
+  try {
+    fs.symlinkSync(rel, tmp);
+  } catch {
+    // No symlinks here (e.g. Windows without developer mode): huggingface_hub copies instead.
+    fs.copyFileSync(blob, tmp);
+  }
   fs.renameSync(tmp, snapshotFile);
 }
 
