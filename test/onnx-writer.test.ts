@@ -6,6 +6,7 @@ import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { DataType, tensorFromArray } from "../src/onnx/model.js";
 import { writeModel } from "../src/onnx/writer.js";
+import { readModel } from "../src/onnx/reader.js";
 import { tempDir } from "./helpers/fixtures.js";
 
 /** y = relu(x @ W + b) with W [4, 3] and b [3]. */
@@ -57,4 +58,42 @@ test("writer: a failing tensor producer leaves no file behind and keeps the prev
   assert.throws(() => writeModel(file, model), /disk on fire/);
   assert.deepEqual(fs.readdirSync(dir), ["model.onnx"]);
   assert.equal(fs.readFileSync(file, "utf8"), "previous");
+});
+
+for (const externalData of ["never", "always"] as const) {
+  test(`writer: referenceStored (source written with externalData=${externalData}) points at the source's bytes instead of copying them`, async () => {
+    const dir = tempDir();
+    const file = path.join(dir, "model.onnx");
+    const { model, W } = tinyModel();
+    writeModel(file, model, { externalData });
+    const read = readModel(file);
+    const view = path.join(dir, "view.onnx");
+    try {
+      writeModel(view, read.model, { referenceStored: true });
+    } finally {
+      read.close();
+    }
+    // The 4 KB tensor is referenced, not copied; the 48-byte W is small enough to stay inline.
+    assert.ok(fs.statSync(view).size < 1024, `view is ${fs.statSync(view).size} bytes`);
+    assert.ok(!fs.existsSync(view + ".data"));
+    const x = [1, 2, -0.5, 0.25];
+    const y = await run(view, x);
+    assert.deepEqual(y, await run(file, x));
+    reference(x, W).forEach((v, i) => assert.ok(Math.abs(v - y[i]!) < 1e-5, `${v} vs ${y[i]}`));
+  });
+}
+
+test("writer: referenceStored refuses bytes outside the new model's folder", () => {
+  const dir = tempDir();
+  const file = path.join(dir, "model.onnx");
+  writeModel(file, tinyModel().model);
+  const read = readModel(file);
+  try {
+    const sub = path.join(dir, "sub");
+    fs.mkdirSync(sub);
+    assert.throws(() => writeModel(path.join(sub, "view.onnx"), read.model, { referenceStored: true }), /outside the folder/);
+    assert.deepEqual(fs.readdirSync(sub), []);
+  } finally {
+    read.close();
+  }
 });

@@ -50,6 +50,8 @@ export interface TensorDef {
   byteLength: number;
   /** Produces the payload when the writer reaches this tensor (called once). */
   data: () => TensorBytes;
+  /** Where the payload's bytes already lie on disk, little-endian as ONNX stores them (set by the reader). */
+  stored?: { file: string; offset: number };
 }
 
 export type Attribute =

@@ -183,12 +183,14 @@ function readTensor(m: Message, src: FileBytes, modelDir: string, externalFiles?
   const count = dims.reduce((a, b) => a * b, 1);
   const byteLength = count * dataTypeSize(type);
   let data: () => Uint8Array;
+  let stored: TensorDef["stored"];
   if (location === 1) {
     const loc = external["location"] ?? "";
     if (!loc || loc.includes("..") || path.isAbsolute(loc)) throw new UserError(`Refusing external data location "${loc}" of tensor "${name}": it points outside the model folder`);
     const file = path.join(modelDir, loc);
     const offset = Number(external["offset"] ?? 0);
     externalFiles?.set(file, Math.max(externalFiles.get(file) ?? 0, offset + byteLength));
+    stored = { file, offset };
     data = () => {
       const out = new Uint8Array(new ArrayBuffer(byteLength));
       const fd = fs.openSync(file, "r");
@@ -202,6 +204,7 @@ function readTensor(m: Message, src: FileBytes, modelDir: string, externalFiles?
   } else if (raw) {
     if (raw.len !== byteLength) throw corrupt(src.file, `tensor "${name}" has ${raw.len} bytes for dims [${dims}]`);
     const start = raw.start!;
+    stored = { file: src.file, offset: start };
     data = () => {
       const out = new Uint8Array(new ArrayBuffer(byteLength));
       fs.readSync(src.fd, out, 0, byteLength, start);
@@ -221,7 +224,7 @@ function readTensor(m: Message, src: FileBytes, modelDir: string, externalFiles?
   } else {
     throw new UserError(`Tensor "${name}" stores its values in a field this tool does not read`);
   }
-  return { name, dataType: type, dims, byteLength, data };
+  return { name, dataType: type, dims, byteLength, data, ...(stored && { stored }) };
 }
 
 function readValueInfo(m: Message): ValueInfo {

@@ -20,6 +20,11 @@ const EXTERNAL_ALIGN = 4096;
 export interface WriteOptions {
   /** "auto" (default): external data only when needed; "always"; "never". */
   externalData?: "auto" | "always" | "never";
+  /**
+   * Tensors whose bytes already lie on disk (`TensorDef.stored`, e.g. read from another model in
+   * the same folder) become external-data references to those bytes instead of being copied.
+   */
+  referenceStored?: boolean;
   /** Called after each tensor payload is written. */
   onTensor?: (done: number, total: number, bytes: number) => void;
 }
@@ -122,7 +127,8 @@ class FileSink {
  */
 export function writeModel(file: string, model: ModelDef, opts: WriteOptions = {}): WriteResult {
   const dataFileName = path.basename(file) + ".data";
-  const inlineSize = model.initializers.reduce((s, t) => s + t.byteLength, 0);
+  const referenced = (t: TensorDef) => (opts.referenceStored && t.byteLength >= EXTERNAL_MIN_BYTES ? t.stored : undefined);
+  const inlineSize = model.initializers.reduce((s, t) => s + (referenced(t) ? 0 : t.byteLength), 0);
   const mode = opts.externalData ?? "auto";
   const external = mode === "always" || (mode === "auto" && inlineSize > PROTOBUF_LIMIT);
 
@@ -138,29 +144,37 @@ export function writeModel(file: string, model: ModelDef, opts: WriteOptions = {
   interface Planned {
     t: TensorDef;
     header: Uint8Array;
-    inline: boolean;
+    /** inline raw_data, our external data file, or a reference to bytes already on disk */
+    payload: "inline" | "data-file" | "referenced";
     offset: number;
     messageLength: number;
   }
   const planned: Planned[] = [];
+  const externalHeader = (t: TensorDef, location: string, offset: number) => {
+    const entry = (k: string, v: string) => new ProtoWriter().string(1, k).string(2, v);
+    const header = encodeTensorHeader(t);
+    header.message(13, entry("location", location));
+    header.message(13, entry("offset", String(offset)));
+    header.message(13, entry("length", String(t.byteLength)));
+    return header.varint(14, 1).finish();
+  };
   let dataOffset = 0;
   for (const t of model.initializers) {
-    const header = encodeTensorHeader(t);
-    const inline = !external || t.byteLength < EXTERNAL_MIN_BYTES;
-    let offset = 0;
-    if (inline) {
+    const stored = referenced(t);
+    if (stored) {
+      const location = path.relative(path.dirname(file), stored.file);
+      if (location.startsWith("..") || path.isAbsolute(location)) throw new Error(`tensor ${t.name}: ${stored.file} is outside the folder of ${file}`);
+      const header = externalHeader(t, location.split(path.sep).join("/"), stored.offset);
+      planned.push({ t, header, payload: "referenced", offset: stored.offset, messageLength: header.length });
+    } else if (!external || t.byteLength < EXTERNAL_MIN_BYTES) {
+      const header = encodeTensorHeader(t);
       const messageLength = header.length + 1 + varintSize(t.byteLength) + t.byteLength;
-      planned.push({ t, header: header.finish(), inline, offset, messageLength });
+      planned.push({ t, header: header.finish(), payload: "inline", offset: 0, messageLength });
     } else {
-      offset = Math.ceil(dataOffset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
+      const offset = Math.ceil(dataOffset / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
       dataOffset = offset + t.byteLength;
-      const entry = (k: string, v: string) => new ProtoWriter().string(1, k).string(2, v);
-      header.message(13, entry("location", dataFileName));
-      header.message(13, entry("offset", String(offset)));
-      header.message(13, entry("length", String(t.byteLength)));
-      header.varint(14, 1);
-      const bytes = header.finish();
-      planned.push({ t, header: bytes, inline, offset, messageLength: bytes.length });
+      const header = externalHeader(t, dataFileName, offset);
+      planned.push({ t, header, payload: "data-file", offset, messageLength: header.length });
     }
   }
   const graphLength =
@@ -193,13 +207,12 @@ export function writeModel(file: string, model: ModelDef, opts: WriteOptions = {
       const tagAndLen = new ProtoWriter().lengthDelimitedHeader(5, p.messageLength).finish();
       sink.write(tagAndLen);
       sink.write(p.header);
-      const payload = payloadBytes(p.t);
-      if (p.inline) {
+      if (p.payload === "inline") {
         sink.write(new ProtoWriter().lengthDelimitedHeader(9, p.t.byteLength).finish());
-        sink.write(payload);
-      } else {
+        sink.write(payloadBytes(p.t));
+      } else if (p.payload === "data-file") {
         dataSink!.pad(p.offset);
-        dataSink!.write(payload);
+        dataSink!.write(payloadBytes(p.t));
       }
       opts.onTensor?.(i + 1, planned.length, p.t.byteLength);
     });
