@@ -7,6 +7,7 @@
 import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
 import { exportModel } from "../src/export/exporter.js";
 import { quantizeModel } from "../src/quantize/index.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
@@ -24,6 +25,17 @@ console.log(
     `model.onnx ${(best.inputBytes / 1e6).toFixed(1)} MB → model_int8.onnx ${(best.outputBytes / 1e6).toFixed(1)} MB ` +
     `(${(best.outputBytes / 2 ** 20).toFixed(1)} MiB); probe cosine mean ${best.cosine.mean.toFixed(5)}, min ${best.cosine.min.toFixed(5)} over ${best.cosine.rows} rows`,
 );
+
+// The whole `colbert-quantize` job in a fresh process (quantize + the INT8-vs-FP32 probe): wall and peak RSS.
+const root = path.join(import.meta.dirname, "..");
+if (!fs.existsSync(path.join(root, "dist", "quantize", "index.js"))) execFileSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
+const job = `const { quantizeModel } = await import(${JSON.stringify(path.join(root, "dist", "quantize", "index.js"))});
+  await quantizeModel(${JSON.stringify(input)}, ${JSON.stringify(output)});
+  process.stdout.write(String(process.resourceUsage().maxRSS / 1024));`;
+const t0 = performance.now();
+const child = spawnSync(process.execPath, ["--input-type=module", "-e", job], { encoding: "utf8" });
+if (child.status !== 0) throw new Error(child.stderr);
+console.log(`colbert-quantize job, fresh process: wall ${((performance.now() - t0) / 1000).toFixed(2)} s, peak RSS ${Number(child.stdout).toFixed(0)} MB`);
 
 const words = fs.readFileSync(path.join(import.meta.dirname, "..", "test", "fixtures", "bert-tiny-colbert", "expected.json"), "utf8").match(/[A-Za-z]{3,}/g)!;
 const docs = Array.from({ length: 64 }, (_, i) => Array.from({ length: 400 }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" "));

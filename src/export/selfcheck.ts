@@ -1,21 +1,11 @@
 /**
  * Proves a written model works: loads it with onnxruntime-node, encodes a probe query and a probe
  * document the way the runtime does, and checks shape, finiteness and unit norms.
- *
- * onnxruntime is given the written model's graph with every weight as an external-data reference
- * to its bytes inside model.onnx itself (see `writeView`). It then maps the file instead of
- * parsing a protobuf copy of all weights and converting each tensor once more: loading a
- * ModernBERT-base model.onnx directly peaks at the weights plus its largest tensor (~800 MB for
- * 570 MB of weights); through the view the check stays at about the weights it touches, 4× faster.
- * What the view does not exercise, onnxruntime parsing the inline weight framing, our reader
- * verifies on the way: every field parses to the end of the file and every weight has exactly
- * the bytes its shape needs.
+ * The model is loaded as a probe session (runtime/probe-session.ts): its graph, with the weights
+ * onnxruntime runs mapped straight from model.onnx's bytes.
  */
-import fs from "node:fs";
-import path from "node:path";
 import * as ort from "onnxruntime-node";
-import { readModel } from "../onnx/reader.js";
-import { writeModel } from "../onnx/writer.js";
+import { openProbeSession, type ProbeSession } from "../runtime/probe-session.js";
 import { ColbertTokenizer } from "../runtime/tokenizer.js";
 import type { OnnxConfig } from "./files.js";
 import { UserError } from "../errors.js";
@@ -51,14 +41,15 @@ export async function selfCheck(modelFile: string, tokenizerJson: object, tokeni
   };
   if (cfg.uses_token_type_ids) feeds["token_type_ids"] = new ort.Tensor("int64", new BigInt64Array(2 * seq), [2, seq]);
 
-  const view = writeView(modelFile);
-  // Weight prepacking would copy every MatMul weight once more: not worth it for two probe rows.
-  const session = await ort.InferenceSession.create(view, { graphOptimizationLevel: "disabled", enableCpuMemArena: false, extra: { session: { disable_prepacking: "1" } } }).catch((e: unknown) => {
-    fs.rmSync(view, { force: true });
-    throw new UserError(`Self-check failed: onnxruntime cannot load ${modelFile} (${(e as Error).message.split("\n")[0]}); please report this bug`);
-  });
+  let probe: ProbeSession;
   try {
-    const out = (await session.run(feeds))["output"];
+    probe = await openProbeSession(modelFile);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`Self-check failed: onnxruntime cannot load ${modelFile} (${(e as Error).message.split("\n")[0]}); please report this bug`);
+  }
+  try {
+    const out = (await probe.session.run(feeds))["output"];
     if (!out) throw new UserError(`Self-check failed: ${modelFile} has no "output"; please report this bug`);
     const [b, s, dim] = out.dims as number[];
     if (b !== 2 || s !== seq || dim !== cfg.embedding_dim) {
@@ -82,22 +73,6 @@ export async function selfCheck(modelFile: string, tokenizerJson: object, tokeni
     if (maxNormError > 1e-4) throw new UserError(`Self-check failed: output rows are not unit-norm (error ${maxNormError}); please report this bug`);
     return { rows: attended, dim, maxNormError, ms: performance.now() - start };
   } finally {
-    await session.release();
-    fs.rmSync(view, { force: true });
+    await probe.close();
   }
-}
-
-/**
- * Writes, beside `modelFile`, a model with its graph whose weights are external-data references
- * to where they lie inside `modelFile`; returns its path. The caller removes it.
- */
-function writeView(modelFile: string): string {
-  const view = path.join(path.dirname(modelFile), `.${path.basename(modelFile)}.${process.pid}.selfcheck.onnx`);
-  const read = readModel(modelFile);
-  try {
-    writeModel(view, read.model, { referenceStored: true });
-  } finally {
-    read.close();
-  }
-  return view;
 }
