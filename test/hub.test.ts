@@ -13,7 +13,7 @@ import { pushFolder } from "../src/hub/upload.js";
 import { exportModel } from "../src/export/exporter.js";
 import { silentLogger } from "../src/util/log.js";
 import { expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir } from "./helpers/fixtures.js";
-import { exportedFixture } from "./helpers/exported.js";
+import { exportedFixture, exportedFixtureCopy } from "./helpers/exported.js";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const hub = new FakeHub();
@@ -144,8 +144,7 @@ test("file names with .. from the Hub are refused", async () => {
 
 test("push: every file (LFS for large ones, external data included) and a model card in one commit; re-push works; a fresh download matches byte for byte", async () => {
   process.env["HF_TOKEN"] = TOKEN;
-  const dir = path.join(tempDir(), "export");
-  fs.cpSync(await exportedFixture("modernbert-tiny-colbert"), dir, { recursive: true });
+  const dir = await exportedFixtureCopy("modernbert-tiny-colbert");
   fs.writeFileSync(path.join(dir, "model.onnx.data"), crypto.randomBytes(1024));
   fs.writeFileSync(path.join(dir, "big.bin"), crypto.randomBytes(11 * 2 ** 20));
   const commitsBefore = hub.requests.filter((r) => r.includes("/commit/")).length;

@@ -8,8 +8,8 @@ import fs from "node:fs";
 import path from "node:path";
 import * as ortWeb from "onnxruntime-web";
 import { quantizeModel } from "../src/quantize/index.js";
-import { expected, FIXTURE_NAMES, maxDiffOnAttended, tempDir } from "./helpers/fixtures.js";
-import { exportedFixture } from "./helpers/exported.js";
+import { expected, FIXTURE_NAMES, maxDiffOnAttended } from "./helpers/fixtures.js";
+import { exportedFixtureCopy } from "./helpers/exported.js";
 
 ortWeb.env.wasm.numThreads = 1;
 
@@ -30,8 +30,7 @@ async function runWeb(file: string, batch: { input_ids: number[][]; attention_ma
 for (const name of FIXTURE_NAMES) {
   test(`${name}: FP32 and INT8 exports run in onnxruntime-web (WASM) like in onnxruntime-node`, async () => {
     const exp = expected(name);
-    const dir = path.join(tempDir(), "m");
-    fs.cpSync(await exportedFixture(name), dir, { recursive: true });
+    const dir = await exportedFixtureCopy(name, "m");
     await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"));
     const tokenTypes = !!exp.raw_batch.token_type_ids;
     const fp32 = await runWeb(path.join(dir, "model.onnx"), exp.raw_batch, tokenTypes);

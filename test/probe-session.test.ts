@@ -4,8 +4,8 @@ import fs from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { openProbeSession } from "../src/runtime/probe-session.js";
-import { exportedFixture } from "./helpers/exported.js";
-import { expected, maxDiffOnAttended, tempDir } from "./helpers/fixtures.js";
+import { exportedFixtureCopy } from "./helpers/exported.js";
+import { expected, maxDiffOnAttended } from "./helpers/fixtures.js";
 
 /** Runs a fixture's raw_batch through `session`; returns output as nested rows. */
 async function runRawBatch(session: ort.InferenceSession, name: string): Promise<number[][][]> {
@@ -20,15 +20,9 @@ async function runRawBatch(session: ort.InferenceSession, name: string): Promise
   return Array.from({ length: b }, (_, i) => Array.from({ length: s }, (_, j) => Array.from(data.subarray((i * s + j) * dim, (i * s + j + 1) * dim))));
 }
 
-async function exportCopy(name: string): Promise<string> {
-  const dir = path.join(tempDir(), "export");
-  fs.cpSync(await exportedFixture(name), dir, { recursive: true });
-  return dir;
-}
-
 for (const name of ["modernbert-tiny-colbert", "xlmr-tiny-colbert"]) {
   test(`probe session: ${name} reproduces PyLate's raw_batch through the view, which is removed on close`, async () => {
-    const dir = await exportCopy(name);
+    const dir = await exportedFixtureCopy(name);
     const before = fs.readdirSync(dir).sort();
     const probe = await openProbeSession(path.join(dir, "model.onnx"));
     assert.equal(fs.readdirSync(dir).length, before.length + 1, "the view sits beside the model while open");
@@ -42,7 +36,7 @@ for (const name of ["modernbert-tiny-colbert", "xlmr-tiny-colbert"]) {
 }
 
 test("probe session: loads the model itself when no view can be written beside it", async () => {
-  const dir = await exportCopy("bert-tiny-colbert");
+  const dir = await exportedFixtureCopy("bert-tiny-colbert");
   const model = path.join(dir, "model.onnx");
   // Something already occupies the view's name, as an unwritable folder would make it fail.
   const blocker = path.join(dir, `.model.onnx.${process.pid}.probe.onnx`);

@@ -12,7 +12,7 @@ import { writeModel } from "../src/onnx/writer.js";
 import { exportModel } from "../src/export/exporter.js";
 import { silentLogger } from "../src/util/log.js";
 import { expected, FIXTURE_NAMES, fixtureModelDir, runModel, tempDir } from "./helpers/fixtures.js";
-import { exportedFixture } from "./helpers/exported.js";
+import { exportedFixture, exportedFixtureCopy } from "./helpers/exported.js";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -31,8 +31,7 @@ async function fidelity(name: string, modelFile: string) {
 
 for (const name of FIXTURE_NAMES) {
   test(`${name}: INT8 output vs PyLate: mean cosine ≥ 0.9995, min ≥ 0.99`, async () => {
-    const dir = path.join(tempDir(), "m");
-    fs.cpSync(await exportedFixture(name), dir, { recursive: true });
+    const dir = await exportedFixtureCopy(name, "m");
     const report = await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"));
     assert.ok(report.outputBytes < report.inputBytes / 2.5, `${report.outputBytes} vs ${report.inputBytes}`);
     const { mean, min } = await fidelity(name, path.join(dir, "model_int8.onnx"));
@@ -43,8 +42,7 @@ for (const name of FIXTURE_NAMES) {
 }
 
 test("the quantized graph uses onnxruntime's fusable INT8 pattern and keeps attention scores float", async () => {
-  const dir = path.join(tempDir(), "m");
-  fs.cpSync(await exportedFixture("bert-tiny-colbert"), dir, { recursive: true });
+  const dir = await exportedFixtureCopy("bert-tiny-colbert", "m");
   await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"));
   const q = readModel(path.join(dir, "model_int8.onnx"));
   const count = (op: string) => q.model.nodes.filter((n) => n.opType === op).length;
@@ -62,8 +60,7 @@ test("the quantized graph uses onnxruntime's fusable INT8 pattern and keeps atte
 });
 
 test("colbert-quantize DIR writes DIR/model_int8.onnx; MODEL.onnx -o OUT writes OUT; --json reports", async () => {
-  const dir = path.join(tempDir(), "m");
-  fs.cpSync(await exportedFixture("xlmr-tiny-colbert"), dir, { recursive: true });
+  const dir = await exportedFixtureCopy("xlmr-tiny-colbert", "m");
   let r = cli([dir, "--quiet"]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, "");

@@ -8,13 +8,11 @@ import { readModel } from "../src/onnx/reader.js";
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { DataType } from "../src/onnx/model.js";
 import { writeModel } from "../src/onnx/writer.js";
-import { exportedFixture } from "./helpers/exported.js";
-import { tempDir } from "./helpers/fixtures.js";
+import { exportedFixtureCopy } from "./helpers/exported.js";
 
 /** A private copy of a fixture export, and the self-check's inputs read from it. */
 async function exportCopy(name: string) {
-  const dir = path.join(tempDir(), "export");
-  fs.cpSync(await exportedFixture(name), dir, { recursive: true });
+  const dir = await exportedFixtureCopy(name);
   const json = (f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as Record<string, unknown>;
   const cfg = json("onnx_config.json") as unknown as OnnxConfig;
   const check = () => selfCheck(path.join(dir, "model.onnx"), json("tokenizer.json"), json("tokenizer_config.json"), cfg);
