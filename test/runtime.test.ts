@@ -1,10 +1,12 @@
 /** The encoder runtime reproduces PyLate's encode() on every fixture (SPEC §6). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { ColbertEncoder, type Embedding } from "../src/runtime/encoder.js";
 import { poolDocument } from "../src/runtime/pooling.js";
 import { expected, FIXTURE_NAMES } from "./helpers/fixtures.js";
-import { exportedFixture } from "./helpers/exported.js";
+import { exportedFixture, exportedFixtureCopy } from "./helpers/exported.js";
 
 function maxDiff(e: Embedding, rows: number[][]): number {
   assert.equal(e.rows, rows.length, "row count");
@@ -28,7 +30,10 @@ for (const name of FIXTURE_NAMES) {
   for (const batchSize of [1, 3, 32]) {
     test(`${name}: query and document embeddings within 1e-5 of PyLate (batch size ${batchSize})`, async () => {
       const exp = expected(name);
-      const enc = await ColbertEncoder.load(await exportedFixture(name), { batchSize, sessions: batchSize === 3 ? 2 : 1 });
+      const dir = await exportedFixture(name);
+      const files = fs.readdirSync(dir).sort();
+      const enc = await ColbertEncoder.load(dir, { batchSize, sessions: batchSize === 3 ? 2 : 1 });
+      assert.deepEqual(fs.readdirSync(dir).sort(), files, "loading leaves nothing in the export folder");
       try {
         const queries = await enc.encodeQueries(exp.queries.map((q) => q.text));
         queries.forEach((e, i) => assert.ok(maxDiff(e, exp.queries[i]!.embeddings) <= 1e-5, exp.queries[i]!.text));
@@ -91,6 +96,14 @@ test("a missing INT8 model and an unavailable execution provider are clear error
   const dir = await exportedFixture("bert-tiny-colbert");
   await assert.rejects(ColbertEncoder.load(dir, { int8: true }), /No model_int8\.onnx .*colbert-quantize/);
   await assert.rejects(ColbertEncoder.load(dir, { executionProvider: "no-such-ep" }), /Execution provider "no-such-ep" is not available/);
+});
+
+test("a damaged model.onnx is a clear error", async () => {
+  const dir = await exportedFixtureCopy("modernbert-tiny-colbert");
+  const model = path.join(dir, "model.onnx");
+  fs.truncateSync(model, Math.floor(fs.statSync(model).size / 2));
+  await assert.rejects(ColbertEncoder.load(dir), /Not a valid ONNX model: .*model\.onnx/);
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith(".")), []);
 });
 
 test("lengths beyond the model's position embeddings are refused up front", async () => {

@@ -1,11 +1,11 @@
 /**
  * Proves a written model works: loads it with onnxruntime-node, encodes a probe query and a probe
  * document the way the runtime does, and checks shape, finiteness and unit norms.
- * The model is loaded as a probe session (runtime/probe-session.ts): its graph, with the weights
- * onnxruntime runs mapped straight from model.onnx's bytes.
+ * onnxruntime loads it through a view (runtime/model-view.ts): the graph, with the weights it runs
+ * mapped straight from model.onnx's bytes.
  */
 import * as ort from "onnxruntime-node";
-import { openProbeSession, type ProbeSession } from "../runtime/probe-session.js";
+import { PROBE_SESSION_OPTIONS, withModelView } from "../runtime/model-view.js";
 import { ColbertTokenizer } from "../runtime/tokenizer.js";
 import type { OnnxConfig } from "./files.js";
 import { UserError } from "../errors.js";
@@ -41,15 +41,15 @@ export async function selfCheck(modelFile: string, tokenizerJson: object, tokeni
   };
   if (cfg.uses_token_type_ids) feeds["token_type_ids"] = new ort.Tensor("int64", new BigInt64Array(2 * seq), [2, seq]);
 
-  let probe: ProbeSession;
+  let session: ort.InferenceSession;
   try {
-    probe = await openProbeSession(modelFile);
+    session = await withModelView(modelFile, (file) => ort.InferenceSession.create(file, PROBE_SESSION_OPTIONS));
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw new UserError(`Self-check failed: onnxruntime cannot load ${modelFile} (${(e as Error).message.split("\n")[0]}); please report this bug`);
   }
   try {
-    const out = (await probe.session.run(feeds))["output"];
+    const out = (await session.run(feeds))["output"];
     if (!out) throw new UserError(`Self-check failed: ${modelFile} has no "output"; please report this bug`);
     const [b, s, dim] = out.dims as number[];
     if (b !== 2 || s !== seq || dim !== cfg.embedding_dim) {
@@ -73,6 +73,6 @@ export async function selfCheck(modelFile: string, tokenizerJson: object, tokeni
     if (maxNormError > 1e-4) throw new UserError(`Self-check failed: output rows are not unit-norm (error ${maxNormError}); please report this bug`);
     return { rows: attended, dim, maxNormError, ms: performance.now() - start };
   } finally {
-    await probe.close();
+    await session.release();
   }
 }

@@ -9,7 +9,7 @@ import { readModel } from "../onnx/reader.js";
 import { writeModel } from "../onnx/writer.js";
 import { quantizeDynamic, type QuantizeOptions } from "./dynamic.js";
 import { ColbertTokenizer } from "../runtime/tokenizer.js";
-import { openProbeSession } from "../runtime/probe-session.js";
+import { PROBE_SESSION_OPTIONS, withModelView } from "../runtime/model-view.js";
 import type { OnnxConfig } from "../export/files.js";
 import { silentLogger, type Logger } from "../util/log.js";
 import { UserError } from "../errors.js";
@@ -55,7 +55,7 @@ function probeBatch(dir: string): { ids: number[][]; mask: number[][]; tokenType
   return { ids, mask: ids.map((r) => r.map(() => 1)), tokenTypes: false };
 }
 
-/** Runs the probe batch; `lean`: through a probe session (the big FP32 model), else as served. */
+/** Runs the probe batch; `lean`: a probe session through a view (the big FP32 model), else as served. */
 async function run(file: string, batch: ReturnType<typeof probeBatch>, lean: boolean): Promise<{ data: Float32Array; dims: number[] }> {
   const seq = Math.max(...batch.ids.map((r) => r.length));
   const b = batch.ids.length;
@@ -64,8 +64,7 @@ async function run(file: string, batch: ReturnType<typeof probeBatch>, lean: boo
     rows.forEach((r, i) => r.forEach((v, j) => (out[i * seq + j] = BigInt(v))));
     return new ort.Tensor("int64", out, [b, seq]);
   };
-  const probe = lean ? await openProbeSession(file) : undefined;
-  const session = probe?.session ?? (await ort.InferenceSession.create(file));
+  const session = lean ? await withModelView(file, (f) => ort.InferenceSession.create(f, PROBE_SESSION_OPTIONS)) : await ort.InferenceSession.create(file);
   try {
     const feeds: Record<string, ort.Tensor> = { input_ids: pad(batch.ids), attention_mask: pad(batch.mask) };
     if (session.inputNames.includes("token_type_ids")) feeds["token_type_ids"] = pad(batch.ids.map((r) => r.map(() => 0)));
@@ -73,7 +72,7 @@ async function run(file: string, batch: ReturnType<typeof probeBatch>, lean: boo
     const out = (await session.run(feeds))[outName]!;
     return { data: out.data as Float32Array, dims: out.dims as number[] };
   } finally {
-    await (probe ? probe.close() : session.release());
+    await session.release();
   }
 }
 

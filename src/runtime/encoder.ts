@@ -9,6 +9,7 @@ import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { ColbertTokenizer, type InputType, type TokenizedText } from "./tokenizer.js";
 import { poolDocument } from "./pooling.js";
+import { withModelView } from "./model-view.js";
 import type { OnnxConfig } from "../export/files.js";
 import { UserError } from "../errors.js";
 
@@ -101,16 +102,14 @@ export class ColbertEncoder {
     const threads = opts.threads ?? Math.max(1, Math.floor(os.availableParallelism() / count));
     const sessions: ort.InferenceSession[] = [];
     try {
-      for (let i = 0; i < count; i++) {
-        sessions.push(
-          await ort.InferenceSession.create(modelFile, {
-            executionProviders: [provider],
-            graphOptimizationLevel: "all",
-            intraOpNumThreads: threads,
-          }),
-        );
-      }
+      // Through a view, the sessions map the weights from the file and share them (model-view.ts).
+      await withModelView(modelFile, async (file) => {
+        for (let i = 0; i < count; i++) {
+          sessions.push(await ort.InferenceSession.create(file, { executionProviders: [provider], graphOptimizationLevel: "all", intraOpNumThreads: threads }));
+        }
+      });
     } catch (e) {
+      if (e instanceof UserError) throw e;
       await Promise.all(sessions.map((s) => s.release()));
       const message = (e as Error).message.split("\n")[0];
       if (provider !== "cpu") throw new UserError(`Execution provider "${provider}" is not available here (${message}); use the default cpu provider`);

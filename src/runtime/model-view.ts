@@ -1,0 +1,52 @@
+/**
+ * Loading a big model into onnxruntime without copying its weights twice.
+ *
+ * onnxruntime is given the model's graph with every weight as an external-data reference to its
+ * bytes inside the model file itself, written as a small view file beside it. onnxruntime then
+ * maps the file instead of parsing a protobuf copy of all weights and converting each tensor once
+ * more. For a ModernBERT-base model.onnx (570 MB) measured here: a lean probe session peaks at
+ * ~800 MB loading the file directly and ~530 MB through the view; a serving session (graph
+ * optimisations, prepacking) at 1007 vs 818 MB, two sessions at 1867 vs 1544 MB (the mapped
+ * weights are shared), and loading is 2.5–4× faster; outputs and speed are identical.
+ * What the view does not exercise, onnxruntime parsing the inline weight framing, our reader
+ * checks while building it: every field parses to the end of the file and every weight has exactly
+ * the bytes its shape needs.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type * as ort from "onnxruntime-node";
+import { readModel } from "../onnx/reader.js";
+import { writeModel } from "../onnx/writer.js";
+import { UserError } from "../errors.js";
+
+/** For one-off probe runs: prepacking, the memory arena and graph optimisations would copy weights again. */
+export const PROBE_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+  graphOptimizationLevel: "disabled",
+  enableCpuMemArena: false,
+  extra: { session: { disable_prepacking: "1" } },
+};
+
+/**
+ * Calls `load` with the path of a view of `modelFile` (or `modelFile` itself where no view can be
+ * written beside it, e.g. a read-only folder) and removes the view once `load` settles: sessions
+ * created inside keep their mapping of `modelFile`, not the view. Throws the reader's error for a
+ * model that does not parse.
+ */
+export async function withModelView<T>(modelFile: string, load: (file: string) => Promise<T>): Promise<T> {
+  const view = path.join(path.dirname(modelFile), `.${path.basename(modelFile)}.${process.pid}.view.onnx`);
+  const read = readModel(modelFile);
+  let viewWritten = false;
+  try {
+    writeModel(view, read.model, { referenceStored: true });
+    viewWritten = true;
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+  } finally {
+    read.close();
+  }
+  try {
+    return await load(viewWritten ? view : modelFile);
+  } finally {
+    if (viewWritten) fs.rmSync(view, { force: true });
+  }
+}
