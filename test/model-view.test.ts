@@ -5,7 +5,7 @@ import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { PROBE_SESSION_OPTIONS, withModelView } from "../src/runtime/model-view.js";
 import { exportedFixtureCopy } from "./helpers/exported.js";
-import { expected, maxDiffOnAttended } from "./helpers/fixtures.js";
+import { expected, maxDiffOnAttended, tempDir } from "./helpers/fixtures.js";
 
 /** Runs a fixture's raw_batch through `session`; returns output as nested rows. */
 async function runRawBatch(session: ort.InferenceSession, name: string): Promise<number[][][]> {
@@ -67,3 +67,29 @@ test("model view: the model itself is loaded when no view can be written beside 
   assert.ok(fs.statSync(blocker).isDirectory());
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith(".tmp")), []);
 });
+
+/** y = 2x + 1 + w, w[i] = i / 256, for x = 1 (see test/fixtures-onnx/generate.py). */
+async function checkTwicePlusOne(session: ort.InferenceSession): Promise<void> {
+  const y = (await session.run({ x: new ort.Tensor("float32", new Float32Array(256).fill(1), [1, 256]) }))["y"]!.data as Float32Array;
+  y.forEach((v, i) => assert.ok(Math.abs(v - (3 + i / 256)) < 1e-6, `y[${i}] = ${v}`));
+}
+
+for (const [file, expectedLoads] of [
+  ["double-weights.onnx", "the model itself only: the reader does not handle DOUBLE tensors, so no view is made"],
+  ["local-function.onnx", "the view, refused (it drops model-local functions), then the model itself"],
+] as const) {
+  test(`model view: ${file} loads — ${expectedLoads}`, async () => {
+    const dir = tempDir();
+    const model = path.join(dir, file);
+    fs.copyFileSync(path.join(import.meta.dirname, "fixtures-onnx", file), model);
+    const tried: string[] = [];
+    const session = await withModelView(model, (f) => {
+      tried.push(path.basename(f));
+      return ort.InferenceSession.create(f, PROBE_SESSION_OPTIONS);
+    });
+    await checkTwicePlusOne(session);
+    await session.release();
+    assert.deepEqual(tried, file === "double-weights.onnx" ? [file] : [`.${file}.${process.pid}.view.onnx`, file]);
+    assert.deepEqual(fs.readdirSync(dir), [file]);
+  });
+}

@@ -100,17 +100,22 @@ export class ColbertEncoder {
     const provider = opts.executionProvider ?? "cpu";
     const count = Math.max(1, opts.sessions ?? 1);
     const threads = opts.threads ?? Math.max(1, Math.floor(os.availableParallelism() / count));
-    const sessions: ort.InferenceSession[] = [];
+    let sessions: ort.InferenceSession[];
     try {
       // Through a view, the sessions map the weights from the file and share them (model-view.ts).
-      await withModelView(modelFile, async (file) => {
-        for (let i = 0; i < count; i++) {
-          sessions.push(await ort.InferenceSession.create(file, { executionProviders: [provider], graphOptimizationLevel: "all", intraOpNumThreads: threads }));
+      sessions = await withModelView(modelFile, async (file) => {
+        const created: ort.InferenceSession[] = [];
+        try {
+          for (let i = 0; i < count; i++) {
+            created.push(await ort.InferenceSession.create(file, { executionProviders: [provider], graphOptimizationLevel: "all", intraOpNumThreads: threads }));
+          }
+          return created;
+        } catch (e) {
+          await Promise.all(created.map((s) => s.release()));
+          throw e;
         }
       });
     } catch (e) {
-      if (e instanceof UserError) throw e;
-      await Promise.all(sessions.map((s) => s.release()));
       const message = (e as Error).message.split("\n")[0];
       if (provider !== "cpu") throw new UserError(`Execution provider "${provider}" is not available here (${message}); use the default cpu provider`);
       throw new UserError(`onnxruntime cannot load ${modelFile} (${message}); re-export the model`);

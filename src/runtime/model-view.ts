@@ -17,7 +17,6 @@ import path from "node:path";
 import type * as ort from "onnxruntime-node";
 import { readModel } from "../onnx/reader.js";
 import { writeModel } from "../onnx/writer.js";
-import { UserError } from "../errors.js";
 
 /** For one-off probe runs: prepacking, the memory arena and graph optimisations would copy weights again. */
 export const PROBE_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
@@ -27,26 +26,36 @@ export const PROBE_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
 };
 
 /**
- * Calls `load` with the path of a view of `modelFile` (or `modelFile` itself where no view can be
- * written beside it, e.g. a read-only folder) and removes the view once `load` settles: sessions
- * created inside keep their mapping of `modelFile`, not the view. Throws the reader's error for a
- * model that does not parse.
+ * Calls `load` with the path of a view of `modelFile` and removes the view once `load` settles:
+ * sessions created inside keep their mapping of `modelFile`, not the view. Calls `load` with
+ * `modelFile` itself where no view can be made (a read-only folder, content our reader does not
+ * carry) or onnxruntime refuses the view (e.g. model-local functions, which the view drops): any
+ * ONNX model onnxruntime loads still loads, at its usual memory cost.
  */
 export async function withModelView<T>(modelFile: string, load: (file: string) => Promise<T>): Promise<T> {
-  const view = path.join(path.dirname(modelFile), `.${path.basename(modelFile)}.${process.pid}.view.onnx`);
-  const read = readModel(modelFile);
-  let viewWritten = false;
+  const view = writeView(modelFile);
+  if (!view) return load(modelFile);
   try {
-    writeModel(view, read.model, { referenceStored: true });
-    viewWritten = true;
-  } catch (e) {
-    if (e instanceof UserError) throw e;
+    return await load(view);
+  } catch {
+    return await load(modelFile);
   } finally {
-    read.close();
+    fs.rmSync(view, { force: true });
   }
+}
+
+/** Writes the view beside `modelFile`; undefined when it cannot. */
+function writeView(modelFile: string): string | undefined {
+  const view = path.join(path.dirname(modelFile), `.${path.basename(modelFile)}.${process.pid}.view.onnx`);
   try {
-    return await load(viewWritten ? view : modelFile);
-  } finally {
-    if (viewWritten) fs.rmSync(view, { force: true });
+    const read = readModel(modelFile);
+    try {
+      writeModel(view, read.model, { referenceStored: true });
+    } finally {
+      read.close();
+    }
+    return view;
+  } catch {
+    return undefined;
   }
 }
