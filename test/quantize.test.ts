@@ -51,6 +51,20 @@ test("the quantized graph uses onnxruntime's fusable INT8 pattern and keeps atte
   assert.equal(count("DynamicQuantizeLinear"), 2 * 4 + 1);
   assert.equal(count("MatMul"), 4, "attention scores and context stay float");
   assert.ok(q.model.initializers.every((t) => !/^encoder\.layer\.\d+\..*\.weight$/.test(t.name) || t.dataType !== 1 || t.dims.length === 1));
+  // Every MatMulInteger weight within ±64, the bound where u8·s8 pair sums cannot saturate int16
+  // (VPMADDUBSW on x86 without VNNI), and each uses it all; embedding rows keep the full ±127.
+  const inits = new Map(q.model.initializers.map((t) => [t.name, t]));
+  const peak = (name: string) => {
+    const d = inits.get(name)!.data();
+    return new Int8Array(d.buffer, d.byteOffset, d.byteLength).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  };
+  for (const n of q.model.nodes.filter((n) => n.opType === "MatMulInteger")) {
+    assert.equal(inits.get(n.inputs[1]!)!.dataType, 3, "int8 weights");
+    assert.equal(peak(n.inputs[1]!), 64, n.inputs[1]);
+  }
+  const tables = q.model.nodes.filter((n) => n.opType === "Gather" && inits.get(n.inputs[0]!)?.dataType === 3);
+  assert.ok(tables.length > 0);
+  for (const n of tables) assert.equal(peak(n.inputs[0]!), 127, n.inputs[0]);
   q.close();
   const session = await ort.InferenceSession.create(path.join(dir, "model_int8.onnx"), { optimizedModelFilePath: path.join(dir, "opt.onnx") });
   await session.release();

@@ -5,10 +5,19 @@
  *   MatMul(A, W)  →  DynamicQuantizeLinear(A) → MatMulInteger(A_q, W_q, A_zp, W_zp)
  *                    → Cast(float) → Mul(·, A_scale × W_scale)
  *
- * Weights are int8, symmetric (zero point 0), scale = max|w| / 127, round half to even; one
+ * Weights are int8, symmetric (zero point 0), scale = max|w| / 64, round half to even; one
  * DynamicQuantizeLinear per activation, shared by all its consumers. Embedding tables (Gather
- * over a constant) are stored int8 with one scale per row. Attention-score MatMuls (no constant
- * input), normalisations and everything else stay float.
+ * over a constant) are stored int8 with one scale per row (±127: no integer product there).
+ * Attention-score MatMuls (no constant input), normalisations and everything else stay float.
+ *
+ * Why ±64 and not ±127 (onnxruntime's reduce_range): on x86 CPUs without VNNI (AVX2, AVX-512
+ * without VNNI — e.g. AMD Zen 2/3, Intel Skylake), onnxruntime's u8×s8 kernels multiply with
+ * VPMADDUBSW, which adds two adjacent u8·s8 products into a saturating int16. With full-range
+ * weights 2·255·127 = 64770 overflows it and the output drifts (measured on such a machine:
+ * mean cosine to FP32 0.977–0.989 on the fixtures); with |w| ≤ 64, 2·255·64 = 32640 ≤ 32767
+ * cannot. The file is served on hardware we do not know, so it must be exact on all of them; the
+ * cost is one bit of weight resolution (mean cosine 0.9999 instead of 0.99996 where nothing
+ * saturates) and no speed.
  */
 import { DataType, type ModelDef, type NodeDef, type TensorDef } from "../onnx/model.js";
 
@@ -35,7 +44,12 @@ function asF32(t: TensorDef): Float32Array {
  */
 const ROUND = 6755399441055744;
 
-function quantizeSymmetric(src: Float32Array, rowLength: number, scales: Float32Array, perColumn: boolean): Int8Array {
+/** Largest |q| of a MatMul weight: no int16 saturation in VPMADDUBSW (see above). */
+export const MATMUL_WEIGHT_LEVELS = 64;
+/** Largest |q| of an embedding row. */
+const EMBEDDING_LEVELS = 127;
+
+function quantizeSymmetric(src: Float32Array, rowLength: number, scales: Float32Array, perColumn: boolean, levels: number): Int8Array {
   const out = new Int8Array(src.length);
   const inv = scales.map((s) => 1 / s);
   const rows = src.length / rowLength;
@@ -45,14 +59,14 @@ function quantizeSymmetric(src: Float32Array, rowLength: number, scales: Float32
     for (let c = 0; c < rowLength; c++) {
       // Adding and removing 1.5·2^52 rounds to an integer with IEEE ties-to-even, like numpy.rint.
       const v = src[base + c]! * (perColumn ? inv[c]! : rowInv) + ROUND - ROUND;
-      out[base + c] = v > 127 ? 127 : v < -127 ? -127 : v;
+      out[base + c] = v > levels ? levels : v < -levels ? -levels : v;
     }
   }
   return out;
 }
 
-function scaleOf(absMax: number): number {
-  return absMax > 0 ? Math.fround(absMax / 127) : 1;
+function scaleOf(absMax: number, levels: number): number {
+  return absMax > 0 ? Math.fround(absMax / levels) : 1;
 }
 
 /** Per-tensor or per-column scales of a [K, N] weight. */
@@ -60,11 +74,11 @@ function weightScales(w: Float32Array, k: number, n: number, perChannel: boolean
   if (!perChannel) {
     let m = 0;
     for (let i = 0; i < w.length; i++) m = Math.max(m, Math.abs(w[i]!));
-    return Float32Array.of(scaleOf(m));
+    return Float32Array.of(scaleOf(m, MATMUL_WEIGHT_LEVELS));
   }
   const m = new Float32Array(n);
   for (let r = 0; r < k; r++) for (let c = 0; c < n; c++) m[c] = Math.max(m[c]!, Math.abs(w[r * n + c]!));
-  return m.map(scaleOf);
+  return m.map((x) => scaleOf(x, MATMUL_WEIGHT_LEVELS));
 }
 
 export function quantizeDynamic(model: ModelDef, opts: QuantizeOptions = {}): { model: ModelDef; stats: QuantizeStats } {
@@ -117,7 +131,7 @@ export function quantizeDynamic(model: ModelDef, opts: QuantizeOptions = {}): { 
         if (computed) return;
         const f = asF32(w);
         scales.set(weightScales(f, k, cols, perChannel));
-        q = quantizeSymmetric(f, cols, scales, perChannel);
+        q = quantizeSymmetric(f, cols, scales, perChannel, MATMUL_WEIGHT_LEVELS);
         computed = true;
       };
       const wq = fresh(`${w.name}_quantized`);
@@ -153,9 +167,9 @@ export function quantizeDynamic(model: ModelDef, opts: QuantizeOptions = {}): { 
         for (let r = 0; r < rows; r++) {
           let m = 0;
           for (let c = 0; c < hidden; c++) m = Math.max(m, Math.abs(f[r * hidden + c]!));
-          scales[r] = scaleOf(m);
+          scales[r] = scaleOf(m, EMBEDDING_LEVELS);
         }
-        q = quantizeSymmetric(f, hidden, scales, false);
+        q = quantizeSymmetric(f, hidden, scales, false, EMBEDDING_LEVELS);
       };
       const tq = fresh(`${table.name}_quantized`);
       const ts = fresh(`${table.name}_row_scale`);

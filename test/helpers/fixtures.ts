@@ -31,8 +31,24 @@ export function expected(name: string): Expected {
   return JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, name, "expected.json"), "utf8")) as Expected;
 }
 
+const made: string[] = [];
+// Each test file runs in its own process: its temp folders go when it exits.
+process.on("exit", () => {
+  for (const dir of made) {
+    try {
+      fs.chmodSync(dir, 0o755);
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // best effort: a folder a test made read-only inside stays
+    }
+  }
+});
+
+/** A fresh temp folder, removed when the test process exits. */
 export function tempDir(prefix = "colbert-test-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** Copies a fixture checkpoint into a fresh temp folder (named like the fixture) for mutation. */
