@@ -4,6 +4,7 @@
  * - bert-base: colbertv2.0 (BERT-base, Stanford HF_ColBERT layout, linear 768→128)
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSafetensors } from "../src/checkpoint/safetensors.js";
@@ -11,6 +12,21 @@ import { writeSafetensors } from "../src/checkpoint/safetensors.js";
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const CACHE = path.join(HERE, ".cache");
 const FIXTURES = path.join(HERE, "..", "test", "fixtures");
+
+/**
+ * The machine, for the record: cores, CPU, RAM, Node, and the SIMD features that pick
+ * onnxruntime's kernels (INT8 speed and exactness differ with and without VNNI).
+ */
+export function machineLine(): string {
+  let simd = "";
+  try {
+    const flags = new Set(/^flags\s*:(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim().split(/\s+/));
+    simd = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"].filter((f) => flags.has(f)).join(" ") || "no avx2";
+  } catch {
+    simd = "SIMD features unknown";
+  }
+  return `${os.cpus().length} × ${os.cpus()[0]?.model} (${simd}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
+}
 
 /** xorshift32 uniform values in [-scale, scale). */
 function randomF32(n: number, seed: number, scale = 0.02): Uint8Array {

@@ -13,7 +13,7 @@ import * as ort from "onnxruntime-node";
 import { exportModel } from "../src/export/exporter.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { createServer } from "../src/server/server.js";
-import { CACHE, modernBertBase } from "./checkpoints.js";
+import { CACHE, machineLine, modernBertBase } from "./checkpoints.js";
 
 const arg = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1]) || fallback;
 const N = arg("--docs", 64);
@@ -56,7 +56,7 @@ async function runtime(int8: boolean): Promise<{ rate: number; ids: number[][]; 
   return { rate, ids, modelFile: enc.modelFile };
 }
 
-console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, node ${process.version}; ${N} documents of 180 tokens, batch ${BATCH}`);
+console.log(`machine: ${machineLine()}; ${N} documents of 180 tokens, batch ${BATCH}`);
 for (const int8 of [false, true]) {
   if (int8 && !fs.existsSync(path.join(dir, "model_int8.onnx"))) {
     console.log("INT8: no model_int8.onnx in the bench export (run the quantizer first)");

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { bertBase, CACHE, modernBertBase } from "./checkpoints.js";
+import { bertBase, CACHE, machineLine, modernBertBase } from "./checkpoints.js";
 
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 3;
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
@@ -40,7 +40,7 @@ const cases = [
   { name: "ModernBERT-base (GTE-ModernColBERT-v1 shapes)", dir: modernBertBase(), target: "≤ 4 s, ≤ 0.8 GB", python: "45.8 s / 3.26 GB" },
   { name: "BERT-base (colbertv2.0 shapes)", dir: bertBase(), target: "≤ 3 s", python: "23.3 s / 2.45 GB" },
 ];
-console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; checkpoints in ${CACHE}`);
+console.log(`machine: ${machineLine()}; checkpoints in ${CACHE}`);
 for (const c of cases) {
   const results = Array.from({ length: runs }, () => exportOnce(c.dir));
   const best = results.reduce((a, b) => (a.seconds < b.seconds ? a : b));

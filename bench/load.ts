@@ -12,7 +12,7 @@ import path from "node:path";
 import { exportModel } from "../src/export/exporter.js";
 import { ColbertTokenizer } from "../src/runtime/tokenizer.js";
 import type { OnnxConfig } from "../src/export/files.js";
-import { CACHE, modernBertBase } from "./checkpoints.js";
+import { CACHE, machineLine, modernBertBase } from "./checkpoints.js";
 
 const root = path.resolve(import.meta.dirname, "..");
 if (!fs.existsSync(path.join(root, "dist", "runtime", "encoder.js"))) execFileSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
@@ -52,7 +52,7 @@ function job(kind: "runtime" | "direct", sessions: number): { loadS: number; rss
   return JSON.parse(child.stdout) as { loadS: number; rssMB: number };
 }
 
-console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, node ${process.version}; ModernBERT-base-shaped FP32 export, 32 documents of 180 tokens per session`);
+console.log(`machine: ${machineLine()}; ModernBERT-base-shaped FP32 export, 32 documents of 180 tokens per session`);
 for (const sessions of [1, 2]) {
   const ours = job("runtime", sessions);
   const base = job("direct", sessions);

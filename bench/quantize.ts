@@ -4,14 +4,13 @@
  * throughput (batches of 32 × 180-token documents) of both models in onnxruntime-node.
  *   node --import tsx bench/quantize.ts
  */
-import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
 import { execFileSync, spawnSync } from "node:child_process";
 import { exportModel } from "../src/export/exporter.js";
 import { quantizeModel } from "../src/quantize/index.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
-import { CACHE, modernBertBase } from "./checkpoints.js";
+import { CACHE, machineLine, modernBertBase } from "./checkpoints.js";
 
 const dir = (await exportModel({ model: modernBertBase(), outputDir: path.join(CACHE, "exports"), quiet: true })).dir;
 const input = path.join(dir, "model.onnx");
@@ -19,7 +18,7 @@ const output = path.join(dir, "model_int8.onnx");
 const runs = [];
 for (let i = 0; i < 3; i++) runs.push(await quantizeModel(input, output));
 const best = runs.reduce((a, b) => (a.seconds < b.seconds ? a : b));
-console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, node ${process.version}`);
+console.log(`machine: ${machineLine()}`);
 console.log(
   `quantization: best ${best.seconds.toFixed(2)} s (runs ${runs.map((r) => r.seconds.toFixed(2)).join(", ")}); ` +
     `model.onnx ${(best.inputBytes / 1e6).toFixed(1)} MB → model_int8.onnx ${(best.outputBytes / 1e6).toFixed(1)} MB ` +
