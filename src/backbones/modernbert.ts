@@ -5,7 +5,7 @@
  */
 import { DataType } from "../onnx/model.js";
 import type { GraphBuilder, Value } from "../onnx/graph.js";
-import { activation, embedding, F32_MIN, keyMaskBias, layerNorm, linear, linearChunks, mergeHeads, positions, scaledDotProductAttention, splitHeads, type Ctx } from "./nn.js";
+import { activation, embedding, F32_MIN, keyMaskBias, layerNorm, linear, mergeHeads, positions, scaledDotProductAttention, splitHeads, type Ctx } from "./nn.js";
 import { wordEmbeddingTable } from "./embeddings.js";
 import { cfg, type Backbone, type BuildArgs, type HFConfig } from "./types.js";
 import { UserError } from "../errors.js";
@@ -107,7 +107,7 @@ function slidingWindowMask(g: GraphBuilder, pos: Value, attentionMask: Value, gl
 
 function attention(ctx: Ctx, x: Value, p: string, d: ModernBertDims, rope: [Value, Value], mask: { bias: Value; rowHasKeys?: Value }): Value {
   const { g } = ctx;
-  const [q, k, v] = linearChunks(ctx, x, `${p}.Wqkv`, 3).map((t) => splitHeads(g, t, d.heads, d.headDim)) as [Value, Value, Value];
+  const [q, k, v] = g.chunk(linear(ctx, x, `${p}.Wqkv`), 3, -1).map((t) => splitHeads(g, t, d.heads, d.headDim)) as [Value, Value, Value];
   let out = scaledDotProductAttention(g, applyRotary(g, q, rope), applyRotary(g, k, rope), v, mask.bias, d.headDim);
   if (mask.rowHasKeys) out = g.mul(out, mask.rowHasKeys);
   return linear(ctx, mergeHeads(g, out, d.hidden), `${p}.Wo`);
@@ -116,7 +116,7 @@ function attention(ctx: Ctx, x: Value, p: string, d: ModernBertDims, rope: [Valu
 /** GeGLU: Wo(act(input) * gate) with input, gate = Wi(x).chunk(2). */
 function mlp(ctx: Ctx, x: Value, p: string, d: ModernBertDims): Value {
   const { g } = ctx;
-  const [input, gate] = linearChunks(ctx, x, `${p}.Wi`, 2) as [Value, Value];
+  const [input, gate] = g.chunk(linear(ctx, x, `${p}.Wi`), 2, -1) as [Value, Value];
   return linear(ctx, g.mul(activation(g, input, d.act), gate), `${p}.Wo`);
 }
 

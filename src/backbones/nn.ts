@@ -23,22 +23,6 @@ export function linear({ g, w }: Ctx, x: Value, prefix: string): Value {
   return w.has(`${prefix}.bias`) ? g.add(y, g.initializer(w.tensor(`${prefix}.bias`))) : y;
 }
 
-/**
- * linear(x).chunk(n, -1) as n MatMuls over row blocks of the weight: the same numbers without
- * computing the fused output and then copying it apart (a Split per layer).
- */
-export function linearChunks({ g, w }: Ctx, x: Value, prefix: string, n: number): Value[] {
-  const name = `${prefix}.weight`;
-  const out = w.shape(name)[0]!;
-  if (out % n !== 0) throw new UserError(`Tensor "${name}" has ${out} output features, not divisible into ${n} chunks; the checkpoint does not match its config`);
-  const size = out / n;
-  return Array.from({ length: n }, (_, i) => {
-    const rows: [number, number] = [i * size, (i + 1) * size];
-    const y = g.matmul(x, g.initializer(w.transposed(name, rows)));
-    return w.has(`${prefix}.bias`) ? g.add(y, g.initializer(w.tensor(`${prefix}.bias`, rows))) : y;
-  });
-}
-
 /** nn.LayerNorm over the last axis (bias optional, as ModernBERT's norm_bias=false). */
 export function layerNorm({ g, w }: Ctx, x: Value, prefix: string, eps: number): Value {
   const inputs = [x, g.initializer(w.tensor(`${prefix}.weight`))];

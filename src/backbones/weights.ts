@@ -63,45 +63,29 @@ export class Weights {
     }
   }
 
-  /** Initializer name: the PyTorch name (+ the row range of a chunk), after the module's prefix. */
-  private onnxName(name: string, rows?: [number, number]): string {
-    return this.onnxPrefix + name + (rows ? `[${rows[0]}:${rows[1]}]` : "");
-  }
-
-  /** The tensor as an initializer, as stored; `rows`: only rows [start, end) of its first axis. */
-  tensor(name: string, rows?: [number, number]): TensorDef {
+  /** The tensor as an initializer, as stored. */
+  tensor(name: string, onnxName = this.onnxPrefix + name): TensorDef {
     const shape = this.shape(name);
-    const [start, end] = rows ?? [0, shape[0] ?? 1];
-    const rowSize = shape.slice(1).reduce((a, b) => a * b, 1);
-    const dims = rows ? [end - start, ...shape.slice(1)] : shape;
     return {
-      name: this.onnxName(name, rows),
+      name: onnxName,
       dataType: DataType.FLOAT,
-      dims,
-      byteLength: dims.reduce((a, b) => a * b, 1) * 4,
-      data: () => this.store.readF32(this.stored(name), this.scratch).subarray(start * rowSize, end * rowSize),
+      dims: shape,
+      byteLength: shape.reduce((a, b) => a * b, 1) * 4,
+      data: () => this.store.readF32(this.stored(name), this.scratch),
     };
   }
 
-  /**
-   * A 2-D [out, in] Linear weight as the [in, out] matrix MatMul wants; `rows`: only output
-   * features [start, end) (one chunk of a fused projection).
-   */
-  transposed(name: string, rows?: [number, number]): TensorDef {
+  /** A 2-D [out, in] Linear weight as the [in, out] matrix MatMul wants. */
+  transposed(name: string, onnxName = this.onnxPrefix + name): TensorDef {
     const shape = this.shape(name);
     if (shape.length !== 2) throw new UserError(`Tensor "${name}" should be 2-D, has shape [${shape}]`);
-    const cols = shape[1]!;
-    const [start, end] = rows ?? [0, shape[0]!];
-    const n = end - start;
+    const [rows, cols] = shape as [number, number];
     return {
-      name: this.onnxName(name, rows),
+      name: onnxName,
       dataType: DataType.FLOAT,
-      dims: [cols, n],
-      byteLength: n * cols * 4,
-      data: () => {
-        const src = this.store.readF32(this.stored(name), this.scratch).subarray(start * cols, end * cols);
-        return transpose2d(src, n, cols, this.scratch.f32("transpose", n * cols));
-      },
+      dims: [cols, rows],
+      byteLength: rows * cols * 4,
+      data: () => transpose2d(this.store.readF32(this.stored(name), this.scratch), rows, cols, this.scratch.f32("transpose", rows * cols)),
     };
   }
 }
