@@ -32,5 +32,6 @@ export function loadEncoder(flags: EncoderFlags): Promise<ColbertEncoder> {
     queryLength: flags.queryLength,
     documentLength: flags.documentLength,
     executionProvider: flags.provider,
+    onWarning: (m) => process.stderr.write(`Warning: ${m}\n`),
   });
 }

@@ -10,6 +10,7 @@ import * as ort from "onnxruntime-node";
 import { ColbertTokenizer, type InputType, type TokenizedText } from "./tokenizer.js";
 import { poolDocument } from "./pooling.js";
 import { withModelView } from "./model-view.js";
+import { cpuFlags, int8SaturationWarning } from "../quantize/saturation.js";
 import type { OnnxConfig } from "../export/files.js";
 import { UserError } from "../errors.js";
 
@@ -33,6 +34,8 @@ export interface EncoderOptions {
   threads?: number;
   queryLength?: number;
   documentLength?: number;
+  /** Receives warnings about the model (default: process.emitWarning). */
+  onWarning?: (message: string) => void;
 }
 
 export interface EncodeOptions {
@@ -96,6 +99,10 @@ export class ColbertEncoder {
     const modelFile = path.join(dir, opts.int8 ? "model_int8.onnx" : "model.onnx");
     if (!fs.existsSync(modelFile)) {
       throw new UserError(opts.int8 ? `No model_int8.onnx in ${dir}: run colbert-quantize ${dir} first` : `No model.onnx in ${dir}: pass a folder written by pylate-onnx-export`);
+    }
+    if (opts.int8) {
+      const warning = int8SaturationWarning(modelFile, cpuFlags());
+      if (warning) (opts.onWarning ?? ((m: string) => process.emitWarning(m)))(warning);
     }
     const provider = opts.executionProvider ?? "cpu";
     const count = Math.max(1, opts.sessions ?? 1);

@@ -1,0 +1,80 @@
+/** INT8 models other quantizers write (full-range weights) get a warning on CPUs whose kernels saturate. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { quantizeModel } from "../src/quantize/index.js";
+import { cpuFlags, int8SaturationWarning, int8WeightPeak, saturatingInt8Kernels } from "../src/quantize/saturation.js";
+import { readModel } from "../src/onnx/reader.js";
+import { writeModel } from "../src/onnx/writer.js";
+import { DataType, type TensorDef } from "../src/onnx/model.js";
+import { ColbertEncoder } from "../src/runtime/encoder.js";
+import { exportedFixtureCopy } from "./helpers/exported.js";
+
+const AVX2 = new Set(["sse4_2", "avx", "avx2", "fma"]);
+const AVX512_VNNI = new Set([...AVX2, "avx512f", "avx512bw", "avx512_vnni"]);
+const AVX_VNNI = new Set([...AVX2, "avx_vnni"]);
+const AVX512_NO_VNNI = new Set([...AVX2, "avx512f", "avx512bw"]);
+
+test("the saturating kernels are the ones for x86 with AVX2 and no VNNI", () => {
+  assert.equal(saturatingInt8Kernels(AVX2), true);
+  assert.equal(saturatingInt8Kernels(AVX512_NO_VNNI), true);
+  assert.equal(saturatingInt8Kernels(AVX512_VNNI), false);
+  assert.equal(saturatingInt8Kernels(AVX_VNNI), false);
+  assert.equal(saturatingInt8Kernels(new Set(["sse4_2"])), false, "no AVX2: onnxruntime's SSE kernels widen to int16 first");
+  assert.equal(saturatingInt8Kernels(undefined), false, "not x86 Linux: nothing known, nothing said");
+});
+
+/** The folder's model_int8.onnx rewritten as a full-range quantizer would: q doubled (±127), scale halved. */
+function fullRange(dir: string): void {
+  const file = path.join(dir, "model_int8.onnx");
+  const read = readModel(file);
+  const weights = new Set(read.model.nodes.filter((n) => n.opType === "MatMulInteger").map((n) => n.inputs[1]!));
+  const scales = new Set([...weights].map((w) => w.replace(/_quantized$/, "_scale")));
+  const initializers: TensorDef[] = read.model.initializers.map((t) => {
+    if (weights.has(t.name)) {
+      return { ...t, data: () => Int8Array.from(new Int8Array(t.data().buffer.slice(0)), (q) => Math.max(-127, Math.min(127, 2 * q))) };
+    }
+    if (scales.has(t.name)) {
+      assert.equal(t.dataType, DataType.FLOAT);
+      return { ...t, data: () => Float32Array.from(new Float32Array(t.data().buffer.slice(0)), (s) => s / 2) };
+    }
+    return t;
+  });
+  const out = path.join(dir, "full-range.onnx");
+  writeModel(out, { ...read.model, initializers });
+  read.close();
+  fs.renameSync(out, file);
+}
+
+test("our INT8 weights stay within ±64 and are never warned about; full-range ones are, where kernels saturate", async () => {
+  const dir = await exportedFixtureCopy("bert-tiny-colbert");
+  await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"));
+  const ours = path.join(dir, "model_int8.onnx");
+  const read = readModel(ours);
+  assert.equal(int8WeightPeak(read.model), 64);
+  read.close();
+  for (const flags of [AVX2, AVX512_NO_VNNI, AVX512_VNNI, undefined]) assert.equal(int8SaturationWarning(ours, flags), undefined);
+
+  fullRange(dir);
+  const full = readModel(ours);
+  assert.equal(int8WeightPeak(full.model), 127);
+  full.close();
+  assert.match(int8SaturationWarning(ours, AVX2) ?? "", /full-range int8 weights \(up to ±127\).*x86 without VNNI.*Re-quantize it with colbert-quantize/);
+  assert.match(int8SaturationWarning(ours, AVX512_NO_VNNI) ?? "", /full-range/);
+  assert.equal(int8SaturationWarning(ours, AVX512_VNNI), undefined);
+  assert.equal(int8SaturationWarning(ours, undefined), undefined);
+  assert.equal(int8SaturationWarning(path.join(dir, "model.onnx"), AVX2), undefined, "FP32: nothing to saturate");
+
+  // The encoder passes it on, as this machine's CPU calls for; the model still loads and encodes.
+  const warnings: string[] = [];
+  const enc = await ColbertEncoder.load(dir, { int8: true, onWarning: (m) => warnings.push(m) });
+  const [doc] = await enc.encodeDocuments(["full-range weights still load"]);
+  await enc.close();
+  assert.ok(doc!.rows > 0);
+  assert.equal(warnings.length, saturatingInt8Kernels(cpuFlags()) ? 1 : 0, warnings.join("\n"));
+});
+
+test("an unreadable INT8 model gets no warning: loading it reports the problem", () => {
+  assert.equal(int8SaturationWarning(path.join("/nonexistent", "model_int8.onnx"), AVX2), undefined);
+});
