@@ -9,6 +9,7 @@ import * as ort from "onnxruntime-node";
 import { quantizeModel, rowCosines } from "../src/quantize/index.js";
 import { readModel } from "../src/onnx/reader.js";
 import { writeModel } from "../src/onnx/writer.js";
+import type { TensorDef } from "../src/onnx/model.js";
 import { exportModel } from "../src/export/exporter.js";
 import { silentLogger } from "../src/util/log.js";
 import { expected, FIXTURE_NAMES, fixtureModelDir, runModel, tempDir } from "./helpers/fixtures.js";
@@ -32,7 +33,9 @@ async function fidelity(name: string, modelFile: string) {
 for (const name of FIXTURE_NAMES) {
   test(`${name}: INT8 output vs PyLate: mean cosine ≥ 0.9995, min ≥ 0.99`, async () => {
     const dir = await exportedFixtureCopy(name, "m");
-    const report = await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"));
+    const warnings: string[] = [];
+    const report = await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"), { ...silentLogger, warn: (m) => warnings.push(m) });
+    assert.deepEqual(warnings, []);
     assert.ok(report.outputBytes < report.inputBytes / 2.5, `${report.outputBytes} vs ${report.inputBytes}`);
     const { mean, min } = await fidelity(name, path.join(dir, "model_int8.onnx"));
     assert.ok(mean >= 0.9995, `mean cosine ${mean}`);
@@ -104,6 +107,29 @@ test("a model with external data is quantized and its input left untouched", asy
   assert.deepEqual(fs.readFileSync(path.join(dir, "model.onnx.data")), before);
   const { mean, min } = await fidelity("modernbert-tiny-colbert", path.join(dir, "model_int8.onnx"));
   assert.ok(mean >= 0.9995 && min >= 0.99, `${mean} ${min}`);
+});
+
+test("a model that quantizes badly is flagged: outlier weights leave the rest of their tensors a few levels", async () => {
+  const dir = await exportedFixtureCopy("bert-tiny-colbert", "m");
+  const file = path.join(dir, "model.onnx");
+  const read = readModel(file);
+  // Every feed-forward weight gets one entry at 40× its largest: per-tensor scales then leave the
+  // others a handful of levels.
+  const outlier = (t: TensorDef) => {
+    const w = new Float32Array(t.data().buffer.slice(0));
+    w[0] = 40 * w.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    return w;
+  };
+  const initializers = read.model.initializers.map((t) => (/intermediate\.dense\.weight|output\.dense\.weight/.test(t.name) && t.dims.length === 2 ? { ...t, data: () => outlier(t) } : t));
+  assert.ok(initializers.some((t, i) => t !== read.model.initializers[i]));
+  writeModel(path.join(dir, "outlier.onnx"), { ...read.model, initializers });
+  read.close();
+  fs.renameSync(path.join(dir, "outlier.onnx"), file);
+  const warnings: string[] = [];
+  const report = await quantizeModel(file, path.join(dir, "model_int8.onnx"), { ...silentLogger, warn: (m) => warnings.push(m) });
+  assert.ok(report.cosine.mean < 0.999 || report.cosine.min < 0.99, JSON.stringify(report.cosine));
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /^Warning: the INT8 model drifts from FP32 on the probe texts \(mean cosine 0\.\d{4}, min -?\d\.\d{4};.*check retrieval quality/);
 });
 
 test("bad inputs: missing file, not ONNX, truncated ONNX, output = input", async () => {
