@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSafetensors } from "../src/checkpoint/safetensors.js";
+import { cpuFlags } from "../src/quantize/saturation.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const CACHE = path.join(HERE, ".cache");
@@ -18,13 +19,8 @@ const FIXTURES = path.join(HERE, "..", "test", "fixtures");
  * onnxruntime's kernels (INT8 speed and exactness differ with and without VNNI).
  */
 export function machineLine(): string {
-  let simd = "";
-  try {
-    const flags = new Set(/^flags\s*:(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim().split(/\s+/));
-    simd = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"].filter((f) => flags.has(f)).join(" ") || "no avx2";
-  } catch {
-    simd = "SIMD features unknown";
-  }
+  const flags = cpuFlags();
+  const simd = flags ? ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"].filter((f) => flags.has(f)).join(" ") || "no avx2" : "SIMD features unknown";
   return `${os.cpus().length} × ${os.cpus()[0]?.model} (${simd}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
 }
 
