@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import { spawnSync } from "node:child_process";
 import * as ort from "onnxruntime-node";
 import { PROBE_SESSION_OPTIONS, withModelView } from "../src/runtime/model-view.js";
 import { exportedFixtureCopy } from "./helpers/exported.js";
@@ -93,3 +94,17 @@ for (const [file, expectedLoads] of [
     assert.deepEqual(fs.readdirSync(dir), [file]);
   });
 }
+
+test("model view: views left by a killed process are removed, a live process's are kept", async () => {
+  const dir = await exportedFixtureCopy("bert-tiny-colbert");
+  const dead = spawnSync(process.execPath, ["-e", ""]).pid;
+  const stale = path.join(dir, `.model.onnx.${dead}.view.onnx`);
+  const live = path.join(dir, `.model.onnx.${process.ppid}.view.onnx`);
+  const other = path.join(dir, `.model_int8.onnx.${dead}.view.onnx`);
+  for (const f of [stale, live, other]) fs.writeFileSync(f, "view");
+  const session = await withModelView(path.join(dir, "model.onnx"), (file) => ort.InferenceSession.create(file, PROBE_SESSION_OPTIONS));
+  await session.release();
+  assert.equal(fs.existsSync(stale), false);
+  assert.equal(fs.existsSync(live), true, "its process may still be loading");
+  assert.equal(fs.existsSync(other), true, "another model's views are left to its own loads");
+});

@@ -44,10 +44,31 @@ export async function withModelView<T>(modelFile: string, load: (file: string) =
   }
 }
 
+/** Is process `pid` alive (or not ours to signal)? */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes views of `modelFile` left by processes killed while loading (their pid is gone). */
+function removeStaleViews(modelFile: string): void {
+  const dir = path.dirname(modelFile);
+  const pattern = new RegExp(`^\\.${path.basename(modelFile).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.(\\d+)\\.view\\.onnx$`);
+  for (const name of fs.readdirSync(dir)) {
+    const pid = pattern.exec(name)?.[1];
+    if (pid !== undefined && Number(pid) !== process.pid && !alive(Number(pid))) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
 /** Writes the view beside `modelFile`; undefined when it cannot. */
 function writeView(modelFile: string): string | undefined {
   const view = path.join(path.dirname(modelFile), `.${path.basename(modelFile)}.${process.pid}.view.onnx`);
   try {
+    removeStaleViews(modelFile);
     const read = readModel(modelFile);
     try {
       writeModel(view, read.model, { referenceStored: true });
