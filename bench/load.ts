@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { exportModel } from "../src/export/exporter.js";
 import { ColbertTokenizer } from "../src/runtime/tokenizer.js";
-import type { OnnxConfig } from "../src/export/files.js";
+import type { OnnxConfig } from "../src/colbert/onnx-config.js";
 import { CACHE, machineLine, modernBertBase } from "./checkpoints.js";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -21,8 +21,8 @@ const words = fs.readFileSync(path.join(root, "test", "fixtures", "bert-tiny-col
 const docs = Array.from({ length: 32 }, (_, i) => Array.from({ length: 400 }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" "));
 
 const readJson = (f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as Record<string, unknown>;
-const tokenizer = new ColbertTokenizer(readJson("tokenizer.json"), readJson("tokenizer_config.json"), readJson("onnx_config.json") as unknown as OnnxConfig);
-const ids = docs.map((d) => tokenizer.encode(d, "document").ids);
+const tokenizer = await ColbertTokenizer.create(readJson("tokenizer.json"), readJson("tokenizer_config.json"), readJson("onnx_config.json") as unknown as OnnxConfig);
+const ids = (await tokenizer.encodeBatch(docs, "document")).map((t) => t.ids);
 
 /** One fresh process: load (timed), encode the documents once per session; peak RSS. */
 function job(kind: "runtime" | "direct", sessions: number): { loadS: number; rssMB: number } {

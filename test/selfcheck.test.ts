@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { selfCheck } from "../src/export/selfcheck.js";
-import type { OnnxConfig } from "../src/export/files.js";
+import type { OnnxConfig } from "../src/colbert/onnx-config.js";
 import { readModel } from "../src/onnx/reader.js";
 import { GraphBuilder } from "../src/onnx/graph.js";
 import { DataType } from "../src/onnx/model.js";

@@ -92,6 +92,23 @@ export class TokenizerVocab {
     if (typeof m.unk_token === "string") return this.id(m.unk_token) ?? null;
     return null;
   }
+
+  /** The unknown token's string (WordPiece/BPE name it; Unigram gives its id). */
+  unkToken(): string | null {
+    const m = this.json.model;
+    if (typeof m.unk_token === "string") return m.unk_token;
+    if (typeof m.unk_id === "number") return this.token(m.unk_id) ?? null;
+    return null;
+  }
+
+  /** convert_ids_to_tokens for one id, or undefined. */
+  token(id: number): string | undefined {
+    for (const [t, i] of this.added) if (i === id) return t;
+    const v = this.json.model.vocab;
+    if (Array.isArray(v)) return v[id]?.[0];
+    for (const [t, i] of this.vocab) if (i === id) return t;
+    return undefined;
+  }
 }
 
 export function readTokenizerJson(dir: string): TokenizerJson {

@@ -7,7 +7,7 @@
 import * as ort from "onnxruntime-node";
 import { PROBE_SESSION_OPTIONS, withModelView } from "../runtime/model-view.js";
 import { ColbertTokenizer } from "../runtime/tokenizer.js";
-import type { OnnxConfig } from "./files.js";
+import type { OnnxConfig } from "../colbert/onnx-config.js";
 import { UserError } from "../errors.js";
 
 export interface SelfCheckResult {
@@ -21,13 +21,13 @@ export interface SelfCheckResult {
 export async function selfCheck(modelFile: string, tokenizerJson: object, tokenizerConfig: object, cfg: OnnxConfig): Promise<SelfCheckResult> {
   const start = performance.now();
   // The probe goes through the runtime's PyLate-exact tokenization, as real traffic would.
-  const tokenizer = new ColbertTokenizer(tokenizerJson as Record<string, unknown>, tokenizerConfig as Record<string, unknown>, cfg);
+  const tokenizer = await ColbertTokenizer.create(tokenizerJson as Record<string, unknown>, tokenizerConfig as Record<string, unknown>, cfg);
   const rows = [
-    tokenizer.encode("what is late interaction retrieval?", "query"),
-    tokenizer.encode("ColBERT compares every query token with every document token.", "document"),
+    await tokenizer.encode("what is late interaction retrieval?", "query"),
+    await tokenizer.encode("ColBERT compares every query token with every document token.", "document"),
   ];
   const seq = Math.max(...rows.map((r) => r.ids.length));
-  const ids = new BigInt64Array(2 * seq).fill(BigInt(cfg.pad_token_id ?? 0));
+  const ids = new BigInt64Array(2 * seq).fill(BigInt(cfg.pad_token_id));
   const mask = new BigInt64Array(2 * seq);
   rows.forEach((row, b) =>
     row.ids.forEach((id, i) => {

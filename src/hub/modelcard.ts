@@ -1,7 +1,7 @@
 /** README.md model card for a pushed export folder. */
 import fs from "node:fs";
 import path from "node:path";
-import type { OnnxConfig } from "../export/files.js";
+import type { OnnxConfig } from "../colbert/onnx-config.js";
 import { hubEndpoint } from "./env.js";
 import { UserError } from "../errors.js";
 

@@ -10,7 +10,7 @@ import { writeModel } from "../onnx/writer.js";
 import { quantizeDynamic, type QuantizeOptions } from "./dynamic.js";
 import { ColbertTokenizer } from "../runtime/tokenizer.js";
 import { PROBE_SESSION_OPTIONS, withModelView } from "../runtime/model-view.js";
-import type { OnnxConfig } from "../export/files.js";
+import type { OnnxConfig } from "../colbert/onnx-config.js";
 import { silentLogger, type Logger } from "../util/log.js";
 import { UserError } from "../errors.js";
 
@@ -40,18 +40,13 @@ const PROBES: [string, "query" | "document"][] = [
 ];
 
 /** Probe batch: from the folder's tokenizer when it is an export folder, else fixed token ids. */
-function probeBatch(dir: string): { ids: number[][]; mask: number[][]; tokenTypes: boolean } {
+async function probeBatch(dir: string): Promise<{ ids: number[][]; mask: number[][]; tokenTypes: boolean }> {
   const cfgFile = path.join(dir, "onnx_config.json");
   const tokFile = path.join(dir, "tokenizer.json");
   if (fs.existsSync(cfgFile) && fs.existsSync(tokFile)) {
     const cfg = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as OnnxConfig;
-    const tokConfigFile = path.join(dir, "tokenizer_config.json");
-    const tok = new ColbertTokenizer(
-      JSON.parse(fs.readFileSync(tokFile, "utf8")),
-      fs.existsSync(tokConfigFile) ? JSON.parse(fs.readFileSync(tokConfigFile, "utf8")) : {},
-      cfg,
-    );
-    const encoded = PROBES.map(([t, type]) => tok.encode(t, type));
+    const tok = await ColbertTokenizer.fromFolder(dir, cfg);
+    const encoded = await Promise.all(PROBES.map(([t, type]) => tok.encode(t, type)));
     return { ids: encoded.map((e) => e.ids), mask: encoded.map((e) => e.mask), tokenTypes: cfg.uses_token_type_ids };
   }
   const ids = [Array.from({ length: 24 }, (_, i) => 2 + ((i * 37) % 97))];
@@ -59,7 +54,7 @@ function probeBatch(dir: string): { ids: number[][]; mask: number[][]; tokenType
 }
 
 /** Runs the probe batch; `lean`: a probe session through a view (the big FP32 model), else as served. */
-async function run(file: string, batch: ReturnType<typeof probeBatch>, lean: boolean): Promise<{ data: Float32Array; dims: number[] }> {
+async function run(file: string, batch: Awaited<ReturnType<typeof probeBatch>>, lean: boolean): Promise<{ data: Float32Array; dims: number[] }> {
   const seq = Math.max(...batch.ids.map((r) => r.length));
   const b = batch.ids.length;
   const pad = (rows: number[][]) => {
@@ -114,7 +109,7 @@ export async function quantizeModel(input: string, output: string, logger: Logge
     source.close();
   }
   const seconds = (performance.now() - start) / 1000;
-  const batch = probeBatch(path.dirname(input));
+  const batch = await probeBatch(path.dirname(input));
   // INT8 as it will be served (onnxruntime fuses its MatMuls at load); the FP32 reference lean.
   const [fp32, int8] = [await run(input, batch, true), await run(output, batch, false)];
   const cos = rowCosines(fp32.data, int8.data, fp32.dims[2]!, batch.mask, fp32.dims[1]!);

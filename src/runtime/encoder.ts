@@ -11,7 +11,7 @@ import { ColbertTokenizer, type InputType, type TokenizedText } from "./tokenize
 import { poolDocument } from "./pooling.js";
 import { withModelView } from "./model-view.js";
 import { cpuFlags, int8SaturationWarning } from "../quantize/saturation.js";
-import type { OnnxConfig } from "../export/files.js";
+import type { OnnxConfig } from "../colbert/onnx-config.js";
 import { UserError } from "../errors.js";
 
 /** One text's token embeddings: `rows` × `dim`, row-major, each row L2-normalised. */
@@ -91,11 +91,10 @@ export class ColbertEncoder {
     if (opts.queryLength) config.query_length = opts.queryLength;
     if (opts.documentLength) config.document_length = opts.documentLength;
     checkLengths(dir, config);
-    const tokenizer = new ColbertTokenizer(
-      readJson(path.join(dir, "tokenizer.json"), "tokenizer.json"),
-      fs.existsSync(path.join(dir, "tokenizer_config.json")) ? readJson(path.join(dir, "tokenizer_config.json"), "tokenizer_config.json") : {},
-      config,
-    );
+    // Exports written before mask_token_id was always an integer: PyLate's fallback is the pad id.
+    config.mask_token_id ??= config.pad_token_id ?? 0;
+    config.pad_token_id ??= config.mask_token_id;
+    const tokenizer = await ColbertTokenizer.fromFolder(dir, config, { onWarning: opts.onWarning });
     const modelFile = path.join(dir, opts.int8 ? "model_int8.onnx" : "model.onnx");
     if (!fs.existsSync(modelFile)) {
       throw new UserError(opts.int8 ? `No model_int8.onnx in ${dir}: run colbert-quantize ${dir} first` : `No model.onnx in ${dir}: pass a folder written by pylate-onnx-export`);
@@ -147,7 +146,7 @@ export class ColbertEncoder {
   }
 
   async encode(texts: string[], type: InputType, opts: EncodeOptions = {}): Promise<Embedding[]> {
-    const tokenized = texts.map((t) => this.tokenizer.encode(t, type));
+    const tokenized = await this.tokenizer.encodeBatch(texts, type);
     // Longest first, so each batch pads to similar lengths; results go back to input order.
     const order = tokenized.map((_, i) => i).sort((a, b) => tokenized[b]!.ids.length - tokenized[a]!.ids.length);
     const batches: number[][] = [];
@@ -183,7 +182,7 @@ export class ColbertEncoder {
   private async run(session: ort.InferenceSession, items: TokenizedText[]): Promise<{ data: Float32Array; seq: number }> {
     const seq = Math.max(...items.map((t) => t.ids.length));
     const b = items.length;
-    const ids = new BigInt64Array(b * seq).fill(BigInt(this.config.pad_token_id ?? 0));
+    const ids = new BigInt64Array(b * seq).fill(BigInt(this.config.pad_token_id));
     const mask = new BigInt64Array(b * seq);
     items.forEach((t, i) => {
       for (let j = 0; j < t.ids.length; j++) {

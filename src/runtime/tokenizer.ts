@@ -1,12 +1,24 @@
 /**
- * PyLate-exact tokenization from an export folder (tokenizer.json + onnx_config.json): strip
- * (and lower-case if the model says so), tokenize with the template's special tokens, truncate the
- * content so the result has length − 1 tokens, insert the prefix id after the first token, and
- * pad expanded queries with the mask id.
+ * PyLate-exact tokenization from an export folder (tokenizer.json + onnx_config.json): strip with
+ * Python's semantics (and lower-case if the model says so), tokenize with the template's special
+ * tokens, truncate the content so the result has length − 1 tokens (length when the prefix is
+ * empty: PyLate reserves no slot then), insert the prefix id after the first token, and pad
+ * expanded queries with the mask id.
+ *
+ * Tokens come from the Rust `tokenizers` library itself (Hugging Face's Node binding), the library
+ * PyLate and NextPlaid run. Where its native code cannot load, the pure-JavaScript
+ * `@huggingface/tokenizers` is used with a warning: it matches on ordinary text but splits on
+ * JavaScript's notion of whitespace (U+FEFF, U+0085 differ), so it is not exact on every input.
  */
-import { Tokenizer } from "@huggingface/tokenizers";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import type { Tokenizer as NativeTokenizer } from "tokenizers";
+import { Tokenizer as JsTokenizer } from "@huggingface/tokenizers";
 import { TokenizerVocab } from "../colbert/tokenizer.js";
-import type { OnnxConfig } from "../export/files.js";
+import { preprocessText } from "../colbert/text.js";
+import type { OnnxConfig } from "../colbert/onnx-config.js";
+import { UserError } from "../errors.js";
 
 export type InputType = "query" | "document";
 
@@ -16,55 +28,164 @@ export interface TokenizedText {
   mask: number[];
 }
 
+/** Which library turns text into ids. */
+export type TokenizerBackend = "native" | "js";
+
+/** Text → ids with the template's special tokens, no truncation, no padding. */
+interface TextTokenizer {
+  readonly backend: TokenizerBackend;
+  encode(texts: string[]): Promise<number[][]>;
+  encodeBare(text: string): Promise<number[]>;
+}
+
+const require = createRequire(import.meta.url);
+let nativeModule: typeof import("tokenizers") | undefined | null;
+
+/** The native binding, or null where it cannot load (an unsupported platform, a browser bundle). */
+function loadNative(): typeof import("tokenizers") | null {
+  if (nativeModule === undefined) {
+    try {
+      nativeModule = require("tokenizers") as typeof import("tokenizers");
+    } catch {
+      nativeModule = null;
+    }
+  }
+  return nativeModule;
+}
+
+class RustTokenizer implements TextTokenizer {
+  readonly backend = "native";
+  private readonly tok: NativeTokenizer;
+  constructor(native: typeof import("tokenizers"), json: Record<string, unknown>) {
+    this.tok = native.Tokenizer.fromString(JSON.stringify(json));
+    // A tokenizer.json from elsewhere may carry settings that would cut or pad before PyLate's rules.
+    this.tok.disableTruncation();
+    this.tok.disablePadding();
+  }
+  async encode(texts: string[]): Promise<number[][]> {
+    const encodings = await this.tok.encodeBatch(texts, { addSpecialTokens: true });
+    return encodings.map((e) => e.getIds());
+  }
+  async encodeBare(text: string): Promise<number[]> {
+    return (await this.tok.encode(text, null, { addSpecialTokens: false })).getIds();
+  }
+}
+
+class PureJsTokenizer implements TextTokenizer {
+  readonly backend = "js";
+  private readonly tok: JsTokenizer;
+  constructor(json: Record<string, unknown>, config: Record<string, unknown>) {
+    this.tok = new JsTokenizer(json, config);
+  }
+  async encode(texts: string[]): Promise<number[][]> {
+    return texts.map((t) => this.tok.encode(t, { add_special_tokens: true }).ids);
+  }
+  async encodeBare(text: string): Promise<number[]> {
+    return this.tok.encode(text, { add_special_tokens: false }).ids;
+  }
+}
+
+export interface TokenizerOptions {
+  /** Force a backend (tests, measurements); default: native, else js with a warning. */
+  backend?: TokenizerBackend;
+  onWarning?: (message: string) => void;
+}
+
 export class ColbertTokenizer {
-  private readonly tokenizer: Tokenizer;
-  /** Special tokens the template puts before and after a single sequence. */
-  private readonly head: number[];
-  private readonly tail: number[];
   readonly skiplistIds: Set<number>;
 
-  constructor(
+  private constructor(
+    private readonly text: TextTokenizer,
+    /** Special tokens the template puts before and after a single sequence. */
+    private readonly head: number,
+    private readonly tail: number,
+    readonly config: OnnxConfig,
+    vocab: TokenizerVocab,
+  ) {
+    // Each skiplist word's id by vocabulary lookup; unknown words map to unk (PyLate's behaviour).
+    const unk = vocab.unkId();
+    this.skiplistIds = new Set(config.skiplist_words.map((w) => vocab.id(w) ?? unk).filter((id): id is number => id !== null && id !== undefined));
+  }
+
+  static async create(
     tokenizerJson: Record<string, unknown>,
     tokenizerConfig: Record<string, unknown>,
-    readonly config: OnnxConfig,
-  ) {
-    this.tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
+    config: OnnxConfig,
+    opts: TokenizerOptions = {},
+  ): Promise<ColbertTokenizer> {
+    const native = opts.backend === "js" ? null : loadNative();
+    if (!native && opts.backend === "native") throw new Error("the native tokenizers binding cannot load on this platform");
+    if (!native && opts.backend === undefined) {
+      (opts.onWarning ?? ((m: string) => process.emitWarning(m)))(
+        "The native tokenizers library cannot load here; using the pure-JavaScript tokenizer, which may differ from PyLate on unusual whitespace (U+FEFF, U+0085)",
+      );
+    }
+    const text: TextTokenizer = native ? new RustTokenizer(native, tokenizerJson) : new PureJsTokenizer(tokenizerJson, tokenizerConfig);
+    // The template's special tokens around a one-word text: what truncation must keep.
     const probe = "a";
-    const bare: number[] = this.tokenizer.encode(probe, { add_special_tokens: false }).ids;
-    const full: number[] = this.tokenizer.encode(probe, { add_special_tokens: true }).ids;
-    const at = full.findIndex((_, i) => bare.every((id, j) => full[i + j] === id));
-    this.head = full.slice(0, at);
-    this.tail = full.slice(at + bare.length);
-    // Each skiplist word's id by vocabulary lookup; unknown words map to unk (PyLate's behaviour).
-    const vocab = new TokenizerVocab(tokenizerJson as never);
-    const unk = vocab.unkId();
-    this.skiplistIds = new Set(
-      config.skiplist_words.map((w) => vocab.id(w) ?? unk).filter((id): id is number => id !== null && id !== undefined),
-    );
+    const bare = await text.encodeBare(probe);
+    const [full] = await text.encode([probe]);
+    const at = full!.findIndex((_, i) => bare.every((id, j) => full![i + j] === id));
+    const head = Math.max(0, at);
+    const tail = Math.max(0, full!.length - head - bare.length);
+    return new ColbertTokenizer(text, head, tail, config, new TokenizerVocab(tokenizerJson as never));
+  }
+
+  /** From an export folder's tokenizer.json (and tokenizer_config.json, for the pure-JS backend). */
+  static async fromFolder(dir: string, config: OnnxConfig, opts: TokenizerOptions = {}): Promise<ColbertTokenizer> {
+    const read = (f: string, required: boolean): Record<string, unknown> => {
+      const file = path.join(dir, f);
+      if (!fs.existsSync(file)) {
+        if (required) throw new UserError(`${f} not found: ${file}; pass a folder written by pylate-onnx-export`);
+        return {};
+      }
+      try {
+        return JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+      } catch (e) {
+        throw new UserError(`Unreadable ${file} (${(e as Error).message}); re-export the model`);
+      }
+    };
+    return ColbertTokenizer.create(read("tokenizer.json", true), read("tokenizer_config.json", false), config, opts);
+  }
+
+  get backend(): TokenizerBackend {
+    return this.text.backend;
   }
 
   maxLength(type: InputType): number {
     return type === "query" ? this.config.query_length : this.config.document_length;
   }
 
-  encode(text: string, type: InputType, maxLength = this.maxLength(type)): TokenizedText {
-    let t = text.trim();
-    if (this.config.do_lower_case) t = t.toLowerCase();
-    const content = this.tokenizer.encode(t, { add_special_tokens: false }).ids;
-    const budget = Math.max(0, maxLength - 1 - this.head.length - this.tail.length);
-    const ids = [...this.head, ...content.slice(0, budget), ...this.tail];
-    const prefix = type === "query" ? this.config.query_prefix_id : this.config.document_prefix_id;
-    if (prefix !== null) ids.splice(1, 0, prefix);
-    const mask = ids.map(() => 1);
-    if (type === "query" && this.config.do_query_expansion) {
-      const fill = this.config.mask_token_id ?? this.config.pad_token_id ?? 0;
-      const attend = this.config.attend_to_expansion_tokens ? 1 : 0;
-      while (ids.length < maxLength) {
-        ids.push(fill);
-        mask.push(attend);
+  prefixId(type: InputType): number | null {
+    return type === "query" ? this.config.query_prefix_id : this.config.document_prefix_id;
+  }
+
+  async encode(text: string, type: InputType, maxLength = this.maxLength(type)): Promise<TokenizedText> {
+    return (await this.encodeBatch([text], type, maxLength))[0]!;
+  }
+
+  async encodeBatch(texts: string[], type: InputType, maxLength = this.maxLength(type)): Promise<TokenizedText[]> {
+    const prefix = this.prefixId(type);
+    // PyLate truncates to length − 1 so the inserted prefix fits; without a prefix, to the length.
+    const limit = prefix === null ? maxLength : maxLength - 1;
+    const all = await this.text.encode(texts.map((t) => preprocessText(t, this.config.do_lower_case)));
+    return all.map((full) => {
+      let ids = full;
+      if (ids.length > limit) {
+        const keep = Math.max(0, limit - this.head - this.tail);
+        ids = [...full.slice(0, this.head + keep), ...full.slice(full.length - this.tail)];
       }
-    }
-    return { ids, mask };
+      if (prefix !== null) ids.splice(1, 0, prefix);
+      const mask = ids.map(() => 1);
+      if (type === "query" && this.config.do_query_expansion) {
+        const attend = this.config.attend_to_expansion_tokens ? 1 : 0;
+        while (ids.length < maxLength) {
+          ids.push(this.config.mask_token_id);
+          mask.push(attend);
+        }
+      }
+      return { ids, mask };
+    });
   }
 
   /** Which rows of an encoded text PyLate returns. */

@@ -1,0 +1,90 @@
+/**
+ * onnx_config.json: the ColBERT settings a runtime needs beside the ONNX model, in the shape
+ * NextPlaid's Rust loader (next-plaid-onnx) parses with serde. That parser fails on a `null` in an
+ * integer field, and looks skiplist words up in the vocabulary (dropping the unknown ones), so the
+ * file is written for it: integer ids always, and the unknown token listed when PyLate would map a
+ * skiplist word to it.
+ */
+import type { ColbertCheckpoint } from "./checkpoint.js";
+import { TokenizerVocab } from "./tokenizer.js";
+
+/** Every key NextPlaid reads from onnx_config.json. */
+export interface OnnxConfig {
+  model_type: "ColBERT";
+  model_name: string;
+  model_class: string;
+  uses_token_type_ids: boolean;
+  query_prefix: string;
+  document_prefix: string;
+  query_length: number;
+  document_length: number;
+  do_query_expansion: boolean;
+  attend_to_expansion_tokens: boolean;
+  skiplist_words: string[];
+  embedding_dim: number;
+  mask_token_id: number;
+  pad_token_id: number;
+  query_prefix_id: number | null;
+  document_prefix_id: number | null;
+  do_lower_case: boolean;
+}
+
+export const ONNX_CONFIG_KEYS: (keyof OnnxConfig)[] = [
+  "model_type",
+  "model_name",
+  "model_class",
+  "uses_token_type_ids",
+  "query_prefix",
+  "document_prefix",
+  "query_length",
+  "document_length",
+  "do_query_expansion",
+  "attend_to_expansion_tokens",
+  "skiplist_words",
+  "embedding_dim",
+  "mask_token_id",
+  "pad_token_id",
+  "query_prefix_id",
+  "document_prefix_id",
+  "do_lower_case",
+];
+
+/** Keys NextPlaid parses as integers (a null there makes the whole file unreadable to it). */
+export const ONNX_CONFIG_INTEGER_KEYS = ["query_length", "document_length", "embedding_dim", "mask_token_id", "pad_token_id"] as const;
+
+/**
+ * The skiplist as NextPlaid must read it to drop the rows PyLate drops: PyLate maps a word missing
+ * from the vocabulary to the unknown token (and so drops unknown-token rows); NextPlaid drops the
+ * word. Listing the unknown token's string restores PyLate's set of ids.
+ */
+export function skiplistForRuntime(words: string[], vocab: TokenizerVocab): string[] {
+  const unk = vocab.unkToken();
+  if (unk === null || words.includes(unk)) return words;
+  return words.some((w) => vocab.id(w) === undefined) ? [...words, unk] : words;
+}
+
+export function onnxConfig(ck: ColbertCheckpoint, modelName: string): OnnxConfig {
+  const s = ck.settings;
+  const t = ck.tokenizer;
+  // PyLate pads queries with the mask token; without one, with the tokenizer's pad (eos) token.
+  const pad = t.padTokenId ?? t.unkTokenId ?? 0;
+  return {
+    model_type: "ColBERT",
+    model_name: modelName,
+    model_class: ck.backbone.modelClass(ck.config),
+    uses_token_type_ids: ck.backbone.usesTokenTypeIds,
+    query_prefix: s.queryPrefix,
+    document_prefix: s.documentPrefix,
+    query_length: s.queryLength,
+    document_length: s.documentLength,
+    do_query_expansion: s.doQueryExpansion,
+    attend_to_expansion_tokens: s.attendToExpansionTokens,
+    skiplist_words: skiplistForRuntime(s.skiplistWords, new TokenizerVocab(t.json)),
+    embedding_dim: ck.embeddingDim,
+    mask_token_id: t.maskTokenId ?? pad,
+    pad_token_id: pad,
+    query_prefix_id: t.queryPrefixId,
+    document_prefix_id: t.documentPrefixId,
+    do_lower_case: s.doLowerCase,
+  };
+}
