@@ -6,7 +6,7 @@
  * skiplist word to it.
  */
 import type { ColbertCheckpoint } from "./checkpoint.js";
-import { TokenizerVocab } from "./tokenizer.js";
+import { TokenizerVocab, type PreparedTokenizer } from "./tokenizer.js";
 
 /** Every key NextPlaid reads from onnx_config.json. */
 export interface OnnxConfig {
@@ -63,11 +63,18 @@ export function skiplistForRuntime(words: string[], vocab: TokenizerVocab): stri
   return words.some((w) => vocab.id(w) === undefined) ? [...words, unk] : words;
 }
 
+/** The id PyLate pads queries with: the mask token; without one, the tokenizer's pad (eos) token. */
+export function expansionTokenId(t: PreparedTokenizer): number {
+  return t.maskTokenId ?? padTokenId(t);
+}
+
+function padTokenId(t: PreparedTokenizer): number {
+  return t.padTokenId ?? t.unkTokenId ?? 0;
+}
+
 export function onnxConfig(ck: ColbertCheckpoint, modelName: string): OnnxConfig {
   const s = ck.settings;
   const t = ck.tokenizer;
-  // PyLate pads queries with the mask token; without one, with the tokenizer's pad (eos) token.
-  const pad = t.padTokenId ?? t.unkTokenId ?? 0;
   return {
     model_type: "ColBERT",
     model_name: modelName,
@@ -81,8 +88,8 @@ export function onnxConfig(ck: ColbertCheckpoint, modelName: string): OnnxConfig
     attend_to_expansion_tokens: s.attendToExpansionTokens,
     skiplist_words: skiplistForRuntime(s.skiplistWords, new TokenizerVocab(t.json)),
     embedding_dim: ck.embeddingDim,
-    mask_token_id: t.maskTokenId ?? pad,
-    pad_token_id: pad,
+    mask_token_id: expansionTokenId(t),
+    pad_token_id: padTokenId(t),
     query_prefix_id: t.queryPrefixId,
     document_prefix_id: t.documentPrefixId,
     do_lower_case: s.doLowerCase,
