@@ -39,10 +39,20 @@ test("exports a fixture: all files, --json summary on stdout, --quiet keeps stde
   assert.equal(summary.dir, path.join(out, "model-onnx"));
   assert.equal(summary.embedding_dim, 16);
   assert.equal(summary.model_class, "BertModel");
-  for (const f of ["model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "onnx_config.json", "config_sentence_transformers.json"]) {
+  for (const f of ["model.onnx", "model_int8.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "onnx_config.json", "config_sentence_transformers.json"]) {
     assert.ok(summary.files.includes(f), f);
   }
   assert.deepEqual(fs.readdirSync(out), ["model-onnx"]);
+});
+
+test("--no-quantize skips model_int8.onnx; --quantize is accepted", () => {
+  const out = tempDir();
+  let r = cli([fixtureModelDir("bert-tiny-colbert"), "-o", out, "--quiet", "--json", "--no-quantize"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!JSON.parse(r.stdout).files.includes("model_int8.onnx"));
+  r = cli([fixtureModelDir("bert-tiny-colbert"), "-o", tempDir(), "--quiet", "--json", "--quantize"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(JSON.parse(r.stdout).files.includes("model_int8.onnx"));
 });
 
 test("progress goes to stderr without --quiet, and the self-check result is shown", () => {

@@ -99,3 +99,35 @@ test("a model that attends to expansion tokens keeps them attended in the graph"
     await Promise.all([np.close(), enc.close(), base.close()]);
   }
 });
+
+test("NextPlaid --int8 finds model_int8.onnx in a default export and stays close to PyLate", async () => {
+  for (const name of FIXTURE_NAMES) {
+    const exp = expected(name);
+    const np = await loadNextPlaid(await exportedFixture(name), true);
+    try {
+      const got = [...(await np.encode(exp.queries.map((q) => q.text), true)), ...(await np.encode(exp.documents.map((d) => d.text), false))];
+      const want = [...exp.queries, ...exp.documents].map((e) => e.embeddings);
+      let sum = 0;
+      let n = 0;
+      got.forEach((e, i) => {
+        assert.equal(e.rows, want[i]!.length);
+        want[i]!.forEach((row, r) => {
+          let dot = 0;
+          let nw = 0;
+          let ng = 0;
+          row.forEach((v, c) => {
+            const g = e.data[r * e.dim + c]!;
+            dot += v * g;
+            nw += v * v;
+            ng += g * g;
+          });
+          sum += dot / Math.sqrt(nw * ng);
+          n++;
+        });
+      });
+      assert.ok(sum / n >= 0.9995, `${name}: mean cosine ${sum / n}`);
+    } finally {
+      await np.close();
+    }
+  }
+});

@@ -78,6 +78,7 @@ test("the quantized graph uses onnxruntime's fusable INT8 pattern and keeps atte
 
 test("colbert-quantize DIR writes DIR/model_int8.onnx; MODEL.onnx -o OUT writes OUT; --json reports", async () => {
   const dir = await exportedFixtureCopy("xlmr-tiny-colbert", "m");
+  fs.rmSync(path.join(dir, "model_int8.onnx")); // written by the export by default
   let r = cli([dir, "--quiet"]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, "");
@@ -152,14 +153,14 @@ test("bad inputs: missing file, not ONNX, truncated ONNX, output = input", async
   assert.deepEqual(fs.readFileSync(path.join(work, "same.onnx")), good);
 });
 
-test("pylate-onnx-export --quantize writes model_int8.onnx; a reused export gains it later", async () => {
+test("an export writes model_int8.onnx by default; quantize: false skips it, and a reused export gains it later", async () => {
   const out = tempDir();
   const model = fixtureModelDir("stanford-colbert-tiny");
-  const first = await exportModel({ model, outputDir: out, logger: silentLogger });
+  const first = await exportModel({ model, outputDir: out, logger: silentLogger, quantize: false });
   assert.ok(!first.files.includes("model_int8.onnx"));
-  const again = await exportModel({ model, outputDir: out, logger: silentLogger, quantize: true });
+  const again = await exportModel({ model, outputDir: out, logger: silentLogger });
   assert.equal(again.reused, true);
   assert.ok(again.files.includes("model_int8.onnx"));
-  const fresh = await exportModel({ model, outputDir: tempDir(), logger: silentLogger, quantize: true });
+  const fresh = await exportModel({ model, outputDir: tempDir(), logger: silentLogger });
   assert.ok(fresh.files.includes("model_int8.onnx"));
 });

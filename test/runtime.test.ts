@@ -93,7 +93,8 @@ test("attend_to_expansion_tokens puts attention 1 on the expansion positions", a
 });
 
 test("a missing INT8 model and an unavailable execution provider are clear errors", async () => {
-  const dir = await exportedFixture("bert-tiny-colbert");
+  const dir = await exportedFixtureCopy("bert-tiny-colbert");
+  fs.rmSync(path.join(dir, "model_int8.onnx"));
   await assert.rejects(ColbertEncoder.load(dir, { int8: true }), /No model_int8\.onnx .*colbert-quantize/);
   await assert.rejects(ColbertEncoder.load(dir, { executionProvider: "no-such-ep" }), /Execution provider "no-such-ep" is not available/);
 });

@@ -36,8 +36,8 @@ function program(): Command {
     .version(VERSION, "--version")
     .argument("<model>", "Hugging Face model id (org/name) or local checkpoint folder")
     .option("-o, --output <dir>", "parent directory; the export goes to <dir>/<name>-onnx/", "./")
-    .option("--quantize", "also write model_int8.onnx (INT8 dynamic quantization)")
-    .option("--no-quantize", "do not quantize (default)")
+    .option("--quantize", "write model_int8.onnx too (the default; accepted for compatibility)")
+    .option("--no-quantize", "skip model_int8.onnx (INT8 dynamic quantization)")
     .option("-f, --force", "re-export even if the target already holds a complete export")
     .option("--push-to-hub <repo>", "upload the export to the Hugging Face Hub as <repo>")
     .option("--private", "create the Hub repo private")
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const existing = fs.existsSync(model) ? readCompleteExport(model) : undefined;
   if (existing) {
     if (!flags.pushToHub) throw new UserError(`${model} is already an export folder; pass --push-to-hub REPO to publish it, or a checkpoint folder to export`);
-    if (flags.quantize && !fs.existsSync(path.join(model, "model_int8.onnx"))) {
+    if (flags.quantize !== false && !fs.existsSync(path.join(model, "model_int8.onnx"))) {
       await quantizeModel(path.join(model, "model.onnx"), path.join(model, "model_int8.onnx"), logger);
     }
     const pushed = await pushFolder(model, flags.pushToHub, { private: flags.private, sourceModel: existing.model_name, logger });
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     outputDir: flags.output,
     force: flags.force,
     quiet: flags.quiet,
-    quantize: flags.quantize,
+    quantize: flags.quantize !== false,
     revision: flags.revision,
     embeddingSize: flags.embeddingSize,
     overrides: {

@@ -27,6 +27,7 @@ export interface ExportOptions {
   outputDir: string;
   force?: boolean;
   quiet?: boolean;
+  /** Also write model_int8.onnx (default true, as the Python tool 1.6; NextPlaid's --int8 and colgrep load only that file). */
   quantize?: boolean;
   revision?: string;
   overrides?: SettingsOverrides;
@@ -105,6 +106,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const log = opts.logger ?? stderrLogger(opts.quiet);
   const seconds = () => (performance.now() - started) / 1000;
   const target = path.resolve(opts.outputDir, exportDirName(opts.model));
+  const quantize = opts.quantize ?? true;
 
   let existing = opts.force ? undefined : readCompleteExport(target);
   if (existing && !matchesOverrides(existing, opts.overrides)) {
@@ -113,7 +115,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   }
   if (existing) {
     log.info(`Reusing the complete export in ${target} (use --force to re-export)`);
-    if (opts.quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) await quantizeInto(target, log);
+    if (quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) await quantizeInto(target, log);
     return { dir: target, files: listFiles(target), reused: true, onnxConfig: existing, seconds: seconds() };
   }
 
@@ -152,7 +154,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     writeJsonAtomic(path.join(staging, "config_sentence_transformers.json"), exportedSentenceTransformersConfig(ck));
     writeJsonAtomic(path.join(staging, "onnx_config.json"), cfg);
 
-    if (opts.quantize) await quantizeInto(staging, log);
+    if (quantize) await quantizeInto(staging, log);
 
     replaceDir(staging, target);
     log.info(`Exported to ${target} in ${seconds().toFixed(1)} s`);
