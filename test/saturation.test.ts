@@ -5,10 +5,9 @@ import path from "node:path";
 import { quantizeModel } from "../src/quantize/index.js";
 import { cpuFlags, int8SaturationWarning, int8WeightPeak, saturatingInt8Kernels } from "../src/quantize/saturation.js";
 import { readModel } from "../src/onnx/reader.js";
-import { DataType } from "../src/onnx/model.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { exportedFixtureCopy } from "./helpers/exported.js";
-import { editInitializers } from "./helpers/onnx.js";
+import { fullRangeInt8 as fullRange } from "./helpers/onnx.js";
 
 const AVX2 = new Set(["sse4_2", "avx", "avx2", "fma"]);
 const AVX512_VNNI = new Set([...AVX2, "avx512f", "avx512bw", "avx512_vnni"]);
@@ -23,19 +22,6 @@ test("the saturating kernels are the ones for x86 with AVX2 and no VNNI", () => 
   assert.equal(saturatingInt8Kernels(new Set(["sse4_2"])), false, "no AVX2: onnxruntime's SSE kernels widen to int16 first");
   assert.equal(saturatingInt8Kernels(undefined), false, "not x86 Linux: nothing known, nothing said");
 });
-
-/** The folder's model_int8.onnx rewritten as a full-range quantizer would: q doubled (±127), scale halved. */
-function fullRange(dir: string): void {
-  editInitializers(path.join(dir, "model_int8.onnx"), (t, model) => {
-    const weights = new Set(model.nodes.filter((n) => n.opType === "MatMulInteger").map((n) => n.inputs[1]!));
-    if (weights.has(t.name)) return (q) => q.forEach((v, i) => (q[i] = Math.max(-127, Math.min(127, 2 * v))));
-    if ([...weights].some((w) => w.replace(/_quantized$/, "_scale") === t.name)) {
-      assert.equal(t.dataType, DataType.FLOAT);
-      return (s) => s.forEach((v, i) => (s[i] = v / 2));
-    }
-    return undefined;
-  });
-}
 
 test("our INT8 weights stay within ±64 and are never warned about; full-range ones are, where kernels saturate", async () => {
   const dir = await exportedFixtureCopy("bert-tiny-colbert");

@@ -5,7 +5,10 @@
  * file is written for it: integer ids always, and the unknown token listed when PyLate would map a
  * skiplist word to it.
  */
+import fs from "node:fs";
+import path from "node:path";
 import type { ColbertCheckpoint } from "./checkpoint.js";
+import { UserError } from "../errors.js";
 import { TokenizerVocab, type PreparedTokenizer } from "./tokenizer.js";
 
 /** Every key NextPlaid reads from onnx_config.json. */
@@ -94,4 +97,26 @@ export function onnxConfig(ck: ColbertCheckpoint, modelName: string): OnnxConfig
     document_prefix_id: t.documentPrefixId,
     do_lower_case: s.doLowerCase,
   };
+}
+
+/**
+ * An export folder's onnx_config.json as a runtime uses it. Files written by other tools (or by
+ * older versions of this one) may hold a null mask or pad id: PyLate's fallbacks fill them.
+ */
+export function readOnnxConfig(dir: string): OnnxConfig {
+  const file = path.join(dir, "onnx_config.json");
+  if (!fs.existsSync(file)) throw new UserError(`onnx_config.json not found: ${file}; pass a folder written by pylate-onnx-export`);
+  let cfg: OnnxConfig;
+  try {
+    cfg = JSON.parse(fs.readFileSync(file, "utf8")) as OnnxConfig;
+  } catch (e) {
+    throw new UserError(`Unreadable ${file} (${(e as Error).message}); re-export the model`);
+  }
+  if (!cfg || typeof cfg !== "object") throw new UserError(`Unreadable ${file}: not a JSON object; re-export the model`);
+  cfg.mask_token_id ??= cfg.pad_token_id ?? 0;
+  cfg.pad_token_id ??= cfg.mask_token_id;
+  cfg.query_prefix_id ??= null;
+  cfg.document_prefix_id ??= null;
+  cfg.skiplist_words ??= [];
+  return cfg;
 }

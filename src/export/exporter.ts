@@ -92,7 +92,8 @@ function listFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((f) => !f.startsWith(".")).sort();
 }
 
-async function sourceFolder(opts: ExportOptions, log: Logger): Promise<string> {
+/** The checkpoint folder of `model`: itself when it is a folder, else its Hub download. */
+export async function sourceFolder(opts: { model: string; revision?: string }, log: Logger): Promise<string> {
   if (fs.existsSync(opts.model)) return opts.model;
   if (!isHubId(opts.model) || !opts.model.includes("/")) {
     throw new UserError(`Model folder not found: ${opts.model}; pass a checkpoint folder or a Hugging Face model id (org/name)`);

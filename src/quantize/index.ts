@@ -10,7 +10,7 @@ import { writeModel } from "../onnx/writer.js";
 import { quantizeDynamic, type QuantizeOptions } from "./dynamic.js";
 import { ColbertTokenizer } from "../runtime/tokenizer.js";
 import { PROBE_SESSION_OPTIONS, withModelView } from "../runtime/model-view.js";
-import type { OnnxConfig } from "../colbert/onnx-config.js";
+import { readOnnxConfig } from "../colbert/onnx-config.js";
 import { silentLogger, type Logger } from "../util/log.js";
 import { UserError } from "../errors.js";
 
@@ -23,7 +23,7 @@ export interface QuantizeReport {
   gathers: number;
   seconds: number;
   /** Cosine similarity of INT8 vs FP32 output rows on probe inputs (attended rows). */
-  cosine: { mean: number; min: number; rows: number };
+  cosine: CosineSummary;
 }
 
 function filesSize(files: string[]): number {
@@ -44,7 +44,7 @@ async function probeBatch(dir: string): Promise<{ ids: number[][]; mask: number[
   const cfgFile = path.join(dir, "onnx_config.json");
   const tokFile = path.join(dir, "tokenizer.json");
   if (fs.existsSync(cfgFile) && fs.existsSync(tokFile)) {
-    const cfg = JSON.parse(fs.readFileSync(cfgFile, "utf8")) as OnnxConfig;
+    const cfg = readOnnxConfig(dir);
     const tok = await ColbertTokenizer.fromFolder(dir, cfg);
     const encoded = await Promise.all(PROBES.map(([t, type]) => tok.encode(t, type)));
     return { ids: encoded.map((e) => e.ids), mask: encoded.map((e) => e.mask), tokenTypes: cfg.uses_token_type_ids };
@@ -93,6 +93,29 @@ export function rowCosines(a: Float32Array, b: Float32Array, dim: number, mask: 
   return out;
 }
 
+export interface CosineSummary {
+  mean: number;
+  min: number;
+  rows: number;
+}
+
+/** Whether INT8 outputs drift from FP32 more than quantized ColBERT models usually do. */
+export function drifts(c: CosineSummary): boolean {
+  return c.mean < DRIFT.mean || c.min < DRIFT.min;
+}
+
+/**
+ * Cosine similarity of INT8 vs FP32 output rows (attended rows) on the probe texts, tokenized by
+ * the folder's tokenizer when the FP32 model sits in an export folder.
+ */
+export async function int8Fidelity(fp32File: string, int8File: string): Promise<CosineSummary> {
+  const batch = await probeBatch(path.dirname(fp32File));
+  // INT8 as it will be served (onnxruntime fuses its MatMuls at load); the FP32 reference lean.
+  const [fp32, int8] = [await run(fp32File, batch, true), await run(int8File, batch, false)];
+  const cos = rowCosines(fp32.data, int8.data, fp32.dims[2]!, batch.mask, fp32.dims[1]!);
+  return { mean: cos.reduce((a, b) => a + b, 0) / cos.length, min: Math.min(...cos), rows: cos.length };
+}
+
 export async function quantizeModel(input: string, output: string, logger: Logger = silentLogger, opts: QuantizeOptions = {}): Promise<QuantizeReport> {
   const start = performance.now();
   if (path.resolve(input) === path.resolve(output)) throw new UserError(`Output ${output} is the input model; choose another path (default: model_int8.onnx beside it)`);
@@ -109,10 +132,7 @@ export async function quantizeModel(input: string, output: string, logger: Logge
     source.close();
   }
   const seconds = (performance.now() - start) / 1000;
-  const batch = await probeBatch(path.dirname(input));
-  // INT8 as it will be served (onnxruntime fuses its MatMuls at load); the FP32 reference lean.
-  const [fp32, int8] = [await run(input, batch, true), await run(output, batch, false)];
-  const cos = rowCosines(fp32.data, int8.data, fp32.dims[2]!, batch.mask, fp32.dims[1]!);
+  const cosine = await int8Fidelity(input, output);
   const report: QuantizeReport = {
     input,
     output,
@@ -121,14 +141,14 @@ export async function quantizeModel(input: string, output: string, logger: Logge
     matmuls: stats.matmuls,
     gathers: stats.gathers,
     seconds,
-    cosine: { mean: cos.reduce((a, b) => a + b, 0) / cos.length, min: Math.min(...cos), rows: cos.length },
+    cosine,
   };
   const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
   logger.info(
     `Wrote ${path.basename(output)}: ${mb(report.inputBytes)} → ${mb(report.outputBytes)} in ${seconds.toFixed(1)} s; ` +
-      `INT8 vs FP32 cosine on ${cos.length} probe rows: mean ${report.cosine.mean.toFixed(5)}, min ${report.cosine.min.toFixed(5)}`,
+      `INT8 vs FP32 cosine on ${cosine.rows} probe rows: mean ${report.cosine.mean.toFixed(5)}, min ${report.cosine.min.toFixed(5)}`,
   );
-  if (report.cosine.mean < DRIFT.mean || report.cosine.min < DRIFT.min) {
+  if (drifts(cosine)) {
     logger.warn(
       `Warning: the INT8 model drifts from FP32 on the probe texts (mean cosine ${report.cosine.mean.toFixed(4)}, min ${report.cosine.min.toFixed(4)}; ` +
         `quantized ColBERT models usually stay above ${DRIFT.mean} / ${DRIFT.min}): check retrieval quality before shipping it, or serve the FP32 model`,

@@ -11,7 +11,7 @@ import { ColbertTokenizer, type InputType, type TokenizedText } from "./tokenize
 import { poolDocument } from "./pooling.js";
 import { withModelView } from "./model-view.js";
 import { cpuFlags, int8SaturationWarning } from "../quantize/saturation.js";
-import type { OnnxConfig } from "../colbert/onnx-config.js";
+import { readOnnxConfig, type OnnxConfig } from "../colbert/onnx-config.js";
 import { UserError } from "../errors.js";
 
 /** One text's token embeddings: `rows` × `dim`, row-major, each row L2-normalised. */
@@ -87,13 +87,10 @@ export class ColbertEncoder {
   ) {}
 
   static async load(dir: string, opts: EncoderOptions = {}): Promise<ColbertEncoder> {
-    const config = readJson<OnnxConfig>(path.join(dir, "onnx_config.json"), "onnx_config.json");
+    const config = readOnnxConfig(dir);
     if (opts.queryLength) config.query_length = opts.queryLength;
     if (opts.documentLength) config.document_length = opts.documentLength;
     checkLengths(dir, config);
-    // Exports written before mask_token_id was always an integer: PyLate's fallback is the pad id.
-    config.mask_token_id ??= config.pad_token_id ?? 0;
-    config.pad_token_id ??= config.mask_token_id;
     const tokenizer = await ColbertTokenizer.fromFolder(dir, config, { onWarning: opts.onWarning });
     const modelFile = path.join(dir, opts.int8 ? "model_int8.onnx" : "model.onnx");
     if (!fs.existsSync(modelFile)) {

@@ -47,16 +47,13 @@ const DEFAULTS = {
   do_lower_case: false,
 };
 
-/** serde: a missing key takes its default; a null in a non-Option field is a parse error. */
+/** serde: a missing key takes its default (None for the Option prefix ids); a null in a non-Option field is a parse error. */
 export function parseNextPlaidConfig(text: string): NextPlaidConfig {
   const raw = JSON.parse(text) as Record<string, unknown>;
   const out: Record<string, unknown> = { ...DEFAULTS, query_prefix_id: null, document_prefix_id: null };
   for (const [k, v] of Object.entries(raw)) {
     if (v === null && k in DEFAULTS) throw new Error(`Failed to parse onnx_config.json: invalid type: null at ${k}`);
     if (k in out || k === "query_prefix_id" || k === "document_prefix_id") out[k] = v;
-  }
-  for (const k of ["query_prefix_id", "document_prefix_id"]) {
-    if (!(k in raw)) throw new Error(`Failed to parse onnx_config.json: missing field \`${k}\``);
   }
   return out as unknown as NextPlaidConfig;
 }
