@@ -65,32 +65,7 @@ test("pooling leaves a document alone when it cannot reduce it", () => {
   assert.deepEqual(poolDocument(data.subarray(0, 4), 2, 2, 2).rows, 2);
 });
 
-test("query expansion off: queries behave like documents without the skiplist", async () => {
-  const dir = await exportedFixture("bert-tiny-colbert");
-  const enc = await ColbertEncoder.load(dir);
-  enc.config.do_query_expansion = false;
-  try {
-    const [q] = await enc.encodeQueries(["What is the capital of France?"]);
-    const t = await enc.tokenizer.encode("What is the capital of France?", "query");
-    assert.equal(t.ids.length, q!.rows);
-    assert.ok(t.ids.includes(enc.tokenizer.skiplistIds.values().next().value!) || q!.rows === t.ids.length);
-  } finally {
-    await enc.close();
-  }
-});
-
-test("attend_to_expansion_tokens puts attention 1 on the expansion positions", async () => {
-  const enc = await ColbertEncoder.load(await exportedFixture("bert-tiny-colbert"));
-  enc.config.attend_to_expansion_tokens = true;
-  try {
-    const t = await enc.tokenizer.encode("short", "query");
-    assert.equal(t.ids.length, 32);
-    assert.ok(t.mask.every((m) => m === 1));
-    assert.equal(t.ids.at(-1), enc.config.mask_token_id);
-  } finally {
-    await enc.close();
-  }
-});
+// Query expansion off and attend_to_expansion_tokens on: test/encode-derived.test.ts, against PyLate's own output.
 
 test("a missing INT8 model and an unavailable execution provider are clear errors", async () => {
   const dir = await exportedFixtureCopy("bert-tiny-colbert");

@@ -71,60 +71,6 @@ def expected_for(case, fixture, model_dir, backbone_dir=None, token_types=True):
     (HERE / case / "expected.json").write_text(json.dumps({"fixture": case, "derived_from": fixture, "raw_batch": batch}))
 
 
-# 1. BERT with the tanh-approximated GELU.
-d = copy_fixture("bert-tiny-colbert", "bert-gelu-new")
-edit_json(d / "config.json", lambda c: c.update(hidden_act="gelu_new"))
-expected_for("bert-gelu-new", "bert-tiny-colbert", d)
-
-# 2. ModernBERT, newer config spelling (layer_types + rope_parameters), irregular layer pattern,
-#    distinct thetas and a narrower window than the fixture.
-d = copy_fixture("modernbert-tiny-colbert", "modernbert-layer-types")
-def v5(c):
-    for k in ("global_attn_every_n_layers", "global_rope_theta", "local_rope_theta"):
-        c.pop(k, None)
-    c["layer_types"] = ["full_attention", "sliding_attention", "sliding_attention", "full_attention"]
-    c["rope_parameters"] = {
-        "full_attention": {"rope_type": "default", "rope_theta": 80000.0},
-        "sliding_attention": {"rope_type": "default", "rope_theta": 5000.0},
-    }
-    c["local_attention"] = 8
-edit_json(d / "config.json", v5)
-expected_for("modernbert-layer-types", "modernbert-tiny-colbert", d)
-
-# 3. ModernBERT, older spelling with global_attn_every_n_layers=3 and its own thetas.
-d = copy_fixture("modernbert-tiny-colbert", "modernbert-every-3")
-edit_json(d / "config.json", lambda c: c.update(global_attn_every_n_layers=3, local_attention=6, global_rope_theta=20000.0, local_rope_theta=500.0))
-expected_for("modernbert-every-3", "modernbert-tiny-colbert", d)
-
-# 4. Three Dense layers: the fixture's, then 16→8 with bias, Tanh and a residual projection, then
-#    8→8 with bias, ReLU and an identity residual.
-d = copy_fixture("bert-tiny-colbert", "bert-three-dense")
-modules = json.loads((d / "modules.json").read_text())
-for idx, (inf, outf, act) in ((2, (16, 8, "torch.nn.modules.activation.Tanh")), (3, (8, 8, "torch.nn.modules.activation.ReLU"))):
-    path = d / f"{idx}_Dense"
-    path.mkdir()
-    cfg = {"in_features": inf, "out_features": outf, "bias": True, "activation_function": act, "use_residual": True}
-    (path / "config.json").write_text(json.dumps(cfg, indent=2))
-    tensors = {"linear.weight": torch.randn(outf, inf) * 0.5, "linear.bias": torch.randn(outf) * 0.1}
-    if inf != outf:
-        tensors["residual.weight"] = torch.randn(outf, inf) * 0.5
-    save_file(tensors, path / "model.safetensors")
-    modules.append({"idx": idx, "name": str(idx), "path": f"{idx}_Dense", "type": "pylate.models.Dense.Dense"})
-(d / "modules.json").write_text(json.dumps(modules, indent=2))
-expected_for("bert-three-dense", "bert-tiny-colbert", d)
-
-# 5. XLM-R with its backbone weights stored as bfloat16 (the expected output uses the bf16 values).
-d = copy_fixture("xlmr-tiny-colbert", "xlmr-bf16")
-w = load_file(d / "model.safetensors")
-save_file({k: v.to(torch.bfloat16) for k, v in w.items()}, d / "model.safetensors")
-edit_json(d / "config.json", lambda c: c.update(dtype="bfloat16"))
-ref = HERE / "xlmr-bf16" / "reference"
-shutil.copytree(d, ref)
-save_file({k: v.to(torch.bfloat16).float() for k, v in w.items()}, ref / "model.safetensors")
-edit_json(ref / "config.json", lambda c: c.update(dtype="float32"))
-expected_for("xlmr-bf16", "xlmr-tiny-colbert", d, ref)
-shutil.rmtree(ref)
-
 def random_backbone(case, config):
     """The BERT fixture's tokenizer, Dense and settings around a freshly initialised backbone."""
     d = copy_fixture("bert-tiny-colbert", case)
@@ -133,13 +79,73 @@ def random_backbone(case, config):
     return d
 
 
-# 6. DistilBERT (no token types, other module names).
-torch.manual_seed(6)
-d = random_backbone("distilbert-tiny", transformers.DistilBertConfig(vocab_size=3002, dim=32, n_heads=2, n_layers=2, hidden_dim=64, max_position_embeddings=512))
-expected_for("distilbert-tiny", "bert-tiny-colbert", d, token_types=False)
 
-# 7. ELECTRA with embedding_size 16 < hidden 32 (embeddings_project).
-torch.manual_seed(7)
-d = random_backbone("electra-tiny", transformers.ElectraConfig(vocab_size=3002, embedding_size=16, hidden_size=32, num_attention_heads=2, num_hidden_layers=2, intermediate_size=64))
-expected_for("electra-tiny", "bert-tiny-colbert", d)
-print("transformers", transformers.__version__, "torch", torch.__version__)
+def main():
+    # 1. BERT with the tanh-approximated GELU.
+    d = copy_fixture("bert-tiny-colbert", "bert-gelu-new")
+    edit_json(d / "config.json", lambda c: c.update(hidden_act="gelu_new"))
+    expected_for("bert-gelu-new", "bert-tiny-colbert", d)
+
+    # 2. ModernBERT, newer config spelling (layer_types + rope_parameters), irregular layer pattern,
+    #    distinct thetas and a narrower window than the fixture.
+    d = copy_fixture("modernbert-tiny-colbert", "modernbert-layer-types")
+    def v5(c):
+        for k in ("global_attn_every_n_layers", "global_rope_theta", "local_rope_theta"):
+            c.pop(k, None)
+        c["layer_types"] = ["full_attention", "sliding_attention", "sliding_attention", "full_attention"]
+        c["rope_parameters"] = {
+            "full_attention": {"rope_type": "default", "rope_theta": 80000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 5000.0},
+        }
+        c["local_attention"] = 8
+    edit_json(d / "config.json", v5)
+    expected_for("modernbert-layer-types", "modernbert-tiny-colbert", d)
+
+    # 3. ModernBERT, older spelling with global_attn_every_n_layers=3 and its own thetas.
+    d = copy_fixture("modernbert-tiny-colbert", "modernbert-every-3")
+    edit_json(d / "config.json", lambda c: c.update(global_attn_every_n_layers=3, local_attention=6, global_rope_theta=20000.0, local_rope_theta=500.0))
+    expected_for("modernbert-every-3", "modernbert-tiny-colbert", d)
+
+    # 4. Three Dense layers: the fixture's, then 16→8 with bias, Tanh and a residual projection, then
+    #    8→8 with bias, ReLU and an identity residual.
+    d = copy_fixture("bert-tiny-colbert", "bert-three-dense")
+    modules = json.loads((d / "modules.json").read_text())
+    for idx, (inf, outf, act) in ((2, (16, 8, "torch.nn.modules.activation.Tanh")), (3, (8, 8, "torch.nn.modules.activation.ReLU"))):
+        path = d / f"{idx}_Dense"
+        path.mkdir()
+        cfg = {"in_features": inf, "out_features": outf, "bias": True, "activation_function": act, "use_residual": True}
+        (path / "config.json").write_text(json.dumps(cfg, indent=2))
+        tensors = {"linear.weight": torch.randn(outf, inf) * 0.5, "linear.bias": torch.randn(outf) * 0.1}
+        if inf != outf:
+            tensors["residual.weight"] = torch.randn(outf, inf) * 0.5
+        save_file(tensors, path / "model.safetensors")
+        modules.append({"idx": idx, "name": str(idx), "path": f"{idx}_Dense", "type": "pylate.models.Dense.Dense"})
+    (d / "modules.json").write_text(json.dumps(modules, indent=2))
+    expected_for("bert-three-dense", "bert-tiny-colbert", d)
+
+    # 5. XLM-R with its backbone weights stored as bfloat16 (the expected output uses the bf16 values).
+    d = copy_fixture("xlmr-tiny-colbert", "xlmr-bf16")
+    w = load_file(d / "model.safetensors")
+    save_file({k: v.to(torch.bfloat16) for k, v in w.items()}, d / "model.safetensors")
+    edit_json(d / "config.json", lambda c: c.update(dtype="bfloat16"))
+    ref = HERE / "xlmr-bf16" / "reference"
+    shutil.copytree(d, ref)
+    save_file({k: v.to(torch.bfloat16).float() for k, v in w.items()}, ref / "model.safetensors")
+    edit_json(ref / "config.json", lambda c: c.update(dtype="float32"))
+    expected_for("xlmr-bf16", "xlmr-tiny-colbert", d, ref)
+    shutil.rmtree(ref)
+
+    # 6. DistilBERT (no token types, other module names).
+    torch.manual_seed(6)
+    d = random_backbone("distilbert-tiny", transformers.DistilBertConfig(vocab_size=3002, dim=32, n_heads=2, n_layers=2, hidden_dim=64, max_position_embeddings=512))
+    expected_for("distilbert-tiny", "bert-tiny-colbert", d, token_types=False)
+
+    # 7. ELECTRA with embedding_size 16 < hidden 32 (embeddings_project).
+    torch.manual_seed(7)
+    d = random_backbone("electra-tiny", transformers.ElectraConfig(vocab_size=3002, embedding_size=16, hidden_size=32, num_attention_heads=2, num_hidden_layers=2, intermediate_size=64))
+    expected_for("electra-tiny", "bert-tiny-colbert", d)
+    print("transformers", transformers.__version__, "torch", torch.__version__)
+
+
+if __name__ == "__main__":
+    main()
