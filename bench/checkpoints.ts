@@ -99,11 +99,15 @@ export function modernBertBase(): string {
 }
 
 export function bertBase(): string {
-  const dir = path.join(CACHE, "colbertv2.0-shaped");
+  return bertShaped(path.join(CACHE, "colbertv2.0-shaped"), { hidden: 768, intermediate: 3072, layers: 12, vocab: 30522 });
+}
+
+/** A Stanford HF_ColBERT (BERT) checkpoint of the given size, random weights (also used by tests that need a slow export). */
+export function bertShaped(dir: string, dims: { hidden: number; intermediate: number; layers: number; vocab: number }): string {
   if (fs.existsSync(path.join(dir, "model.safetensors"))) return dir;
-  const H = 768, I = 3072, L = 12, V = 30522;
+  const { hidden: H, intermediate: I, layers: L, vocab: V } = dims;
   const config = {
-    architectures: ["HF_ColBERT"], model_type: "bert", hidden_size: H, intermediate_size: I, num_attention_heads: 12,
+    architectures: ["HF_ColBERT"], model_type: "bert", hidden_size: H, intermediate_size: I, num_attention_heads: H / 64,
     num_hidden_layers: L, vocab_size: V, max_position_embeddings: 512, type_vocab_size: 2, hidden_act: "gelu",
     layer_norm_eps: 1e-12, pad_token_id: 0,
   };

@@ -108,9 +108,9 @@ test("offline mode uses the cache only and says so when the model is not there",
   await assert.rejects(downloadModel("test-org/modernbert-tiny-colbert", { quiet: true }), /HF_HUB_OFFLINE is set and test-org\/modernbert-tiny-colbert@main is not in the cache/);
 });
 
-test("unknown model (404) and private model without token (401) give clear errors; a token opens it", async () => {
-  await assert.rejects(downloadModel("test-org/does-not-exist", { quiet: true }), /Model not found: test-org\/does-not-exist\. Check the id, your network, and HF_TOKEN for private models/);
-  await assert.rejects(downloadModel("secret-org/bert-tiny-colbert", { quiet: true }), /private or gated; set HF_TOKEN or run `huggingface-cli login`/);
+test("unknown model and private model without token (401 RepoNotFound, as huggingface.co answers) give clear errors; a token opens it", async () => {
+  await assert.rejects(downloadModel("test-org/does-not-exist", { quiet: true }), /^UserError: Model not found: test-org\/does-not-exist: check the id \(set HF_TOKEN if it is private\)$/);
+  await assert.rejects(downloadModel("secret-org/bert-tiny-colbert", { quiet: true }), /Model not found: secret-org\/bert-tiny-colbert: check the id \(set HF_TOKEN if it is private\)/);
   fs.writeFileSync(path.join(process.env["HF_HOME"]!, "token"), TOKEN + "\n"); // as huggingface-cli login writes it
   const { dir } = await downloadModel("secret-org/bert-tiny-colbert", { quiet: true });
   assert.ok(fs.existsSync(path.join(dir, "model.safetensors")));
@@ -154,7 +154,8 @@ test("push: every file (LFS for large ones, external data included) and a model 
   assert.ok(hub.requests.some((r) => r === "PUT /lfs-upload/" + crypto.createHash("sha256").update(fs.readFileSync(path.join(dir, "big.bin"))).digest("hex")));
   const repo = hub.repos.get("me/pushed-colbert")!;
   const files = repo.commits.get(repo.refs.get("main")!)!;
-  for (const f of fs.readdirSync(dir)) assert.deepEqual(files.get(f), fs.readFileSync(path.join(dir, f)), f);
+  for (const f of fs.readdirSync(dir).filter((f) => !f.startsWith("."))) assert.deepEqual(files.get(f), fs.readFileSync(path.join(dir, f)), f);
+  assert.ok(![...files.keys()].some((f) => f.startsWith(".")), "the export manifest (a dotfile) is not uploaded");
   const card = files.get("README.md")!.toString();
   assert.match(card, /base_model: lightonai\/GTE-ModernColBERT-v1/);
   assert.match(card, /ModernBertModel/);
@@ -164,7 +165,7 @@ test("push: every file (LFS for large ones, external data included) and a model 
   // A fresh download of the pushed repo gives the same bytes and a model that runs.
   process.env["HF_HUB_CACHE"] = tempDir("fresh-cache-");
   const got = await downloadRepo("me/pushed-colbert", { quiet: true });
-  for (const f of fs.readdirSync(dir)) assert.deepEqual(fs.readFileSync(path.join(got.dir, f)), fs.readFileSync(path.join(dir, f)), f);
+  for (const f of fs.readdirSync(dir).filter((f) => !f.startsWith("."))) assert.deepEqual(fs.readFileSync(path.join(got.dir, f)), fs.readFileSync(path.join(dir, f)), f);
   const s = await ort.InferenceSession.create(path.join(got.dir, "model.onnx"));
   await s.release();
 });

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { exportModel, readCompleteExport } from "../export/exporter.js";
 import { quantizeModel } from "../quantize/index.js";
-import { pushFolder } from "../hub/upload.js";
+import { checkPushTarget, pushFolder } from "../hub/upload.js";
 import { stderrLogger } from "../util/log.js";
 import { VERSION } from "../version.js";
 import { parseCommand, parseIntOption, runCli } from "./run.js";
@@ -59,6 +59,8 @@ async function main(): Promise<void> {
   const flags = cmd.opts<Flags>();
   const model = cmd.args[0]!;
   const logger = stderrLogger(flags.quiet);
+  // The push target is checked before any download or export work.
+  if (flags.pushToHub) await checkPushTarget(flags.pushToHub);
   // An existing export folder is published as it is (with --push-to-hub), not re-exported.
   const existing = fs.existsSync(model) ? readCompleteExport(model) : undefined;
   if (existing) {

@@ -1,6 +1,6 @@
 /** Shared CLI plumbing: one-line errors, exit codes. */
 import { CommanderError, type Command } from "commander";
-import { UserError } from "../errors.js";
+import { environmentError, UserError } from "../errors.js";
 
 export function oneLine(message: string): string {
   return message.replace(/\s*\n\s*/g, " ").trim();
@@ -14,7 +14,8 @@ export function runCli(main: () => Promise<void>): void {
     },
     (e: unknown) => {
       const err = e as Error;
-      const message = e instanceof UserError ? err.message : `unexpected failure: ${err?.message ?? String(e)} (please report this bug)`;
+      const known = e instanceof UserError ? e : environmentError(e);
+      const message = known ? known.message : `unexpected failure: ${err?.message ?? String(e)} (please report this bug)`;
       process.stderr.write(`Error: ${oneLine(message)}\n`);
       if (process.env["DEBUG"] && err?.stack) process.stderr.write(err.stack + "\n");
       process.exitCode = 1;

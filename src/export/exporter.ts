@@ -19,6 +19,9 @@ import { quantizeModel } from "../quantize/index.js";
 import { downloadModel, isHubId } from "../hub/download.js";
 import { readModel } from "../onnx/reader.js";
 import { releaseGarbage } from "../util/memory.js";
+import { removeOnInterrupt, sweepDeadWorkFiles } from "../util/cleanup.js";
+import { fsError } from "../errors.js";
+import { expandHome, looksLocal, mismatch, readManifest, sourceIdOf, userEntries, writeManifest } from "./manifest.js";
 
 export interface ExportOptions {
   /** Local folder or Hugging Face id. */
@@ -47,9 +50,13 @@ export interface ExportResult {
 /** Files every complete export has. */
 export const REQUIRED_FILES = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "onnx_config.json", "config_sentence_transformers.json"];
 
-/** `<last path segment>-onnx`, trailing slashes ignored. */
+/**
+ * `<last path segment>-onnx`, trailing slashes ignored; a local folder is named after the folder it
+ * resolves to (`.` included).
+ */
 export function exportDirName(model: string): string {
-  const name = model.replace(/[\\/]+$/, "").split(/[\\/]/).pop();
+  const local = looksLocal(model) || fs.existsSync(model);
+  const name = local ? path.basename(path.resolve(expandHome(model))) : model.replace(/[\\/]+$/, "").split(/[\\/]/).pop();
   if (!name) throw new UserError(`Cannot derive an output name from "${model}"; pass a folder or an org/name id`);
   return `${name}-onnx`;
 }
@@ -75,27 +82,21 @@ export function readCompleteExport(dir: string): OnnxConfig | undefined {
   }
 }
 
-/** Whether an existing export already has every explicitly requested setting. */
-function matchesOverrides(cfg: OnnxConfig, overrides: SettingsOverrides = {}): boolean {
-  const want: [unknown, unknown][] = [
-    [overrides.queryPrefix, cfg.query_prefix],
-    [overrides.documentPrefix, cfg.document_prefix],
-    [overrides.queryLength, cfg.query_length],
-    [overrides.documentLength, cfg.document_length],
-    [overrides.doQueryExpansion, cfg.do_query_expansion],
-    [overrides.attendToExpansionTokens, cfg.attend_to_expansion_tokens],
-  ];
-  return want.every(([requested, actual]) => requested === undefined || requested === actual);
-}
-
 function listFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((f) => !f.startsWith(".")).sort();
 }
 
-/** The checkpoint folder of `model`: itself when it is a folder, else its Hub download. */
+/**
+ * The checkpoint folder of `model`: itself when it is a folder, else its Hub download. Anything
+ * starting with `./`, `../`, `/` or `~` is a local path, never a Hub id.
+ */
 export async function sourceFolder(opts: { model: string; revision?: string }, log: Logger): Promise<string> {
-  if (fs.existsSync(opts.model)) return opts.model;
-  if (!isHubId(opts.model) || !opts.model.includes("/")) {
+  const local = expandHome(opts.model);
+  if (fs.existsSync(local)) {
+    if (!fs.statSync(local).isDirectory()) throw new UserError(`${opts.model} is a file; pass the checkpoint folder that holds it`);
+    return local;
+  }
+  if (looksLocal(opts.model) || !isHubId(opts.model) || !opts.model.includes("/")) {
     throw new UserError(`Model folder not found: ${opts.model}; pass a checkpoint folder or a Hugging Face model id (org/name)`);
   }
   log.info(`Fetching ${opts.model}${opts.revision ? `@${opts.revision}` : ""} from the Hub…`);
@@ -108,22 +109,30 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const seconds = () => (performance.now() - started) / 1000;
   const target = path.resolve(opts.outputDir, exportDirName(opts.model));
   const quantize = opts.quantize ?? true;
+  const sourceId = sourceIdOf(opts.model, opts.revision, looksLocal(opts.model) || fs.existsSync(opts.model));
+  const overrides = opts.overrides ?? {};
+  ensureWritable(path.dirname(target));
+  // Work files of interrupted runs (killed before they could clean up) go first.
+  sweepDeadWorkFiles(path.dirname(target));
+  sweepDeadWorkFiles(target);
 
-  let existing = opts.force ? undefined : readCompleteExport(target);
-  if (existing && !matchesOverrides(existing, opts.overrides)) {
-    log.info(`The export in ${target} was made with other settings than requested; re-exporting`);
-    existing = undefined;
-  }
-  if (existing) {
+  const existing = readCompleteExport(target);
+  const why = existing && mismatch(readManifest(target), sourceId, overrides, opts.embeddingSize);
+  if (existing && !opts.force && !why) {
     log.info(`Reusing the complete export in ${target} (use --force to re-export)`);
-    if (quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) await quantizeInto(target, log);
+    if (quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) {
+      await quantizeInto(target, log);
+      writeManifest(target, sourceId, overrides, opts.embeddingSize);
+    }
     return { dir: target, files: listFiles(target), reused: true, onnxConfig: existing, seconds: seconds() };
   }
+  if (existing && why && !opts.force) log.info(`Re-exporting into ${target}: ${why}`);
 
   const source = await sourceFolder(opts, log);
   const warn = (m: string) => log.warn(`Warning: ${m}`);
   const ck = await loadColbertCheckpoint(source, { overrides: opts.overrides, embeddingSize: opts.embeddingSize, warn });
   const staging = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.partial`);
+  const releaseStaging = removeOnInterrupt(staging);
   try {
     const cfg = onnxConfig(ck, opts.model);
     log.info(`${cfg.model_class} (${ck.layout} layout) → ${ck.head.length} Dense → ${cfg.embedding_dim}-dim ColBERT, vocabulary ${ck.tokenizer.length}`);
@@ -156,14 +165,17 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     writeJsonAtomic(path.join(staging, "onnx_config.json"), cfg);
 
     if (quantize) await quantizeInto(staging, log);
+    writeManifest(staging, sourceId, overrides, opts.embeddingSize);
 
-    replaceDir(staging, target);
+    const kept = replaceDir(staging, target);
+    if (kept.length > 0) log.info(`Kept ${kept.length} file(s) of yours in ${target}: ${kept.join(", ")}`);
     log.info(`Exported to ${target} in ${seconds().toFixed(1)} s`);
     return { dir: target, files: listFiles(target), reused: false, onnxConfig: cfg, selfCheck: check, seconds: seconds() };
   } catch (e) {
     fs.rmSync(staging, { recursive: true, force: true });
     throw e;
   } finally {
+    releaseStaging();
     ck.close();
   }
 }
@@ -172,11 +184,35 @@ async function quantizeInto(dir: string, log: Logger): Promise<void> {
   await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"), log);
 }
 
-/** Moves the complete staging folder into place; an older export is removed only afterwards. */
-function replaceDir(staging: string, target: string): void {
-  const old = `${target}.${process.pid}.old`;
+/**
+ * Moves the complete staging folder into place. Entries of the older export that the tool did not
+ * write (a README, notes, a subfolder, .git) move into the new one first; the rest of the older
+ * export is removed only once the new one is in place. Returns the kept entries.
+ */
+function replaceDir(staging: string, target: string): string[] {
+  const kept = userEntries(target).filter((name) => !fs.existsSync(path.join(staging, name)));
+  for (const name of kept) fs.renameSync(path.join(target, name), path.join(staging, name));
+  const old = `${path.join(path.dirname(target), "." + path.basename(target))}.${process.pid}.old`;
   const hadOld = fs.existsSync(target);
-  if (hadOld) fs.renameSync(target, old);
-  fs.renameSync(staging, target);
-  if (hadOld) fs.rmSync(old, { recursive: true, force: true });
+  const releaseOld = removeOnInterrupt(old);
+  try {
+    if (hadOld) fs.renameSync(target, old);
+    fs.renameSync(staging, target);
+    if (hadOld) fs.rmSync(old, { recursive: true, force: true });
+  } finally {
+    releaseOld();
+  }
+  return kept.sort();
+}
+
+/** Fails early, before any download or export work, when `dir` cannot be written. */
+function ensureWritable(dir: string): void {
+  const probe = path.join(dir, `.pylate-onnx-export.${process.pid}.probe.tmp`);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(probe, "");
+    fs.rmSync(probe, { force: true });
+  } catch (e) {
+    throw fsError(e as NodeJS.ErrnoException, dir, "choose another --output folder");
+  }
 }

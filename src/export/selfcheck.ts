@@ -8,7 +8,7 @@ import * as ort from "onnxruntime-node";
 import { PROBE_SESSION_OPTIONS, withModelView } from "../runtime/model-view.js";
 import { ColbertTokenizer } from "../runtime/tokenizer.js";
 import type { OnnxConfig } from "../colbert/onnx-config.js";
-import { UserError } from "../errors.js";
+import { environmentError, UserError } from "../errors.js";
 
 export interface SelfCheckResult {
   /** Attended token rows checked (query expansion rows included when the model attends to them). */
@@ -46,7 +46,7 @@ export async function selfCheck(modelFile: string, tokenizerJson: object, tokeni
     session = await withModelView(modelFile, (file) => ort.InferenceSession.create(file, PROBE_SESSION_OPTIONS));
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`Self-check failed: onnxruntime cannot load ${modelFile} (${(e as Error).message.split("\n")[0]}); please report this bug`);
+    throw environmentError(e) ?? new UserError(`Self-check failed: onnxruntime cannot load ${modelFile} (${(e as Error).message.split("\n")[0]}); please report this bug`);
   }
   try {
     const out = (await session.run(feeds))["output"];

@@ -47,22 +47,74 @@ export function safeRelativePath(name: string): string {
 
 function hubError(status: number, id: string, revision: string, what: string, headers?: Headers): UserError {
   const code = headers?.get("x-error-code");
+  // huggingface.co answers an anonymous request for a missing repo with 401 RepoNotFound.
+  if (code === "RepoNotFound" || (status === 404 && !code)) {
+    return new UserError(`Model not found: ${id}: check the id (set HF_TOKEN if it is private)`);
+  }
+  if (code === "GatedRepo") return new UserError(`${id} is gated (HTTP ${status}): accept its conditions on the Hub, then set HF_TOKEN or run \`huggingface-cli login\``);
   if (status === 401 || status === 403) {
     return new UserError(`Access to ${id} was refused (HTTP ${status}): it is private or gated; set HF_TOKEN or run \`huggingface-cli login\` with an account that has access`);
   }
   if (status === 404 && code === "RevisionNotFound") return new UserError(`Revision "${revision}" not found in ${id}; check --revision`);
   if (status === 404 && code === "EntryNotFound") return new UserError(`${what} not found in ${id}@${revision}`);
-  if (status === 404) return new UserError(`Model not found: ${id}. Check the id, your network, and HF_TOKEN for private models`);
   return new UserError(`The Hub answered HTTP ${status} for ${what} of ${id}; try again later`);
 }
 
-async function hubFetch(url: string, init: RequestInit, id: string): Promise<Response> {
+/** The Hub could not be reached or did not answer in time (as opposed to answering an error). */
+export class HubUnreachable extends UserError {}
+
+/** Seconds the Hub may stay silent (connecting, before the headers, between body chunks): HF_HUB_DOWNLOAD_TIMEOUT, default 10 as in huggingface_hub. */
+function hubTimeoutMs(): number {
+  const v = Number(process.env["HF_HUB_DOWNLOAD_TIMEOUT"]);
+  return (Number.isFinite(v) && v > 0 ? v : 10) * 1000;
+}
+
+/**
+ * fetch with an idle timeout: aborts when the Hub sends nothing (no connection, no headers, no
+ * body bytes) for hubTimeoutMs. `response.idle()` must be called after each body chunk.
+ */
+async function hubFetch(url: string, init: RequestInit, id: string): Promise<Response & { idle(): void; done(): void }> {
+  const controller = new AbortController();
+  const ms = hubTimeoutMs();
+  let timer = setTimeout(() => controller.abort(), ms);
+  const idle = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => controller.abort(), ms);
+  };
+  const done = () => clearTimeout(timer);
   try {
-    return await fetch(url, init);
+    const res = await fetch(url, { ...init, signal: controller.signal });
+    idle();
+    if (!res.body || init.method === "HEAD") done();
+    return Object.assign(res, { idle, done });
   } catch (e) {
+    done();
+    if (controller.signal.aborted) {
+      throw new HubUnreachable(`The Hub at ${hubEndpoint()} did not answer within ${ms / 1000} s for ${id}; check your network (HF_HUB_DOWNLOAD_TIMEOUT raises the limit), or set HF_HUB_OFFLINE=1 to use the local cache`);
+    }
     const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-    throw new UserError(`Cannot reach the Hub at ${hubEndpoint()} to download ${id} (${cause}); check your network, or set HF_HUB_OFFLINE=1 to use the local cache`);
+    throw new HubUnreachable(`Cannot reach the Hub at ${hubEndpoint()} to download ${id} (${cause}); check your network, or set HF_HUB_OFFLINE=1 to use the local cache`);
   }
+}
+
+/** A body read that counts as activity for the idle timeout and names a stall clearly. */
+async function* readBody(res: Awaited<ReturnType<typeof hubFetch>>, id: string): AsyncIterable<Uint8Array> {
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      res.idle();
+      yield chunk;
+    }
+  } catch (e) {
+    throw new HubUnreachable(`The download from ${hubEndpoint()} stalled or broke off for ${id} (${(e as Error).message}); run the command again (it resumes)`);
+  } finally {
+    res.done();
+  }
+}
+
+async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for await (const c of it) out.push(c);
+  return out;
 }
 
 interface RepoInfo {
@@ -72,8 +124,17 @@ interface RepoInfo {
 
 async function repoInfo(id: string, revision: string): Promise<RepoInfo> {
   const res = await hubFetch(`${hubEndpoint()}/api/models/${id}/revision/${encodeURIComponent(revision)}`, { headers: authHeaders() }, id);
-  if (!res.ok) throw hubError(res.status, id, revision, "repository info", res.headers);
-  const info = (await res.json()) as { sha?: string; siblings?: { rfilename: string }[] };
+  if (!res.ok) {
+    res.done();
+    throw hubError(res.status, id, revision, "repository info", res.headers);
+  }
+  let info: { sha?: string; siblings?: { rfilename: string }[] };
+  try {
+    info = JSON.parse(Buffer.concat(await collect(readBody(res, id))).toString("utf8")) as typeof info;
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`Unexpected answer from the Hub for ${id}; check HF_ENDPOINT`);
+  }
   if (!info.sha || !Array.isArray(info.siblings)) throw new UserError(`Unexpected answer from the Hub for ${id}; check HF_ENDPOINT`);
   return { sha: info.sha, files: new Set(info.siblings.map((s) => safeRelativePath(s.rfilename))) };
 }
@@ -118,14 +179,17 @@ async function downloadFile(id: string, commit: string, name: string, log: Logge
     const headers: Record<string, string> = { ...authHeaders(), "accept-encoding": "identity" };
     if (have > 0) headers["range"] = `bytes=${have}-`;
     const res = await hubFetch(url, { headers }, id);
-    if (!res.ok || !res.body) throw hubError(res.status, id, commit, name, res.headers);
+    if (!res.ok || !res.body) {
+      res.done();
+      throw hubError(res.status, id, commit, name, res.headers);
+    }
     const append = have > 0 && res.status === 206;
     const out = fs.openSync(partial, append ? "a" : "w");
     const total = expectedSize ?? Number(res.headers.get("content-length") ?? 0);
     const bar = log.bar(name, Math.max(1, Math.round(total / 2 ** 20)), " MB");
     let done = append ? have : 0;
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of readBody(res, id)) {
         fs.writeSync(out, chunk);
         done += chunk.length;
         bar.update(Math.round(done / 2 ** 20));
@@ -229,7 +293,16 @@ async function downloadSnapshot(
     if (!dir) throw new UserError(`HF_HUB_OFFLINE is set and ${id}@${revision} is not in the cache (${hubCacheDir()}); unset HF_HUB_OFFLINE to download it`);
     return { dir, commit: path.basename(dir) };
   }
-  const info = await repoInfo(id, revision);
+  let info: RepoInfo;
+  try {
+    info = await repoInfo(id, revision);
+  } catch (e) {
+    // Network down but the model already downloaded: use the cache, as huggingface_hub does.
+    const dir = e instanceof HubUnreachable ? cachedSnapshot(id, revision) : undefined;
+    if (!dir) throw e;
+    log.warn(`Warning: ${(e as Error).message.split(";")[0]}; using the copy of ${id}@${revision} in the cache`);
+    return { dir, commit: path.basename(dir) };
+  }
   for (const f of await select(info, log)) await downloadFile(id, info.sha, f, log);
   if (revision !== info.sha) {
     const ref = path.join(repoFolder(id), "refs", revision);

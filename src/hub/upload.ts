@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { commitIter, createRepo, type CommitOperation } from "@huggingface/hub";
-import { hubEndpoint, resolveToken } from "./env.js";
+import { authHeaders, hubEndpoint, isOffline, resolveToken } from "./env.js";
 import { modelCardInfoFromDir, renderModelCard } from "./modelcard.js";
 import { silentLogger, type Logger } from "../util/log.js";
 import { UserError } from "../errors.js";
@@ -24,11 +24,33 @@ function describe(e: unknown): string {
   return status ? `HTTP ${status}: ${message}` : message;
 }
 
-export async function pushFolder(dir: string, repo: string, opts: PushOptions = {}): Promise<{ url: string; commit?: string }> {
-  const log = opts.logger ?? silentLogger;
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new UserError(`Invalid Hub repo "${repo}": use org/name or user/name`);
+/** The repo name and token, checked before any work: an export is not done only to fail its push. */
+function pushCredentials(repo: string): string {
+  if (!/^[\w.-]+\/[\w.-]+$/.test(repo) || repo.includes("..")) throw new UserError(`Invalid Hub repo "${repo}": use org/name or user/name`);
+  if (isOffline()) throw new UserError(`HF_HUB_OFFLINE is set: unset it to push to the Hub`);
   const token = resolveToken();
   if (!token) throw new UserError(`Pushing to the Hub needs a token: set HF_TOKEN or run \`huggingface-cli login\``);
+  return token;
+}
+
+/** Checks --push-to-hub up front: the name, a token, and that the Hub accepts the token. */
+export async function checkPushTarget(repo: string): Promise<void> {
+  const token = pushCredentials(repo);
+  let res: Response;
+  try {
+    res = await fetch(`${hubEndpoint()}/api/whoami-v2`, { headers: authHeaders(token), signal: AbortSignal.timeout(10_000) });
+  } catch (e) {
+    const why = (e as Error).name === "TimeoutError" ? "no answer within 10 s" : ((e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message);
+    throw new UserError(`Cannot reach the Hub at ${hubEndpoint()} to check the token for --push-to-hub (${why}); check your network`);
+  }
+  await res.arrayBuffer().catch(() => undefined);
+  if (res.status === 401) throw new UserError(`The Hub rejects the token (HTTP 401): set a valid HF_TOKEN (with write access) or run \`huggingface-cli login\``);
+  if (!res.ok) throw new UserError(`The Hub answered HTTP ${res.status} when checking the token for --push-to-hub; try again later`);
+}
+
+export async function pushFolder(dir: string, repo: string, opts: PushOptions = {}): Promise<{ url: string; commit?: string }> {
+  const log = opts.logger ?? silentLogger;
+  const token = pushCredentials(repo);
   const hubUrl = hubEndpoint();
   const card = renderModelCard(modelCardInfoFromDir(dir, repo, opts.sourceModel));
 

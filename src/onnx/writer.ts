@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { ProtoWriter, varintSize } from "./proto.js";
 import type { Attribute, ModelDef, NodeDef, TensorDef, ValueInfo } from "./model.js";
+import { removeOnInterrupt } from "../util/cleanup.js";
 import { tempPathFor } from "../util/fs.js";
 
 /** Protobuf's hard limit is 2 GiB; stay clearly below it. */
@@ -198,6 +199,7 @@ export function writeModel(file: string, model: ModelDef, opts: WriteOptions = {
   const tmpModel = tempPathFor(file);
   const dataFile = path.join(path.dirname(file), dataFileName);
   const tmpData = tempPathFor(dataFile);
+  const releases = [removeOnInterrupt(tmpModel), removeOnInterrupt(tmpData)];
   const sink = new FileSink(tmpModel);
   const dataSink = external ? new FileSink(tmpData) : undefined;
   try {
@@ -239,6 +241,8 @@ export function writeModel(file: string, model: ModelDef, opts: WriteOptions = {
     fs.rmSync(tmpModel, { force: true });
     fs.rmSync(tmpData, { force: true });
     throw e;
+  } finally {
+    releases.forEach((release) => release());
   }
   const files = external ? [file, dataFile] : [file];
   return { files, bytes: sink.written + (dataSink?.written ?? 0) };

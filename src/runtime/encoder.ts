@@ -45,9 +45,6 @@ export interface EncodeOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-// onnxruntime's own log lines would precede our one-line errors (e.g. a missing CUDA library);
-// failures still surface, as exceptions with their message.
-ort.env.logLevel = "fatal";
 
 function readJson<T>(file: string, what: string): T {
   if (!fs.existsSync(file)) throw new UserError(`${what} not found: ${file}; pass a folder written by pylate-onnx-export`);

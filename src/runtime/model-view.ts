@@ -14,9 +14,15 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type * as ort from "onnxruntime-node";
+import * as ort from "onnxruntime-node";
 import { readModel } from "../onnx/reader.js";
 import { writeModel } from "../onnx/writer.js";
+import { removeOnInterrupt, sweepDeadWorkFiles } from "../util/cleanup.js";
+
+// Every onnxruntime session of this package is created through this module. onnxruntime's own log
+// lines (coloured, multi-line: a missing CUDA library, an allocation failure) would precede our
+// one-line errors; failures still surface, as exceptions with their message.
+ort.env.logLevel = "fatal";
 
 /** For one-off probe runs: prepacking, the memory arena and graph optimisations would copy weights again. */
 export const PROBE_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
@@ -35,32 +41,14 @@ export const PROBE_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
 export async function withModelView<T>(modelFile: string, load: (file: string) => Promise<T>): Promise<T> {
   const view = writeView(modelFile);
   if (!view) return load(modelFile);
+  const release = removeOnInterrupt(view);
   try {
     return await load(view);
   } catch {
     return await load(modelFile);
   } finally {
     fs.rmSync(view, { force: true });
-  }
-}
-
-/** Is process `pid` alive (or not ours to signal)? */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** Removes views of `modelFile` left by processes killed while loading (their pid is gone). */
-function removeStaleViews(modelFile: string): void {
-  const dir = path.dirname(modelFile);
-  const pattern = new RegExp(`^\\.${path.basename(modelFile).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.(\\d+)\\.view\\.onnx$`);
-  for (const name of fs.readdirSync(dir)) {
-    const pid = pattern.exec(name)?.[1];
-    if (pid !== undefined && Number(pid) !== process.pid && !alive(Number(pid))) fs.rmSync(path.join(dir, name), { force: true });
+    release();
   }
 }
 
@@ -68,7 +56,7 @@ function removeStaleViews(modelFile: string): void {
 function writeView(modelFile: string): string | undefined {
   const view = path.join(path.dirname(modelFile), `.${path.basename(modelFile)}.${process.pid}.view.onnx`);
   try {
-    removeStaleViews(modelFile);
+    sweepDeadWorkFiles(path.dirname(modelFile)); // views (and temp files) of processes killed mid-load
     const read = readModel(modelFile);
     try {
       writeModel(view, read.model, { referenceStored: true });

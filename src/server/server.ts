@@ -79,6 +79,19 @@ function rows(e: Embedding): number[][] {
 }
 
 export function createServer(opts: ServerOptions): http.Server {
+  return http.createServer(createRequestHandler(opts));
+}
+
+/** Answers every request with 503 while the model loads (the port is bound first, so a busy port fails fast). */
+export function loadingHandler(): http.RequestListener {
+  return (_req, res) => {
+    const data = JSON.stringify({ code: "SERVICE_UNAVAILABLE", message: "The model is loading; retry shortly" });
+    res.writeHead(503, { "content-type": "application/json", "content-length": Buffer.byteLength(data), "retry-after": "1" });
+    res.end(data);
+  };
+}
+
+export function createRequestHandler(opts: ServerOptions): http.RequestListener {
   const { encoder } = opts;
   const maxBody = opts.maxBodyBytes ?? 16 * 2 ** 20;
   const maxTexts = opts.maxTexts ?? 10_000;
@@ -145,7 +158,7 @@ export function createServer(opts: ServerOptions): http.Server {
     },
   };
 
-  return http.createServer((req, res) => {
+  return (req, res) => {
     const send = (status: number, value: unknown) => {
       const data = JSON.stringify(value);
       res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(data) });
@@ -165,5 +178,5 @@ export function createServer(opts: ServerOptions): http.Server {
       if (e instanceof HttpError) send(e.status, { code: e.code, message: e.message });
       else send(500, { code: "INTERNAL_ERROR", message: (e as Error)?.message ?? String(e) });
     });
-  });
+  };
 }

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { removeOnInterrupt } from "./cleanup.js";
 
 /** A temp name beside `target`, so the final rename stays on one file system. */
 export function tempPathFor(target: string): string {
@@ -9,6 +10,7 @@ export function tempPathFor(target: string): string {
 /** Writes `data` to `target` through a temp file + fsync + rename: readers never see a half file. */
 export function writeFileAtomic(target: string, data: string | Uint8Array): void {
   const tmp = tempPathFor(target);
+  const release = removeOnInterrupt(tmp);
   try {
     const fd = fs.openSync(tmp, "w");
     try {
@@ -21,6 +23,8 @@ export function writeFileAtomic(target: string, data: string | Uint8Array): void
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
+  } finally {
+    release();
   }
 }
 

@@ -98,13 +98,15 @@ export class FakeHub {
 
     if ((m = p.match(/^\/api\/models\/([^/]+\/[^/]+)\/revision\/(.+)$/)) && req.method === "GET") {
       const { repo, sha, files } = this.resolve(m[1]!, m[2]!);
-      if (!repo || (repo.private && !this.authorized(req))) return json(repo ? 401 : 404, { error: "Repository not found" }, { "x-error-code": "RepoNotFound" });
+      // As huggingface.co: a missing or private repo is 401 RepoNotFound without a token, 404 with one.
+      if (!repo || (repo.private && !this.authorized(req))) return json(this.authorized(req) ? 404 : 401, { error: "Repository not found" }, { "x-error-code": "RepoNotFound" });
       if (!sha || !files) return json(404, { error: "Revision not found" }, { "x-error-code": "RevisionNotFound" });
       return json(200, { id: m[1], sha, siblings: [...files.keys()].map((rfilename) => ({ rfilename })) });
     }
     if ((m = p.match(/^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/)) && (req.method === "GET" || req.method === "HEAD")) {
       const { repo, sha, files } = this.resolve(m[1]!, m[2]!);
-      if (!repo || (repo.private && !this.authorized(req))) return json(repo ? 401 : 404, { error: "Repository not found" }, { "x-error-code": "RepoNotFound" });
+      // As huggingface.co: a missing or private repo is 401 RepoNotFound without a token, 404 with one.
+      if (!repo || (repo.private && !this.authorized(req))) return json(this.authorized(req) ? 404 : 401, { error: "Repository not found" }, { "x-error-code": "RepoNotFound" });
       if (!files) return json(404, { error: "Revision not found" }, { "x-error-code": "RevisionNotFound" });
       const data = files.get(m[3]!);
       if (!data) return json(404, { error: "Entry not found" }, { "x-error-code": "EntryNotFound" });
