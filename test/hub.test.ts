@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
@@ -121,6 +122,32 @@ test("an unreachable Hub is a clear error", async () => {
   await assert.rejects(downloadModel("test-org/bert-tiny-colbert", { quiet: true }), /Cannot reach the Hub at http:\/\/127\.0\.0\.1:9 .*HF_HUB_OFFLINE=1/);
 });
 
+test("a Hub that accepts connections and never answers times out with a clear error", async () => {
+  const silent = net.createServer(() => {}); // accepts, never writes
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  try {
+    process.env["HF_ENDPOINT"] = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    process.env["HF_HUB_DOWNLOAD_TIMEOUT"] = "0.3";
+    const t = performance.now();
+    await assert.rejects(downloadModel("test-org/bert-tiny-colbert", { quiet: true }), /did not answer within 0\.3 s for test-org\/bert-tiny-colbert; check your network \(HF_HUB_DOWNLOAD_TIMEOUT raises the limit\)/);
+    assert.ok(performance.now() - t < 5000);
+  } finally {
+    silent.close();
+  }
+});
+
+test("with the Hub unreachable, a model already in the cache is used (with a warning)", async () => {
+  const first = await downloadModel("test-org/xlmr-tiny-colbert", { quiet: true });
+  process.env["HF_ENDPOINT"] = "http://127.0.0.1:9";
+  const warnings: string[] = [];
+  const logger = { info: () => {}, warn: (m: string) => warnings.push(m), bar: () => ({ update: () => {}, stop: () => {} }) };
+  const again = await downloadModel("test-org/xlmr-tiny-colbert", { logger });
+  assert.equal(again.dir, first.dir);
+  assert.match(warnings.join("\n"), /Cannot reach the Hub .*; using the copy of test-org\/xlmr-tiny-colbert@main in the cache/);
+  // Not in the cache: the network error stands.
+  await assert.rejects(downloadModel("test-org/bert-tiny-colbert", { logger }), /Cannot reach the Hub/);
+});
+
 test("a corrupted download is detected and leaves no blob behind", async () => {
   hub.corrupt.add("model.safetensors");
   try {
@@ -222,4 +249,14 @@ test("an interrupted download resumes from its partial file", async () => {
   assert.deepEqual(fs.readFileSync(path.join(dir, "model.safetensors")), data);
   assert.ok(!fs.existsSync(path.join(blobs, `${sha}.incomplete`)));
   assert.ok(hub.ranges.includes("bytes=100000-"), "only the missing bytes were requested");
+});
+
+test("--push-to-hub with a token the Hub rejects fails before the download and the export", async () => {
+  const out = tempDir();
+  const before = hub.requests.length;
+  const r = await cliAsync(["test-org/bert-tiny-colbert", "-o", out, "--push-to-hub", "me/x", "--quiet"], { ...process.env, HF_TOKEN: "hf_not_valid" });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^Error: The Hub rejects the token \(HTTP 401\): set a valid HF_TOKEN/);
+  assert.deepEqual(hub.requests.slice(before), ["GET /api/whoami-v2"], "only the token check reached the Hub");
+  assert.deepEqual(fs.readdirSync(out), []);
 });
