@@ -10,7 +10,14 @@ export class UserError extends Error {
 }
 
 /** A file-system failure on `target`, as a one-line UserError that says what to do. */
-export function fsError(e: NodeJS.ErrnoException, target: string, remedy: string): UserError {
+/** The parts of a Node.js system error read here (kept structural so the public types need no @types/node). */
+interface SystemError {
+  code?: string;
+  path?: string;
+  message: string;
+}
+
+export function fsError(e: SystemError, target: string, remedy: string): UserError {
   switch (e.code) {
     case "EACCES":
     case "EPERM":
@@ -33,7 +40,7 @@ export function fsError(e: NodeJS.ErrnoException, target: string, remedy: string
  * undefined for genuine bugs.
  */
 export function environmentError(e: unknown): UserError | undefined {
-  const err = e as NodeJS.ErrnoException;
+  const err = e as SystemError | undefined;
   const where = err?.path ? ` ${err.path}` : "";
   switch (err?.code) {
     case "EACCES":

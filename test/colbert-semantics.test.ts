@@ -168,6 +168,13 @@ test("a plain encoder is refused, and accepted with --embedding-size and a loud 
   assert.match(logger.warnings.join("\n"), /UNTRAINED/);
 });
 
+test("--embedding-size on a model with a trained projection is ignored, with a warning", async () => {
+  const logger = capturingLogger();
+  const r = await exportModel({ model: copyFixture("bert-tiny-colbert"), outputDir: tempDir(), logger, embeddingSize: 24 });
+  assert.equal(r.onnxConfig.embedding_dim, 16);
+  assert.match(logger.warnings.join("\n"), /--embedding-size 24 is ignored: .* has a trained ColBERT projection \(16 dims\)/);
+});
+
 test("a complete export is reused, --force re-exports, an incomplete one is redone", async () => {
   const out = tempDir();
   const model = fixtureModelDir("bert-tiny-colbert");

@@ -7,7 +7,7 @@ import type http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ColbertEncoder, maxSim, type Embedding } from "../src/runtime/encoder.js";
-import { createServer } from "../src/server/server.js";
+import { createServer } from "../src/server/index.js";
 import { expected } from "./helpers/fixtures.js";
 import { exportedFixture } from "./helpers/exported.js";
 

@@ -15,7 +15,7 @@ export interface EncoderFlags {
 
 export function addEncoderOptions(cmd: Command): Command {
   return cmd
-    .requiredOption("--model <dir>", "export folder written by pylate-onnx-export")
+    .requiredOption("--model <dir>", "(required) export folder written by pylate-onnx-export")
     .option("--int8", "use model_int8.onnx")
     .option("--sessions <n>", "parallel onnxruntime sessions", parseIntOption("--sessions"), 1)
     .option("--batch-size <n>", "texts per model call", parseIntOption("--batch-size"), 32)

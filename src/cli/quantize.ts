@@ -1,44 +1,4 @@
 #!/usr/bin/env node
-/** colbert-quantize: model.onnx → model_int8.onnx (dynamic INT8). */
-import fs from "node:fs";
-import path from "node:path";
-import { Command } from "commander";
-import { quantizeModel } from "../quantize/index.js";
-import { stderrLogger } from "../util/log.js";
-import { VERSION } from "../version.js";
-import { parseCommand, runCli } from "./run.js";
-import { UserError } from "../errors.js";
+import { launch } from "./launch.js";
 
-interface Flags {
-  output?: string;
-  perChannel?: boolean;
-  force?: boolean;
-  quiet?: boolean;
-  json?: boolean;
-}
-
-async function main(): Promise<void> {
-  const cmd = new Command()
-    .name("colbert-quantize")
-    .description("Quantize an ONNX ColBERT model to INT8 (dynamic quantization, onnxruntime-compatible).")
-    .version(VERSION, "--version")
-    .argument("<model>", "MODEL.onnx, or an export folder (DIR/model.onnx → DIR/model_int8.onnx)")
-    .option("-o, --output <file>", "output file (default: model_int8.onnx beside the input)")
-    .option("--per-channel", "one weight scale per output column instead of per tensor")
-    .option("-f, --force", "overwrite an existing output")
-    .option("--quiet", "no progress output")
-    .option("--json", "print one JSON summary line on stdout");
-  if (!parseCommand(cmd)) return;
-  const flags = cmd.opts<Flags>();
-  let input = cmd.args[0]!;
-  if (fs.existsSync(input) && fs.statSync(input).isDirectory()) input = path.join(input, "model.onnx");
-  if (!fs.existsSync(input)) throw new UserError(`ONNX model not found: ${input}; pass MODEL.onnx or an export folder`);
-  const output = flags.output ?? path.join(path.dirname(input), "model_int8.onnx");
-  if (fs.existsSync(output) && !flags.force && path.resolve(output) !== path.resolve(input)) {
-    throw new UserError(`${output} already exists; pass --force to overwrite it`);
-  }
-  const report = await quantizeModel(input, output, stderrLogger(flags.quiet), { perChannel: flags.perChannel });
-  if (flags.json) process.stdout.write(JSON.stringify(report) + "\n");
-}
-
-runCli(main);
+launch(() => import("./commands/quantize.js"));

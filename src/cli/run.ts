@@ -48,3 +48,19 @@ export function parseCommand(cmd: Command): boolean {
     throw e;
   }
 }
+
+/** The environment variables the commands read, for --help. */
+export const ENVIRONMENT_HELP = `
+Environment:
+  HF_TOKEN                 Hugging Face token (private/gated models, --push-to-hub); else the
+                           token file \`huggingface-cli login\` writes
+  HF_ENDPOINT              Hub URL (default https://huggingface.co)
+  HF_HOME, HF_HUB_CACHE    where downloads are cached (shared with Python's huggingface_hub)
+  HF_HUB_OFFLINE=1         use only the cache, never the network
+  HF_HUB_DOWNLOAD_TIMEOUT  seconds the Hub may stay silent before giving up (default 10)
+  DEBUG=1                  print stack traces with errors`;
+
+/** Adds examples and the environment section to a command's --help. */
+export function withHelp(cmd: Command, examples: string[]): Command {
+  return cmd.addHelpText("after", `\nExamples:\n${examples.map((e) => `  ${e}`).join("\n")}\n${ENVIRONMENT_HELP}`);
+}

@@ -154,6 +154,9 @@ export async function loadColbertCheckpoint(dir: string, opts: LoadOptions): Pro
           weights: new Weights(randomProjection(hidden, opts.embeddingSize), "", "random projection", "projection."),
         },
       ];
+    } else if (opts.embeddingSize !== undefined) {
+      const trained = head.at(-1)!.outFeatures;
+      opts.warn(`--embedding-size ${opts.embeddingSize} is ignored: ${dir} has a trained ColBERT projection (${trained} dims), which is exported as it is`);
     }
     let width = hidden;
     for (const d of head) {
