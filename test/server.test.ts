@@ -161,6 +161,8 @@ test("colbert-serve starts, serves, and exits 0 on SIGTERM", async () => {
     });
     child.once("exit", () => reject(new Error(stderr)));
   });
+  // The start line names the served folder, the model file and the precision.
+  assert.match(stderr, new RegExp(`: ${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(.*, model\\.onnx, FP32\\) on http://127\\.0\\.0\\.1:\\d+`));
   const res = await fetch(url + "/encode", { method: "POST", body: JSON.stringify({ texts: ["hello"], input_type: "query" }) });
   assert.equal(res.status, 200);
   assert.equal(((await res.json()) as any).embeddings[0].length, 32);
