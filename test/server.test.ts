@@ -111,7 +111,7 @@ test("bad requests get JSON errors with 4xx codes", async () => {
     ["/encode", { texts: "not a list", input_type: "query" }, 400],
     ["/encode", { texts: [1, 2], input_type: "query" }, 400],
     ["/encode", { texts: ["x"], input_type: "passage" }, 422],
-    ["/encode", { texts: ["x"], input_type: "document", pool_factor: 0 }, 400],
+    ["/encode", { texts: ["x"], input_type: "document", pool_factor: -1 }, 400],
     ["/encode", "{not json", 400],
     ["/encode", "[1,2]", 400],
     ["/encode", { texts: ["x".repeat(70 * 1024)], input_type: "document" }, 413],

@@ -6,25 +6,19 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import * as ort from "onnxruntime-node";
-import { ColbertTokenizer, type InputType, type TokenizedText } from "./tokenizer.js";
-import { poolDocument } from "./pooling.js";
-import { withModelView } from "./model-view.js";
+import { ColbertTokenizer, type InputType } from "./tokenizer.js";
+import { SessionPool, type Embedding, type WorkItem } from "./session-pool.js";
 import { cpuFlags, int8SaturationWarning } from "../quantize/saturation.js";
 import { readOnnxConfig, type OnnxConfig } from "../colbert/onnx-config.js";
-import { UserError } from "../errors.js";
+import { environmentError, UserError } from "../errors.js";
 
 /** One text's token embeddings: `rows` × `dim`, row-major, each row L2-normalised. */
-export interface Embedding {
-  rows: number;
-  dim: number;
-  data: Float32Array;
-}
+export type { Embedding };
 
 export interface EncoderOptions {
   /** Use model_int8.onnx instead of model.onnx. */
   int8?: boolean;
-  /** Parallel onnxruntime sessions (default 1). */
+  /** Parallel onnxruntime sessions, each on its own thread (default 1). */
   sessions?: number;
   /** Texts per model call (default 32). */
   batchSize?: number;
@@ -41,8 +35,10 @@ export interface EncoderOptions {
 export interface EncodeOptions {
   /** Documents only: hierarchical token pooling factor (> 1 reduces the rows). */
   poolFactor?: number;
-  /** Called after each batch with (texts done, total). */
+  /** Called as batches finish with (texts done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** Aborting drops the texts not yet running and rejects the promise. */
+  signal?: AbortSignal;
 }
 
 
@@ -73,14 +69,16 @@ function checkLengths(dir: string, config: OnnxConfig): void {
 }
 
 export class ColbertEncoder {
-  private next = 0;
   private constructor(
     readonly dir: string,
     readonly config: OnnxConfig,
     readonly tokenizer: ColbertTokenizer,
-    private readonly sessions: ort.InferenceSession[],
+    private readonly pool: SessionPool,
     readonly batchSize: number,
     readonly modelFile: string,
+    /** onnxruntime threads per session. */
+    readonly threads: number,
+    readonly executionProvider: string,
   ) {}
 
   static async load(dir: string, opts: EncoderOptions = {}): Promise<ColbertEncoder> {
@@ -98,29 +96,27 @@ export class ColbertEncoder {
       if (warning) (opts.onWarning ?? ((m: string) => process.emitWarning(m)))(warning);
     }
     const provider = opts.executionProvider ?? "cpu";
-    const count = Math.max(1, opts.sessions ?? 1);
-    const threads = opts.threads ?? Math.max(1, Math.floor(os.availableParallelism() / count));
-    let sessions: ort.InferenceSession[];
+    const sessions = Math.max(1, opts.sessions ?? 1);
+    const threads = opts.threads ?? Math.max(1, Math.floor(os.availableParallelism() / sessions));
+    const batchSize = Math.max(1, opts.batchSize ?? 32);
+    let pool: SessionPool;
     try {
-      // Through a view, the sessions map the weights from the file and share them (model-view.ts).
-      sessions = await withModelView(modelFile, async (file) => {
-        const created: ort.InferenceSession[] = [];
-        try {
-          for (let i = 0; i < count; i++) {
-            created.push(await ort.InferenceSession.create(file, { executionProviders: [provider], graphOptimizationLevel: "all", intraOpNumThreads: threads }));
-          }
-          return created;
-        } catch (e) {
-          await Promise.all(created.map((s) => s.release()));
-          throw e;
-        }
+      pool = await SessionPool.create(modelFile, {
+        sessions,
+        batchSize,
+        padId: config.pad_token_id,
+        dim: config.embedding_dim,
+        withTokenTypes: config.uses_token_type_ids,
+        sessionOptions: { executionProviders: [provider], graphOptimizationLevel: "all", intraOpNumThreads: threads, interOpNumThreads: 1 },
       });
     } catch (e) {
+      const known = environmentError(e);
+      if (known) throw known;
       const message = (e as Error).message.split("\n")[0];
       if (provider !== "cpu") throw new UserError(`Execution provider "${provider}" is not available here (${message}); use the default cpu provider`);
       throw new UserError(`onnxruntime cannot load ${modelFile} (${message}); re-export the model`);
     }
-    return new ColbertEncoder(dir, config, tokenizer, sessions, Math.max(1, opts.batchSize ?? 32), modelFile);
+    return new ColbertEncoder(dir, config, tokenizer, pool, batchSize, modelFile, threads, provider);
   }
 
   get embeddingDim(): number {
@@ -128,7 +124,12 @@ export class ColbertEncoder {
   }
 
   get sessionCount(): number {
-    return this.sessions.length;
+    return this.pool.size;
+  }
+
+  /** Texts waiting for an inference thread (the server's backpressure reads this). */
+  get queuedTexts(): number {
+    return this.pool.queued;
   }
 
   encodeQueries(texts: string[], opts: EncodeOptions = {}): Promise<Embedding[]> {
@@ -139,71 +140,50 @@ export class ColbertEncoder {
     return this.encode(texts, "document", opts);
   }
 
+  /**
+   * Encodes on the inference threads. Texts are queued longest first, so batches pad to similar
+   * lengths; results come back in input order. An aborted `signal` drops the texts still queued.
+   */
   async encode(texts: string[], type: InputType, opts: EncodeOptions = {}): Promise<Embedding[]> {
+    if (texts.length === 0) return [];
     const tokenized = await this.tokenizer.encodeBatch(texts, type);
-    // Longest first, so each batch pads to similar lengths; results go back to input order.
+    opts.signal?.throwIfAborted();
     const order = tokenized.map((_, i) => i).sort((a, b) => tokenized[b]!.ids.length - tokenized[a]!.ids.length);
-    const batches: number[][] = [];
-    for (let i = 0; i < order.length; i += this.batchSize) batches.push(order.slice(i, i + this.batchSize));
-    const results: Embedding[] = new Array(texts.length);
+    const poolFactor = type === "document" && opts.poolFactor && opts.poolFactor > 1 ? opts.poolFactor : 0;
     let done = 0;
-    let cursor = 0;
-    // One worker per session pulls batches until none are left.
-    const worker = async (session: ort.InferenceSession) => {
-      while (cursor < batches.length) {
-        const batch = batches[cursor++]!;
-        const out = await this.run(session, batch.map((i) => tokenized[i]!));
-        batch.forEach((textIndex, b) => {
-          let e = this.rowsOf(out, b, tokenized[textIndex]!, type);
-          if (type === "document" && opts.poolFactor && opts.poolFactor > 1) {
-            const pooled = poolDocument(e.data, e.rows, e.dim, opts.poolFactor);
-            e = { rows: pooled.rows, dim: e.dim, data: pooled.data };
-          }
-          results[textIndex] = e;
-        });
-        done += batch.length;
-        opts.onProgress?.(done, texts.length);
-      }
-    };
-    const start = this.next;
-    this.next = (this.next + 1) % this.sessions.length;
-    const n = Math.min(this.sessions.length, batches.length);
-    await Promise.all(Array.from({ length: n }, (_, i) => worker(this.sessions[(start + i) % this.sessions.length]!)));
+    const results: Embedding[] = new Array(texts.length);
+    await new Promise<void>((resolve, reject) => {
+      let failed = false;
+      const items: WorkItem[] = order.map((i) => {
+        const t = tokenized[i]!;
+        const keep: number[] = [];
+        for (let j = 0; j < t.ids.length; j++) if (this.tokenizer.keepRow(type, t.ids[j]!, t.mask[j]!)) keep.push(j);
+        return {
+          type,
+          tokens: t,
+          keep: Int32Array.from(keep),
+          poolFactor,
+          signal: opts.signal,
+          resolve: (e) => {
+            results[i] = e;
+            done++;
+            if (opts.onProgress && (done % this.batchSize === 0 || done === texts.length)) opts.onProgress(done, texts.length);
+            if (done === texts.length) resolve();
+          },
+          reject: (err) => {
+            if (failed) return;
+            failed = true;
+            reject(err);
+          },
+        };
+      });
+      this.pool.enqueue(items);
+    });
     return results;
   }
 
-  /** Runs one padded batch; returns output [batch, seq, dim] and seq. */
-  private async run(session: ort.InferenceSession, items: TokenizedText[]): Promise<{ data: Float32Array; seq: number }> {
-    const seq = Math.max(...items.map((t) => t.ids.length));
-    const b = items.length;
-    const ids = new BigInt64Array(b * seq).fill(BigInt(this.config.pad_token_id));
-    const mask = new BigInt64Array(b * seq);
-    items.forEach((t, i) => {
-      for (let j = 0; j < t.ids.length; j++) {
-        ids[i * seq + j] = BigInt(t.ids[j]!);
-        mask[i * seq + j] = BigInt(t.mask[j]!);
-      }
-    });
-    const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor("int64", ids, [b, seq]),
-      attention_mask: new ort.Tensor("int64", mask, [b, seq]),
-    };
-    if (this.config.uses_token_type_ids) feeds["token_type_ids"] = new ort.Tensor("int64", new BigInt64Array(b * seq), [b, seq]);
-    const out = (await session.run(feeds))["output"]!;
-    return { data: out.data as Float32Array, seq };
-  }
-
-  private rowsOf(out: { data: Float32Array; seq: number }, b: number, t: TokenizedText, type: InputType): Embedding {
-    const dim = this.config.embedding_dim;
-    const keep: number[] = [];
-    for (let j = 0; j < t.ids.length; j++) if (this.tokenizer.keepRow(type, t.ids[j]!, t.mask[j]!)) keep.push(j);
-    const data = new Float32Array(keep.length * dim);
-    keep.forEach((j, r) => data.set(out.data.subarray((b * out.seq + j) * dim, (b * out.seq + j + 1) * dim), r * dim));
-    return { rows: keep.length, dim, data };
-  }
-
   async close(): Promise<void> {
-    await Promise.all(this.sessions.map((s) => s.release()));
+    await this.pool.close();
   }
 }
 

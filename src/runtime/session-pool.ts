@@ -1,0 +1,237 @@
+/**
+ * A pool of onnxruntime sessions, each on its own worker thread (session-worker.ts), fed from one
+ * queue of tokenized texts. A free worker takes the next batch: queries before documents (a query
+ * is cheap and someone is waiting on it), otherwise in arrival order, up to `batchSize` texts of
+ * one type. Texts of different requests therefore share batches, a request's texts that are
+ * still queued can be cancelled, and the JavaScript thread never runs the model.
+ *
+ * The sessions are created from a view of the model (model-view.ts): they map the weights from the
+ * model file and share those pages, so N sessions cost far less than N copies.
+ */
+import fs from "node:fs";
+import { Worker } from "node:worker_threads";
+import { fileURLToPath } from "node:url";
+import type * as ort from "onnxruntime-node";
+import type { InitMessage, RunMessage, WorkerReply } from "./session-worker.js";
+import { withModelView } from "./model-view.js";
+import type { InputType, TokenizedText } from "./tokenizer.js";
+
+export interface Embedding {
+  rows: number;
+  dim: number;
+  data: Float32Array;
+}
+
+export interface WorkItem {
+  type: InputType;
+  tokens: TokenizedText;
+  /** Sequence positions whose rows the text returns. */
+  keep: Int32Array;
+  poolFactor: number;
+  signal?: AbortSignal;
+  resolve(e: Embedding): void;
+  reject(err: unknown): void;
+}
+
+export interface PoolOptions {
+  sessions: number;
+  batchSize: number;
+  padId: number;
+  dim: number;
+  withTokenTypes: boolean;
+  sessionOptions: ort.InferenceSession.SessionOptions;
+}
+
+/** The worker entry: compiled JavaScript, or the TypeScript source when running from sources (tests, tsx). */
+function startWorker(): Worker {
+  const js = new URL("./session-worker.js", import.meta.url);
+  if (fs.existsSync(fileURLToPath(js))) return new Worker(js);
+  const ts = new URL("./session-worker.ts", import.meta.url).href;
+  const tsx = import.meta.resolve("tsx/esm/api");
+  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); });`, { eval: true });
+}
+
+class SessionWorker {
+  private pending?: { resolve(r: WorkerReply): void };
+  busy = false;
+  exited = false;
+  constructor(readonly worker: Worker) {
+    worker.on("message", (reply: WorkerReply) => {
+      const p = this.pending;
+      this.pending = undefined;
+      p?.resolve(reply);
+    });
+    worker.on("error", (e) => {
+      const p = this.pending;
+      this.pending = undefined;
+      p?.resolve({ type: "error", id: -1, message: e.message });
+    });
+    worker.on("exit", (code) => {
+      this.exited = true;
+      const p = this.pending;
+      this.pending = undefined;
+      p?.resolve({ type: "error", id: -1, message: `the inference thread exited (code ${code})` });
+    });
+  }
+
+  request(msg: InitMessage | RunMessage, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    if (this.exited) return Promise.resolve({ type: "error", id: -1, message: "the inference thread is gone" });
+    return new Promise((resolve) => {
+      this.pending = { resolve };
+      this.worker.postMessage(msg, transfer);
+    });
+  }
+}
+
+export class SessionPool {
+  private readonly queues: Record<InputType, WorkItem[]> = { query: [], document: [] };
+  private nextId = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly workers: SessionWorker[],
+    private readonly opts: PoolOptions,
+    private readonly modelFile: string,
+  ) {}
+
+  /** Starts `opts.sessions` workers, each with a session of `modelFile`; throws the first load error. */
+  static async create(modelFile: string, opts: PoolOptions): Promise<SessionPool> {
+    const workers: SessionWorker[] = [];
+    try {
+      await withModelView(modelFile, async (file) => {
+        const files = file === modelFile ? [modelFile] : [file, modelFile];
+        await Promise.all(
+          Array.from({ length: opts.sessions }, async () => {
+            const w = new SessionWorker(startWorker());
+            workers.push(w);
+            const reply = await w.request({ type: "init", files, options: opts.sessionOptions });
+            if (reply.type !== "ready") throw new Error(reply.type === "init-error" || reply.type === "error" ? reply.message : "unexpected reply");
+          }),
+        );
+      });
+    } catch (e) {
+      await Promise.all(workers.map((w) => w.worker.terminate()));
+      throw e;
+    }
+    return new SessionPool(workers, opts, modelFile);
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /** Texts waiting for a worker (not yet running). */
+  get queued(): number {
+    return this.queues.query.length + this.queues.document.length;
+  }
+
+  /** Texts being run right now. */
+  get running(): number {
+    return this.workers.filter((w) => w.busy).length;
+  }
+
+  enqueue(items: WorkItem[]): void {
+    if (this.closed) {
+      for (const item of items) item.reject(new Error("the encoder is closed"));
+      return;
+    }
+    for (const item of items) this.queues[item.type].push(item);
+    this.pump();
+  }
+
+  /** Next batch: queries first, then documents, skipping cancelled texts. */
+  private take(): WorkItem[] {
+    for (const type of ["query", "document"] as const) {
+      const queue = this.queues[type];
+      const batch: WorkItem[] = [];
+      while (batch.length < this.opts.batchSize && queue.length > 0) {
+        const item = queue.shift()!;
+        if (item.signal?.aborted) item.reject(item.signal.reason ?? new Error("cancelled"));
+        else batch.push(item);
+      }
+      if (batch.length > 0) return batch;
+    }
+    return [];
+  }
+
+  private pump(): void {
+    for (const w of this.workers) {
+      if (w.busy) continue;
+      const batch = this.take();
+      if (batch.length === 0) return;
+      w.busy = true;
+      void this.runOn(w, batch).finally(() => {
+        w.busy = false;
+        if (!this.closed) this.pump();
+      });
+    }
+  }
+
+  private async runOn(w: SessionWorker, batch: WorkItem[]): Promise<void> {
+    const seq = Math.max(...batch.map((i) => i.tokens.ids.length));
+    const b = batch.length;
+    const ids = new BigInt64Array(b * seq).fill(BigInt(this.opts.padId));
+    const mask = new BigInt64Array(b * seq);
+    batch.forEach((item, i) => {
+      const t = item.tokens;
+      for (let j = 0; j < t.ids.length; j++) {
+        ids[i * seq + j] = BigInt(t.ids[j]!);
+        mask[i * seq + j] = BigInt(t.mask[j]!);
+      }
+    });
+    const msg: RunMessage = {
+      type: "run",
+      id: this.nextId++,
+      batch: b,
+      seq,
+      ids,
+      mask,
+      withTokenTypes: this.opts.withTokenTypes,
+      items: batch.map((i) => ({ keep: i.keep, poolFactor: i.poolFactor })),
+    };
+    const reply = await w.request(msg, [ids.buffer as ArrayBuffer, mask.buffer as ArrayBuffer]);
+    if (reply.type === "done") {
+      batch.forEach((item, i) => item.resolve({ rows: reply.results[i]!.rows, dim: this.opts.dim, data: reply.results[i]!.data }));
+      return;
+    }
+    const error = new Error(`inference failed: ${reply.type === "error" || reply.type === "init-error" ? reply.message : "unexpected reply"}`);
+    for (const item of batch) item.reject(error);
+    // A worker that died is replaced (from the model file itself; the view is gone).
+    if (reply.type === "error" && reply.id === -1 && !this.closed) await this.replace(w);
+  }
+
+  private async replace(dead: SessionWorker): Promise<void> {
+    const index = this.workers.indexOf(dead);
+    await dead.worker.terminate();
+    const w = new SessionWorker(startWorker());
+    const reply = await w.request({ type: "init", files: [this.modelFile], options: this.opts.sessionOptions });
+    if (reply.type === "ready") {
+      this.workers[index] = w;
+      return;
+    }
+    await w.worker.terminate();
+    this.workers.splice(index, 1);
+    if (this.workers.length === 0) {
+      this.closed = true;
+      const error = new Error(`inference failed: no inference thread could be restarted (${reply.type === "init-error" ? reply.message : "unknown"})`);
+      for (const q of Object.values(this.queues)) for (const item of q.splice(0)) item.reject(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const error = new Error("the encoder is closed");
+    for (const q of Object.values(this.queues)) for (const item of q.splice(0)) item.reject(error);
+    await Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.exited) return resolve();
+            w.worker.once("exit", () => resolve());
+            w.worker.postMessage({ type: "close" });
+            setTimeout(() => void w.worker.terminate(), 5000).unref();
+          }),
+      ),
+    );
+  }
+}

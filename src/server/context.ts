@@ -1,0 +1,56 @@
+/** What the handlers share: the model (if any), limits, and the request's own state. */
+import type http from "node:http";
+import type { ColbertEncoder, Embedding } from "../runtime/encoder.js";
+import type { InputType } from "../runtime/tokenizer.js";
+import { HttpError } from "./http.js";
+
+export interface ServerOptions {
+  /** The model for /encode, /rerank_with_encoding and the *_with_encoding routes; without one they answer MODEL_NOT_LOADED. */
+  encoder?: ColbertEncoder;
+  /** Largest accepted request body in bytes (default 100 MiB, as NextPlaid). */
+  maxBodyBytes?: number;
+  /** Most texts in one request (default 10 000). */
+  maxTexts?: number;
+  /** Texts allowed to wait for the model across all requests before new ones get 503 (default 4096). */
+  maxQueuedTexts?: number;
+  modelName?: string;
+  quantized?: boolean;
+}
+
+export interface RequestContext {
+  req: http.IncomingMessage;
+  body: Record<string, unknown>;
+  params: Record<string, string>;
+  /** Aborted when the client goes away before the answer. */
+  signal: AbortSignal;
+}
+
+export class ServerContext {
+  readonly maxBody: number;
+  readonly maxTexts: number;
+  readonly maxQueued: number;
+  constructor(readonly opts: ServerOptions) {
+    this.maxBody = opts.maxBodyBytes ?? 100 * 2 ** 20;
+    this.maxTexts = opts.maxTexts ?? 10_000;
+    this.maxQueued = opts.maxQueuedTexts ?? 4096;
+  }
+
+  model(): ColbertEncoder {
+    if (!this.opts.encoder) throw new HttpError(400, "MODEL_NOT_LOADED", "No model loaded. Start the server with --model <path> to enable encoding.");
+    return this.opts.encoder;
+  }
+
+  /** Encodes on the model's threads; 503 when the queue is full, MODEL_ERROR when inference fails. */
+  async encode(texts: string[], type: InputType, poolFactor: number | undefined, signal: AbortSignal): Promise<Embedding[]> {
+    const encoder = this.model();
+    if (encoder.queuedTexts + texts.length > this.maxQueued) {
+      throw new HttpError(503, "SERVICE_UNAVAILABLE", "Encode queue full. Too many concurrent requests. Retry later.");
+    }
+    try {
+      return await encoder.encode(texts, type, { poolFactor, signal });
+    } catch (e) {
+      if (signal.aborted) throw e;
+      throw new HttpError(500, "MODEL_ERROR", (e as Error).message);
+    }
+  }
+}

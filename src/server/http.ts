@@ -1,0 +1,65 @@
+/** HTTP plumbing shared by the handlers: errors in NextPlaid's shape, bodies, validation helpers. */
+import type http from "node:http";
+
+/** An error answered as `{code, message}` with `status` (NextPlaid's error.rs codes). */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const badRequest = (message: string) => new HttpError(400, "BAD_REQUEST", message);
+
+export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"]);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      reject(new HttpError(413, "PAYLOAD_TOO_LARGE", `Request body exceeds ${limit} bytes`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new HttpError(413, "PAYLOAD_TOO_LARGE", `Request body exceeds ${limit} bytes`));
+        req.resume();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+export function parseJson(body: Buffer): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw badRequest("Request body is not valid JSON");
+  }
+  if (!v || typeof v !== "object" || Array.isArray(v)) throw badRequest("Request body must be a JSON object");
+  return v as Record<string, unknown>;
+}
+
+export function stringList(v: unknown, field: string, max: number): string[] {
+  if (!Array.isArray(v) || v.some((t) => typeof t !== "string")) throw badRequest(`${field} must be an array of strings`);
+  if (v.length === 0) throw badRequest(`No ${field} provided`);
+  if (v.length > max) throw badRequest(`${field} has ${v.length} entries; the limit is ${max}`);
+  return v as string[];
+}
+
+/** pool_factor: absent, null, 0 or 1 mean no pooling (as NextPlaid); otherwise a positive integer. */
+export function poolFactorOf(body: Record<string, unknown>): number | undefined {
+  const p = body["pool_factor"];
+  if (p === undefined || p === null) return undefined;
+  if (typeof p !== "number" || !Number.isInteger(p) || p < 0) throw badRequest("pool_factor must be a non-negative integer or null");
+  return p > 1 ? p : undefined;
+}
