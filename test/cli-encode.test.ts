@@ -58,7 +58,7 @@ test("bad arguments are one-line errors", async () => {
     [["--model", dir, "--type", "passage"], /--type must be query or document/],
     [["--model", dir, "--format", "f32"], /--format f32 needs --output/],
     [["--model", dir, "-i", "/nonexistent/file.txt"], /Input file not found/],
-    [["--model", "/nonexistent/dir"], /onnx_config\.json not found/],
+    [["--model", "/nonexistent/dir"], /^Error: Model not found: \/nonexistent\/dir; pass an export folder, a checkpoint folder, or a Hugging Face id/],
   ] as [string[], RegExp][]) {
     const r = run(args, "hello\n");
     assert.equal(r.code, 1);

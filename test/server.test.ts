@@ -1,17 +1,14 @@
 /** The NextPlaid-compatible HTTP server on loopback. */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import type { AddressInfo } from "node:net";
 import type http from "node:http";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { ColbertEncoder, maxSim, type Embedding } from "../src/runtime/encoder.js";
 import { createServer } from "../src/server/index.js";
 import { expected } from "./helpers/fixtures.js";
 import { exportedFixture } from "./helpers/exported.js";
+import { startServe } from "./helpers/serve.js";
 
-const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const exp = expected("bert-tiny-colbert");
 const docs = exp.documents.map((d) => d.text);
 const queries = exp.queries.map((q) => q.text);
@@ -149,26 +146,20 @@ test("200 concurrent requests are all answered correctly (micro-batched)", async
   await Promise.all(requests);
 });
 
-test("colbert-serve starts, serves, and exits 0 on SIGTERM", async () => {
+test("colbert-serve starts, serves INT8 when the folder has it (--fp32 forces FP32), and exits 0 on SIGTERM", async () => {
   const dir = await exportedFixture("bert-tiny-colbert");
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/serve.ts"), "--model", dir, "--port", "0"], { cwd: ROOT });
-  let stderr = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.on("data", (d) => {
-      stderr += d;
-      const m = /on (http:\/\/\S+)/.exec(stderr);
-      if (m) resolve(m[1]!);
-    });
-    child.once("exit", () => reject(new Error(stderr)));
-  });
-  // The start line names the served folder, the model file and the precision.
-  assert.match(stderr, new RegExp(`: ${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(.*, model\\.onnx, FP32\\) on http://127\\.0\\.0\\.1:\\d+`));
-  const res = await fetch(url + "/encode", { method: "POST", body: JSON.stringify({ texts: ["hello"], input_type: "query" }) });
-  assert.equal(res.status, 200);
-  assert.equal(((await res.json()) as any).embeddings[0].length, 32);
-  const code = await new Promise<number | null>((resolve) => {
-    child.once("exit", (c) => resolve(c));
-    child.kill("SIGTERM");
-  });
-  assert.equal(code, 0);
+  for (const [args, file, precision] of [[[], "model_int8.onnx", "INT8"], [["--fp32"], "model.onnx", "FP32"]] as const) {
+    const serve = await startServe(["--model", dir, ...args]);
+    try {
+      // The start line names the served folder, the model file and the precision.
+      assert.match(serve.stderr(), new RegExp(`: ${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(.*, ${file.replace(".", "\\.")}, ${precision}\\) on http://127\\.0\\.0\\.1:\\d+`));
+      const health = (await (await fetch(serve.url + "/health")).json()) as any;
+      assert.equal(health.model.quantized, precision === "INT8");
+      const res = await fetch(serve.url + "/encode", { method: "POST", body: JSON.stringify({ texts: ["hello"], input_type: "query" }) });
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as any).embeddings[0].length, 32);
+    } finally {
+      assert.equal(await serve.stop("SIGTERM"), 0);
+    }
+  }
 });

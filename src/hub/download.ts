@@ -220,8 +220,8 @@ async function downloadFile(id: string, commit: string, name: string, log: Logge
   linkSnapshotFile(snapshotFile, blob);
 }
 
-/** The snapshot already in the cache for `revision` (offline use), if any. */
-function cachedSnapshot(id: string, revision: string): string | undefined {
+/** The snapshot already in the cache for `revision` (offline use), if any: one holding one of `markers`. */
+function cachedSnapshot(id: string, revision: string, markers = ["config.json", "modules.json"]): string | undefined {
   const folder = repoFolder(id);
   let commit = revision;
   if (!/^[0-9a-f]{40}$/.test(revision)) {
@@ -230,7 +230,7 @@ function cachedSnapshot(id: string, revision: string): string | undefined {
     commit = fs.readFileSync(ref, "utf8").trim();
   }
   const dir = path.join(folder, "snapshots", commit);
-  return fs.existsSync(path.join(dir, "config.json")) || fs.existsSync(path.join(dir, "modules.json")) ? dir : undefined;
+  return markers.some((m) => fs.existsSync(path.join(dir, m))) ? dir : undefined;
 }
 
 /** Files of `info` needed for an export (weights: safetensors preferred). */
@@ -281,15 +281,57 @@ export function downloadRepo(id: string, opts: DownloadOptions = {}): Promise<{ 
   return downloadSnapshot(id, opts, async (info) => [...info.files]);
 }
 
+/** Files a runtime reads from a published export (what NextPlaid's entrypoint fetches, and the configs beside them). */
+const EXPORT_FILES = ["onnx_config.json", "tokenizer.json", "config_sentence_transformers.json", "tokenizer_config.json", "config.json", "special_tokens_map.json"];
+
+export type Precision = "fp32" | "int8" | "auto";
+
+class NotAnExport extends Error {}
+
+/**
+ * A published ONNX export (a repo with onnx_config.json): downloads its configs, tokenizer and the
+ * model file for `precision` (auto: model_int8.onnx when the repo has it), with external data.
+ * Undefined when the repo is not an export (e.g. a PyLate checkpoint).
+ */
+export async function downloadOnnxExport(id: string, opts: DownloadOptions & { precision: Precision }): Promise<{ dir: string; commit: string } | undefined> {
+  const pick = (has: (f: string) => boolean): string[] => {
+    const int8 = opts.precision === "int8" || (opts.precision === "auto" && has("model_int8.onnx"));
+    const model = int8 ? "model_int8.onnx" : "model.onnx";
+    if (!has(model)) throw new UserError(`${id} has no ${model}; ${int8 ? "serve it in FP32 (--fp32)" : "it is not a complete export"}`);
+    return [...EXPORT_FILES.filter(has), model, ...(has(`${model}.data`) ? [`${model}.data`] : [])];
+  };
+  try {
+    return await downloadSnapshot(
+      id,
+      opts,
+      async (info) => {
+        if (!info.files.has("onnx_config.json")) throw new NotAnExport();
+        return pick((f) => info.files.has(f));
+      },
+      ["onnx_config.json"],
+      (dir) => pick((f) => fs.existsSync(path.join(dir, f))).every((f) => fs.existsSync(path.join(dir, f))),
+    );
+  } catch (e) {
+    if (e instanceof NotAnExport) return undefined;
+    throw e;
+  }
+}
+
 async function downloadSnapshot(
   id: string,
   opts: DownloadOptions,
   select: (info: RepoInfo, log: Logger) => Promise<string[]>,
+  cacheMarkers?: string[],
+  cacheComplete: (dir: string) => boolean = () => true,
 ): Promise<{ dir: string; commit: string }> {
   const revision = opts.revision ?? "main";
   const log = opts.logger ?? stderrLogger(opts.quiet);
+  const cached = () => {
+    const dir = cachedSnapshot(id, revision, cacheMarkers);
+    return dir && cacheComplete(dir) ? dir : undefined;
+  };
   if (isOffline()) {
-    const dir = cachedSnapshot(id, revision);
+    const dir = cached();
     if (!dir) throw new UserError(`HF_HUB_OFFLINE is set and ${id}@${revision} is not in the cache (${hubCacheDir()}); unset HF_HUB_OFFLINE to download it`);
     return { dir, commit: path.basename(dir) };
   }
@@ -298,7 +340,7 @@ async function downloadSnapshot(
     info = await repoInfo(id, revision);
   } catch (e) {
     // Network down but the model already downloaded: use the cache, as huggingface_hub does.
-    const dir = e instanceof HubUnreachable ? cachedSnapshot(id, revision) : undefined;
+    const dir = e instanceof HubUnreachable ? cached() : undefined;
     if (!dir) throw e;
     log.warn(`Warning: ${(e as Error).message.split(";")[0]}; using the copy of ${id}@${revision} in the cache`);
     return { dir, commit: path.basename(dir) };

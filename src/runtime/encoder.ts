@@ -1,7 +1,7 @@
 /**
- * ColBERT encoder over an exported folder: PyLate-exact tokenization, length-sorted batches run
- * on one or more onnxruntime sessions, per-text token embeddings in input order, optional
- * hierarchical pooling for documents.
+ * ColBERT encoder over an exported folder: PyLate-exact tokenization on this thread, length-sorted
+ * batches run by onnxruntime sessions on their own threads (session-pool.ts), per-text token
+ * embeddings in input order, optional hierarchical pooling for documents.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -11,21 +11,28 @@ import { SessionPool, type Embedding, type WorkItem } from "./session-pool.js";
 import { cpuFlags, int8SaturationWarning } from "../quantize/saturation.js";
 import { readOnnxConfig, type OnnxConfig } from "../colbert/onnx-config.js";
 import { environmentError, UserError } from "../errors.js";
+import { isExportFolder, resolveModel } from "./model-source.js";
+import type { Logger } from "../util/log.js";
+import { createRequire } from "node:module";
 
 /** One text's token embeddings: `rows` × `dim`, row-major, each row L2-normalised. */
 export type { Embedding };
 
 export interface EncoderOptions {
-  /** Use model_int8.onnx instead of model.onnx. */
-  int8?: boolean;
-  /** Parallel onnxruntime sessions, each on its own thread (default 1). */
+  /** model_int8.onnx (true), model.onnx (false, the default), or model_int8.onnx when the folder has it ("auto"). */
+  int8?: boolean | "auto";
+  /** Parallel onnxruntime sessions, each on its own thread (default: see defaultParallelism). */
   sessions?: number;
   /** Texts per model call (default 32). */
   batchSize?: number;
-  /** onnxruntime execution provider: "cpu" (default), "cuda", "coreml", "dml", … */
+  /** onnxruntime execution provider: "cpu" (default), "cuda", "coreml", "dml", …, or "auto" (CUDA when its libraries load, else CPU). */
   executionProvider?: string;
   /** Threads per session (default: cores / sessions). */
   threads?: number;
+  /** Hub revision when `model` is a Hub id. */
+  revision?: string;
+  /** Progress of downloads / on-the-fly exports when `model` is not an export folder. */
+  logger?: Logger;
   queryLength?: number;
   documentLength?: number;
   /** Receives warnings about the model (default: process.emitWarning). */
@@ -79,44 +86,58 @@ export class ColbertEncoder {
     /** onnxruntime threads per session. */
     readonly threads: number,
     readonly executionProvider: string,
+    /** Where the model came from (an export folder, a Hub export, an on-the-fly export). */
+    readonly source: string,
   ) {}
 
-  static async load(dir: string, opts: EncoderOptions = {}): Promise<ColbertEncoder> {
+  /**
+   * `model`: an export folder, a Hub id of a published export, or a PyLate checkpoint (folder or
+   * Hub id), exported on the fly into a cache (runtime/model-source.ts).
+   */
+  static async load(model: string, opts: EncoderOptions = {}): Promise<ColbertEncoder> {
+    const resolved = isExportFolder(model)
+      ? { dir: model, description: `export folder ${path.resolve(model)}` }
+      : await resolveModel(model, { revision: opts.revision, precision: opts.int8 === true ? "int8" : opts.int8 === "auto" ? "auto" : "fp32", logger: opts.logger });
+    const dir = resolved.dir;
     const config = readOnnxConfig(dir);
     if (opts.queryLength) config.query_length = opts.queryLength;
     if (opts.documentLength) config.document_length = opts.documentLength;
     checkLengths(dir, config);
     const tokenizer = await ColbertTokenizer.fromFolder(dir, config, { onWarning: opts.onWarning });
-    const modelFile = path.join(dir, opts.int8 ? "model_int8.onnx" : "model.onnx");
+    const int8 = opts.int8 === "auto" ? fs.existsSync(path.join(dir, "model_int8.onnx")) : !!opts.int8;
+    const modelFile = path.join(dir, int8 ? "model_int8.onnx" : "model.onnx");
     if (!fs.existsSync(modelFile)) {
-      throw new UserError(opts.int8 ? `No model_int8.onnx in ${dir}: run colbert-quantize ${dir} first` : `No model.onnx in ${dir}: pass a folder written by pylate-onnx-export`);
+      throw new UserError(int8 ? `No model_int8.onnx in ${dir}: run colbert-quantize ${dir} first` : `No model.onnx in ${dir}: pass a folder written by pylate-onnx-export`);
     }
-    if (opts.int8) {
+    if (int8) {
       const warning = int8SaturationWarning(modelFile, cpuFlags());
       if (warning) (opts.onWarning ?? ((m: string) => process.emitWarning(m)))(warning);
     }
-    const provider = opts.executionProvider ?? "cpu";
-    const sessions = Math.max(1, opts.sessions ?? 1);
-    const threads = opts.threads ?? Math.max(1, Math.floor(os.availableParallelism() / sessions));
+    const parallel = defaultParallelism(opts.sessions, opts.threads);
     const batchSize = Math.max(1, opts.batchSize ?? 32);
-    let pool: SessionPool;
-    try {
-      pool = await SessionPool.create(modelFile, {
-        sessions,
-        batchSize,
-        padId: config.pad_token_id,
-        dim: config.embedding_dim,
-        withTokenTypes: config.uses_token_type_ids,
-        sessionOptions: { executionProviders: [provider], graphOptimizationLevel: "all", intraOpNumThreads: threads, interOpNumThreads: 1 },
-      });
-    } catch (e) {
-      const known = environmentError(e);
-      if (known) throw known;
-      const message = (e as Error).message.split("\n")[0];
-      if (provider !== "cpu") throw new UserError(`Execution provider "${provider}" is not available here (${message}); use the default cpu provider`);
-      throw new UserError(`onnxruntime cannot load ${modelFile} (${message}); re-export the model`);
+    const requested = opts.executionProvider ?? "cpu";
+    const candidates = requested === "auto" ? [...(cudaLibrariesPresent() ? ["cuda"] : []), "cpu"] : [requested];
+    let lastError: unknown;
+    for (const provider of candidates) {
+      try {
+        const pool = await SessionPool.create(modelFile, {
+          sessions: parallel.sessions,
+          batchSize,
+          padId: config.pad_token_id,
+          dim: config.embedding_dim,
+          withTokenTypes: config.uses_token_type_ids,
+          sessionOptions: { executionProviders: [provider], graphOptimizationLevel: "all", intraOpNumThreads: parallel.threads, interOpNumThreads: 1 },
+        });
+        return new ColbertEncoder(dir, config, tokenizer, pool, batchSize, modelFile, parallel.threads, provider, resolved.description);
+      } catch (e) {
+        lastError = e;
+      }
     }
-    return new ColbertEncoder(dir, config, tokenizer, pool, batchSize, modelFile, threads, provider);
+    const known = environmentError(lastError);
+    if (known) throw known;
+    const message = (lastError as Error).message.split("\n")[0];
+    if (requested !== "cpu" && requested !== "auto") throw new UserError(`Execution provider "${requested}" is not available here (${message}); use the default cpu provider`);
+    throw new UserError(`onnxruntime cannot load ${modelFile} (${message}); re-export the model`);
   }
 
   get embeddingDim(): number {
@@ -130,6 +151,11 @@ export class ColbertEncoder {
   /** Texts waiting for an inference thread (the server's backpressure reads this). */
   get queuedTexts(): number {
     return this.pool.queued;
+  }
+
+  /** Batches being run right now. */
+  get runningBatches(): number {
+    return this.pool.running;
   }
 
   encodeQueries(texts: string[], opts: EncodeOptions = {}): Promise<Embedding[]> {
@@ -184,6 +210,28 @@ export class ColbertEncoder {
 
   async close(): Promise<void> {
     await this.pool.close();
+  }
+}
+
+/**
+ * Sessions × threads per session. Default: one session per two cores, each with two threads (at
+ * least one session): measured on 2 cores (BENCHMARKS.md), 1 × 2 and 2 × 1 give the same
+ * throughput under load while 1 × 2 answers a lone request twice as fast.
+ */
+export function defaultParallelism(sessions?: number, threads?: number): { sessions: number; threads: number } {
+  const cores = os.availableParallelism();
+  const s = Math.max(1, sessions ?? (threads ? Math.floor(cores / threads) : Math.floor(cores / 2)));
+  return { sessions: s, threads: Math.max(1, threads ?? Math.floor(cores / s)) };
+}
+
+/** onnxruntime-node's CUDA provider libraries are installed (its install script downloads them on Linux x64). */
+function cudaLibrariesPresent(): boolean {
+  if (process.platform !== "linux" || process.arch !== "x64") return false;
+  try {
+    const pkg = path.dirname(createRequire(import.meta.url).resolve("onnxruntime-node/package.json"));
+    return fs.existsSync(path.join(pkg, "bin", "napi-v6", "linux", "x64", "libonnxruntime_providers_cuda.so"));
+  } catch {
+    return false;
   }
 }
 

@@ -40,7 +40,7 @@ function toRows(e: Embedding): number[][] {
 }
 
 export async function main(): Promise<void> {
-  const cmd = addEncoderOptions(new Command())
+  const cmd = addEncoderOptions(new Command(), "fp32", "cpu")
     .name("colbert-encode")
     .description("Encode queries or documents with an exported ColBERT model.")
     .version(VERSION, "--version")
@@ -64,7 +64,7 @@ export async function main(): Promise<void> {
   const texts = parseTexts(fs.readFileSync(flags.input === "-" ? 0 : flags.input, "utf8"), !!flags.jsonlInput);
   if (texts.length === 0) throw new UserError(`No texts in the input`);
 
-  const encoder = await loadEncoder(flags);
+  const encoder = await loadEncoder(flags, "fp32");
   const log = stderrLogger(flags.quiet);
   const bar = texts.length > flags.batchSize ? log.bar(`Encoding ${flags.type === "query" ? "queries" : "documents"}`, texts.length) : undefined;
   let out: Embedding[];

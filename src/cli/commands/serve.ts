@@ -1,4 +1,4 @@
-/** colbert-serve: NextPlaid-compatible /encode server over an exported model folder. */
+/** colbert-serve: NextPlaid-compatible HTTP server (encode, rerank) over a ColBERT model. */
 import { Command } from "commander";
 import http from "node:http";
 import path from "node:path";
@@ -6,12 +6,14 @@ import { createRequestHandler, loadingHandler } from "../../server/server.js";
 import { UserError } from "../../errors.js";
 import { VERSION } from "../../version.js";
 import { addEncoderOptions, loadEncoder, type EncoderFlags } from "../encoder-options.js";
-import { parseCommand, withHelp } from "../run.js";
+import { parseCommand, parseIntOption, withHelp } from "../run.js";
 
 interface Flags extends EncoderFlags {
   host: string;
   port: number;
-  quiet?: boolean;
+  maxBody?: number;
+  maxQueue?: number;
+  shutdownTimeout: number;
 }
 
 function parsePort(value: string): number {
@@ -21,20 +23,27 @@ function parsePort(value: string): number {
 }
 
 export async function main(): Promise<void> {
-  const cmd = addEncoderOptions(new Command())
+  const cmd = addEncoderOptions(new Command(), "auto", "auto")
     .name("colbert-serve")
-    .description("Serve an exported ColBERT model over HTTP (NextPlaid API: /encode, /rerank_with_encoding, /health).")
+    .description("Serve a ColBERT model over HTTP with the NextPlaid API (/encode, /rerank, /rerank_with_encoding, /health). Inference runs on its own threads.")
     .version(VERSION, "--version")
-    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--host <host>", "address to listen on (0.0.0.0 serves other machines)", "127.0.0.1")
     .option("--port <n>", "port (0 picks a free one)", parsePort, 8080)
+    .option("--max-body <bytes>", "largest request body (default 100 MB, as NextPlaid)", parseIntOption("--max-body"))
+    .option("--max-queue <texts>", "texts allowed to wait for the model before requests get 503 (default 4096)", parseIntOption("--max-queue"))
+    .option("--shutdown-timeout <s>", "on SIGTERM, seconds to let requests in flight finish", parseIntOption("--shutdown-timeout"), 30)
     .option("--quiet", "no startup output");
   withHelp(cmd, [
-    "colbert-serve --model ./model-onnx                       # http://127.0.0.1:8080 (FP32)",
-    "colbert-serve --model ./model-onnx --int8 --host 0.0.0.0 --port 8080",
+    "colbert-serve --model ./model-onnx                        # INT8 when the folder has model_int8.onnx",
+    "colbert-serve --model lightonai/GTE-ModernColBERT-v1      # a PyLate checkpoint: exported once, cached",
+    "colbert-serve --model me/model-onnx --fp32 --host 0.0.0.0 # a published export, FP32",
     `curl -s localhost:8080/encode -H 'content-type: application/json' -d '{"texts":["hi"],"input_type":"query"}'`,
   ]);
   if (!parseCommand(cmd)) return;
   const flags = cmd.opts<Flags>();
+  const log = (m: string) => {
+    if (!flags.quiet) process.stderr.write(m + "\n");
+  };
   // The port first: a busy or forbidden port fails in a second, not after loading the model.
   let handler = loadingHandler();
   const server = http.createServer((req, res) => handler(req, res));
@@ -49,28 +58,56 @@ export async function main(): Promise<void> {
   });
   let encoder;
   try {
-    encoder = await loadEncoder(flags);
+    encoder = await loadEncoder(flags, "auto");
   } catch (e) {
     server.close();
     throw e;
   }
-  handler = createRequestHandler({ encoder, quantized: !!flags.int8 });
+  const int8 = path.basename(encoder.modelFile) === "model_int8.onnx";
+  const serve = createRequestHandler({ encoder, quantized: int8, maxBodyBytes: flags.maxBody, maxQueuedTexts: flags.maxQueue });
+  let stopping = false;
+  const inFlight = new Set<http.ServerResponse>();
+  // While stopping, answers close their connection, so keep-alive clients do not hold the exit.
+  const closeAfter = (res: http.ServerResponse) => {
+    if (!res.headersSent) res.setHeader("connection", "close");
+  };
+  handler = (req, res) => {
+    inFlight.add(res);
+    const done = () => {
+      if (!inFlight.delete(res)) return;
+      // Once nothing is in flight, the remaining (keep-alive) connections have nothing to wait for.
+      if (stopping && inFlight.size === 0) setImmediate(() => server.closeAllConnections());
+    };
+    res.once("finish", done);
+    res.once("close", done);
+    if (stopping) closeAfter(res);
+    serve(req, res);
+  };
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : flags.port;
-  if (!flags.quiet) {
-    process.stderr.write(
-      `colbert-serve ${VERSION}: ${path.resolve(encoder.dir)} (${encoder.config.model_name}, ${path.basename(encoder.modelFile)}, ${flags.int8 ? "INT8" : "FP32"}) on http://${flags.host}:${port}\n`,
-    );
-  }
-  // Graceful shutdown: stop accepting, let in-flight requests finish, then release the model.
+  log(`Model: ${encoder.source}`);
+  log(
+    `Inference: ${path.basename(encoder.modelFile)} (${int8 ? "INT8" : "FP32"}), ${encoder.executionProvider} provider, ` +
+      `${encoder.sessionCount} session(s) × ${encoder.threads} thread(s), batches of ${encoder.batchSize}`,
+  );
+  log(`colbert-serve ${VERSION}: ${path.resolve(encoder.dir)} (${encoder.config.model_name}, ${path.basename(encoder.modelFile)}, ${int8 ? "INT8" : "FP32"}) on http://${flags.host}:${port}`);
+
+  // Graceful shutdown: stop accepting, let requests in flight finish (bounded), release the model.
   const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    const deadline = setTimeout(() => {
+      process.stderr.write(`Requests still running after ${flags.shutdownTimeout} s; exiting\n`);
+      process.exit(0);
+    }, flags.shutdownTimeout * 1000);
+    deadline.unref();
+    inFlight.forEach(closeAfter);
     server.close(() => {
       void encoder.close().then(() => process.exit(0));
     });
-    server.closeIdleConnections();
+    if (inFlight.size === 0) server.closeAllConnections();
+    else server.closeIdleConnections();
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
 }
-
-

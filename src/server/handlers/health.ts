@@ -25,6 +25,8 @@ export function health(ctx: ServerContext) {
             num_sessions: encoder.sessionCount,
             threads_per_session: encoder.threads,
             execution_provider: encoder.executionProvider,
+            queued_texts: encoder.queuedTexts,
+            running_batches: encoder.runningBatches,
             query_prefix: cfg.query_prefix,
             document_prefix: cfg.document_prefix,
             query_length: cfg.query_length,

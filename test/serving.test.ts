@@ -1,0 +1,164 @@
+/**
+ * Serving under load: inference runs off the event loop (so /health answers during a long
+ * encode), the queue is bounded (503), a client that goes away cancels its queued texts,
+ * SIGTERM lets a request in flight finish, and the NextPlaid semantics shared with /encode:
+ * /rerank with embeddings (JSON or base64), CORS pre-flight, GET /.
+ */
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { ColbertEncoder } from "../src/runtime/encoder.js";
+import { createServer } from "../src/server/index.js";
+import { exportModel } from "../src/export/exporter.js";
+import { silentLogger } from "../src/util/log.js";
+import { expected, tempDir } from "./helpers/fixtures.js";
+import { exportedFixture } from "./helpers/exported.js";
+import { startServe } from "./helpers/serve.js";
+import { bertShaped } from "../bench/checkpoints.js";
+
+const words = "late interaction retrieval scores every query token against every document token and sums the best matches".split(" ");
+const longDoc = (i: number) => Array.from({ length: 300 }, (_, j) => words[(i * 7 + j * 3) % words.length]).join(" ");
+
+/** A BERT export big enough that one batch of long documents takes a while (FP32 only). */
+let midModel: Promise<string> | undefined;
+function midExport(): Promise<string> {
+  midModel ??= exportModel({
+    model: bertShaped(path.join(tempDir(), "mid-bert"), { hidden: 512, intermediate: 2048, layers: 8, vocab: 30522 }),
+    outputDir: tempDir(),
+    quantize: false,
+    logger: silentLogger,
+  }).then((r) => r.dir);
+  return midModel;
+}
+
+async function listen(server: ReturnType<typeof createServer>): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const closers: (() => Promise<unknown>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+test("/health answers within a few hundred ms while a long batch is being encoded", async () => {
+  const encoder = await ColbertEncoder.load(await midExport(), { batchSize: 48, sessions: 1 });
+  const server = createServer({ encoder });
+  closers.push(() => encoder.close(), () => new Promise((r) => server.close(r)));
+  const base = await listen(server);
+  const t0 = performance.now();
+  const encode = fetch(base + "/encode", { method: "POST", body: JSON.stringify({ texts: Array.from({ length: 48 }, (_, i) => longDoc(i)), input_type: "document" }) });
+  let done = false;
+  void encode.then(() => (done = true));
+  const latencies: number[] = [];
+  await new Promise((r) => setTimeout(r, 100));
+  while (!done) {
+    const t = performance.now();
+    const res = await fetch(base + "/health");
+    await res.arrayBuffer();
+    latencies.push(performance.now() - t);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const encodeMs = performance.now() - t0;
+  assert.equal((await encode).status, 200);
+  assert.ok(encodeMs > 500, `the batch must be long enough to matter (${encodeMs.toFixed(0)} ms)`);
+  assert.ok(latencies.length >= 3, `health was polled ${latencies.length} times during ${encodeMs.toFixed(0)} ms`);
+  assert.ok(Math.max(...latencies) < 300, `health took up to ${Math.max(...latencies).toFixed(0)} ms during a ${encodeMs.toFixed(0)} ms encode`);
+});
+
+test("a client that disconnects cancels its queued texts; the queue is bounded (503)", async () => {
+  const encoder = await ColbertEncoder.load(await midExport(), { batchSize: 2, sessions: 1 });
+  const server = createServer({ encoder, maxQueuedTexts: 40 });
+  closers.push(() => encoder.close(), () => new Promise((r) => server.close(r)));
+  const base = await listen(server);
+  const overload = await fetch(base + "/encode", { method: "POST", body: JSON.stringify({ texts: Array.from({ length: 41 }, (_, i) => longDoc(i)), input_type: "document" }) });
+  assert.equal(overload.status, 503);
+  assert.deepEqual(await overload.json(), { code: "SERVICE_UNAVAILABLE", message: "Encode queue full. Too many concurrent requests. Retry later." });
+  const controller = new AbortController();
+  const request = fetch(base + "/encode", { method: "POST", body: JSON.stringify({ texts: Array.from({ length: 40 }, (_, i) => longDoc(i)), input_type: "document" }), signal: controller.signal });
+  while (encoder.queuedTexts === 0) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(encoder.queuedTexts > 30);
+  controller.abort();
+  await assert.rejects(request);
+  // The queued texts are dropped when a worker next looks (within a batch or two), not encoded.
+  const t = performance.now();
+  while (encoder.queuedTexts > 0 && performance.now() - t < 20_000) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(encoder.queuedTexts, 0);
+  assert.ok(performance.now() - t < 5000, "dropped, not worked through");
+  // Still serving.
+  const ok = await fetch(base + "/encode", { method: "POST", body: JSON.stringify({ texts: ["still here"], input_type: "query" }) });
+  assert.equal(ok.status, 200);
+});
+
+test("SIGTERM lets a request in flight finish, then exits 0", async () => {
+  const serve = await startServe(["--model", await midExport(), "--batch-size", "16"]);
+  const encode = fetch(serve.url + "/encode", { method: "POST", body: JSON.stringify({ texts: Array.from({ length: 32 }, (_, i) => longDoc(i)), input_type: "document" }) });
+  // Signal once the model is running it (a request not yet received is not in flight).
+  const running = async () => ((await (await fetch(serve.url + "/health")).json()) as { model: { running_batches: number } }).model.running_batches;
+  while ((await running()) === 0) await new Promise((r) => setTimeout(r, 10));
+  const t = performance.now();
+  const exit = serve.stop("SIGTERM");
+  const res = await encode;
+  assert.equal(res.status, 200);
+  assert.equal(((await res.json()) as { num_texts: number }).num_texts, 32);
+  assert.equal(await exit, 0);
+  assert.ok(performance.now() - t < 20_000, "exits once the request is answered, not after keep-alive timeouts");
+});
+
+/** MaxSim written out here, independent of the runtime's. */
+function maxSimOf(q: number[][], d: number[][]): number {
+  return q.reduce((sum, qr) => sum + Math.max(...d.map((dr) => dr.reduce((s, v, i) => s + v * qr[i]!, 0))), 0);
+}
+
+test("POST /rerank ranks PyLate's own embeddings (JSON and base64) by MaxSim; CORS pre-flight; GET / is /health", async () => {
+  const exp = expected("bert-tiny-colbert");
+  const server = createServer({}); // no model needed for embeddings
+  closers.push(() => new Promise((r) => server.close(r)));
+  const base = await listen(server);
+  const query = exp.queries[0]!.embeddings;
+  const docs = exp.documents.map((d) => d.embeddings);
+  const want = docs.map((d, index) => ({ index, score: maxSimOf(query, d) })).sort((a, b) => b.score - a.score);
+  const b64 = (rows: number[][]) => Buffer.from(Float32Array.from(rows.flat()).buffer).toString("base64");
+  for (const body of [
+    { query, documents: docs.map((embeddings) => ({ embeddings })) },
+    { query_b64: b64(query), query_shape: [query.length, query[0]!.length], documents: docs.map((d) => ({ embeddings_b64: b64(d), shape: [d.length, d[0]!.length] })) },
+  ]) {
+    const res = await fetch(base + "/rerank", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    assert.equal(res.status, 200);
+    const got = (await res.json()) as { results: { index: number; score: number }[]; num_documents: number };
+    assert.equal(got.num_documents, docs.length);
+    assert.deepEqual(got.results.map((r) => r.index), want.map((r) => r.index));
+    got.results.forEach((r, i) => assert.ok(Math.abs(r.score - want[i]!.score) < 1e-4));
+  }
+  const bad = await fetch(base + "/rerank", { method: "POST", body: JSON.stringify({ query, documents: [{ embeddings: [[1, 2]] }] }) });
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as { code: string }).code, "DIMENSION_MISMATCH");
+  const noModel = await fetch(base + "/encode", { method: "POST", body: JSON.stringify({ texts: ["x"], input_type: "query" }) });
+  assert.equal(((await noModel.json()) as { code: string }).code, "MODEL_NOT_LOADED");
+
+  const pre = await fetch(base + "/encode", { method: "OPTIONS", headers: { origin: "http://example.test", "access-control-request-method": "POST", "access-control-request-headers": "content-type" } });
+  assert.equal(pre.status, 200);
+  assert.equal(pre.headers.get("access-control-allow-origin"), "*");
+  assert.match(pre.headers.get("access-control-allow-headers") ?? "", /content-type/);
+  const root = await fetch(base + "/", { headers: { origin: "http://example.test" } });
+  assert.equal(root.headers.get("access-control-allow-origin"), "*");
+  const h = (await root.json()) as { status: string; indices: unknown[]; updates: unknown[] };
+  assert.equal(h.status, "healthy");
+  assert.deepEqual([h.indices, h.updates], [[], []]);
+});
+
+test("encode semantics shared with NextPlaid: pool_factor 0/1 is no pooling, a whitespace query is a query", async () => {
+  const encoder = await ColbertEncoder.load(await exportedFixture("bert-tiny-colbert"));
+  const server = createServer({ encoder });
+  closers.push(() => encoder.close(), () => new Promise((r) => server.close(r)));
+  const base = await listen(server);
+  const doc = expected("bert-tiny-colbert").documents[0]!;
+  const rows = async (pool: number | null) =>
+    ((await (await fetch(base + "/encode", { method: "POST", body: JSON.stringify({ texts: [doc.text], input_type: "document", pool_factor: pool }) })).json()) as { embeddings: number[][][] }).embeddings[0]!.length;
+  assert.equal(await rows(0), doc.embeddings.length);
+  assert.equal(await rows(1), doc.embeddings.length);
+  assert.ok((await rows(2)) < doc.embeddings.length);
+  const ws = await fetch(base + "/rerank_with_encoding", { method: "POST", body: JSON.stringify({ query: "   ", documents: ["a", "b"] }) });
+  assert.equal(ws.status, 200);
+});
