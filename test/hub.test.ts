@@ -15,6 +15,7 @@ import { exportModel } from "../src/export/exporter.js";
 import { silentLogger } from "../src/util/log.js";
 import { expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir } from "./helpers/fixtures.js";
 import { exportedFixture, exportedFixtureCopy } from "./helpers/exported.js";
+import { startServe } from "./helpers/serve.js";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const hub = new FakeHub();
@@ -259,4 +260,33 @@ test("--push-to-hub with a token the Hub rejects fails before the download and t
   assert.match(r.stderr, /^Error: The Hub rejects the token \(HTTP 401\): set a valid HF_TOKEN/);
   assert.deepEqual(hub.requests.slice(before), ["GET /api/whoami-v2"], "only the token check reached the Hub");
   assert.deepEqual(fs.readdirSync(out), []);
+});
+
+test("colbert-serve --model: a published export's id downloads what a runtime needs; a checkpoint's id is exported once, then reused", async () => {
+  hub.addFolder("test-org/bert-onnx", await exportedFixture("bert-tiny-colbert"));
+  const env = { ...process.env, PYLATE_ONNX_EXPORT_CACHE: tempDir("export-cache-") };
+  const before = hub.requests.length;
+  let serve = await startServe(["--model", "test-org/bert-onnx"], env);
+  try {
+    assert.match(serve.stderr(), /Model: published export test-org\/bert-onnx@\w+ from the Hub cache/);
+    assert.match(serve.stderr(), /model_int8\.onnx, INT8\)/);
+    const res = await fetch(serve.url + "/encode", { method: "POST", body: JSON.stringify({ texts: ["hello"], input_type: "query" }) });
+    assert.equal(res.status, 200);
+  } finally {
+    assert.equal(await serve.stop(), 0);
+  }
+  const fetched = hub.requests.slice(before).filter((r) => r.startsWith("GET ") && r.includes("/resolve/")).map((r) => r.split("/").pop());
+  assert.ok(fetched.includes("model_int8.onnx") && fetched.includes("onnx_config.json") && fetched.includes("tokenizer.json"), fetched.join(" "));
+  assert.ok(!fetched.includes("model.onnx"), "the FP32 model is not downloaded when INT8 is served");
+
+  for (const expected of [/Model: fresh export of the checkpoint test-org\/bert-tiny-colbert@main/, /Model: cached export of the checkpoint test-org\/bert-tiny-colbert@main/]) {
+    serve = await startServe(["--model", "test-org/bert-tiny-colbert", "--fp32"], env);
+    try {
+      assert.match(serve.stderr(), expected);
+      const res = await fetch(serve.url + "/encode", { method: "POST", body: JSON.stringify({ texts: ["hello"], input_type: "document" }) });
+      assert.equal(res.status, 200);
+    } finally {
+      assert.equal(await serve.stop(), 0);
+    }
+  }
 });
