@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { expected, tempDir } from "./helpers/fixtures.js";
+import { expected, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
 import { exportedFixture } from "./helpers/exported.js";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -18,7 +18,7 @@ function run(args: string[], input?: string) {
 
 function assertClose(got: number[][], want: number[][]) {
   assert.equal(got.length, want.length);
-  got.forEach((row, r) => row.forEach((v, c) => assert.ok(Math.abs(v - want[r]![c]!) <= 1e-5)));
+  got.forEach((row, r) => row.forEach((v, c) => assert.ok(Math.abs(v - want[r]![c]!) <= FP32_TOLERANCE)));
 }
 
 test("stdin → JSON: documents match PyLate", async () => {

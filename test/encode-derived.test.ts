@@ -13,7 +13,7 @@ import { exportModel } from "../src/export/exporter.js";
 import { ColbertEncoder, type Embedding } from "../src/runtime/encoder.js";
 import type { SettingsOverrides } from "../src/colbert/settings.js";
 import { silentLogger } from "../src/util/log.js";
-import { fixtureModelDir, tempDir } from "./helpers/fixtures.js";
+import { fixtureModelDir, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
 
 interface Encoded {
   text: string;
@@ -47,7 +47,7 @@ function maxDiff(e: Embedding, rows: number[][], what: string): number {
 }
 
 for (const [name, c] of Object.entries(DATA.cases)) {
-  test(`${name}: ${JSON.stringify(c.settings)} — ids and embeddings as PyLate (1e-5)`, async () => {
+  test(`${name}: ${JSON.stringify(c.settings)} — ids and embeddings as PyLate (${FP32_TOLERANCE})`, async () => {
     const r = await exportModel({ model: fixtureModelDir(c.fixture), outputDir: tempDir(), overrides: overridesOf(c.settings), logger: silentLogger });
     const enc = await ColbertEncoder.load(r.dir);
     try {
@@ -57,7 +57,7 @@ for (const [name, c] of Object.entries(DATA.cases)) {
         const out = await enc.encode(items.map((i) => i.text), type);
         out.forEach((e, i) => {
           const d = maxDiff(e, items[i]!.embeddings, `${type} ${i}`);
-          assert.ok(d <= 1e-5, `${type} ${i}: max |diff| ${d}`);
+          assert.ok(d <= FP32_TOLERANCE, `${type} ${i}: max |diff| ${d}`);
         });
       }
       const cfg = enc.config;

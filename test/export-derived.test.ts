@@ -9,7 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { exportModel } from "../src/export/exporter.js";
 import { silentLogger } from "../src/util/log.js";
-import { maxDiffOnAttended, runModel, tempDir, type Expected } from "./helpers/fixtures.js";
+import { maxDiffOnAttended, runModel, tempDir, type Expected, FP32_TOLERANCE } from "./helpers/fixtures.js";
 
 const DERIVED = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures-derived");
 const CASES: Record<string, string> = {
@@ -23,13 +23,13 @@ const CASES: Record<string, string> = {
 };
 
 for (const [name, what] of Object.entries(CASES)) {
-  test(`${name}: ${what} matches PyTorch within 1e-5`, async () => {
+  test(`${name}: ${what} matches PyTorch within ${FP32_TOLERANCE}`, async () => {
     const exp = JSON.parse(fs.readFileSync(path.join(DERIVED, name, "expected.json"), "utf8")) as Pick<Expected, "raw_batch">;
     const result = await exportModel({ model: path.join(DERIVED, name, "model"), outputDir: tempDir(), logger: silentLogger });
     const out = await runModel(path.join(result.dir, "model.onnx"), exp.raw_batch, result.onnxConfig.uses_token_type_ids);
     // Every row, padding included (PyTorch's sdpa, as PyLate runs it, defines those too).
     const all = exp.raw_batch.attention_mask.map((r) => r.map(() => 1));
     const diff = maxDiffOnAttended(out, exp.raw_batch.output, all);
-    assert.ok(diff <= 1e-5, `max |diff| ${diff} > 1e-5`);
+    assert.ok(diff <= FP32_TOLERANCE, `max |diff| ${diff} > ${FP32_TOLERANCE}`);
   });
 }

@@ -5,16 +5,16 @@ import path from "node:path";
 import { Tokenizer } from "tokenizers";
 import { exportModel } from "../src/export/exporter.js";
 import { silentLogger } from "../src/util/log.js";
-import { expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir } from "./helpers/fixtures.js";
+import { expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
 
 for (const name of FIXTURE_NAMES) {
-  test(`${name}: model.onnx reproduces PyLate's raw_batch output within 1e-5`, async () => {
+  test(`${name}: model.onnx reproduces PyLate's raw_batch output within ${FP32_TOLERANCE}`, async () => {
     const exp = expected(name);
     const result = await exportModel({ model: fixtureModelDir(name), outputDir: tempDir(), logger: silentLogger });
     const cfg = result.onnxConfig;
     const out = await runModel(path.join(result.dir, "model.onnx"), exp.raw_batch, cfg.uses_token_type_ids);
     const diff = maxDiffOnAttended(out, exp.raw_batch.output, exp.raw_batch.attention_mask);
-    assert.ok(diff <= 1e-5, `max |diff| ${diff} > 1e-5`);
+    assert.ok(diff <= FP32_TOLERANCE, `max |diff| ${diff} > ${FP32_TOLERANCE}`);
   });
 
   test(`${name}: onnx_config.json matches PyLate's resolved settings`, async () => {

@@ -13,7 +13,7 @@ import { downloadModel, downloadRepo } from "../src/hub/download.js";
 import { pushFolder } from "../src/hub/upload.js";
 import { exportModel } from "../src/export/exporter.js";
 import { silentLogger } from "../src/util/log.js";
-import { expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir } from "./helpers/fixtures.js";
+import { expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
 import { exportedFixture, exportedFixtureCopy } from "./helpers/exported.js";
 import { startServe } from "./helpers/serve.js";
 
@@ -46,7 +46,7 @@ for (const name of FIXTURE_NAMES) {
     assert.equal(path.basename(r.dir), `${name}-onnx`);
     assert.equal(r.onnxConfig.model_name, `test-org/${name}`);
     const out = await runModel(path.join(r.dir, "model.onnx"), exp.raw_batch, r.onnxConfig.uses_token_type_ids);
-    assert.ok(maxDiffOnAttended(out, exp.raw_batch.output, exp.raw_batch.attention_mask) <= 1e-5);
+    assert.ok(maxDiffOnAttended(out, exp.raw_batch.output, exp.raw_batch.attention_mask) <= FP32_TOLERANCE);
   });
 }
 

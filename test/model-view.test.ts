@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import * as ort from "onnxruntime-node";
 import { PROBE_SESSION_OPTIONS, withModelView } from "../src/runtime/model-view.js";
 import { exportedFixtureCopy } from "./helpers/exported.js";
-import { expected, maxDiffOnAttended, tempDir } from "./helpers/fixtures.js";
+import { expected, maxDiffOnAttended, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
 
 /** Runs a fixture's raw_batch through `session`; returns output as nested rows. */
 async function runRawBatch(session: ort.InferenceSession, name: string): Promise<number[][][]> {
@@ -40,7 +40,7 @@ for (const [name, options] of [
     await session.release();
     const raw = expected(name).raw_batch;
     const diff = maxDiffOnAttended(out, raw.output, raw.attention_mask);
-    assert.ok(diff <= 1e-5, `max |diff| ${diff}`);
+    assert.ok(diff <= FP32_TOLERANCE, `max |diff| ${diff}`);
   });
 }
 
@@ -64,7 +64,7 @@ test("model view: the model itself is loaded when no view can be written beside 
   const out = await runRawBatch(session, "bert-tiny-colbert");
   await session.release();
   const raw = expected("bert-tiny-colbert").raw_batch;
-  assert.ok(maxDiffOnAttended(out, raw.output, raw.attention_mask) <= 1e-5);
+  assert.ok(maxDiffOnAttended(out, raw.output, raw.attention_mask) <= FP32_TOLERANCE);
   assert.ok(fs.statSync(blocker).isDirectory());
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith(".tmp")), []);
 });

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { ColbertEncoder, type Embedding } from "../src/runtime/encoder.js";
 import { poolDocument } from "../src/runtime/pooling.js";
-import { expected, FIXTURE_NAMES } from "./helpers/fixtures.js";
+import { expected, FIXTURE_NAMES, FP32_TOLERANCE } from "./helpers/fixtures.js";
 import { exportedFixture, exportedFixtureCopy } from "./helpers/exported.js";
 
 function maxDiff(e: Embedding, rows: number[][]): number {
@@ -28,7 +28,7 @@ for (const name of FIXTURE_NAMES) {
   });
 
   for (const batchSize of [1, 3, 32]) {
-    test(`${name}: query and document embeddings within 1e-5 of PyLate (batch size ${batchSize})`, async () => {
+    test(`${name}: query and document embeddings within ${FP32_TOLERANCE} of PyLate (batch size ${batchSize})`, async () => {
       const exp = expected(name);
       const dir = await exportedFixture(name);
       const files = fs.readdirSync(dir).sort();
@@ -36,9 +36,9 @@ for (const name of FIXTURE_NAMES) {
       assert.deepEqual(fs.readdirSync(dir).sort(), files, "loading leaves nothing in the export folder");
       try {
         const queries = await enc.encodeQueries(exp.queries.map((q) => q.text));
-        queries.forEach((e, i) => assert.ok(maxDiff(e, exp.queries[i]!.embeddings) <= 1e-5, exp.queries[i]!.text));
+        queries.forEach((e, i) => assert.ok(maxDiff(e, exp.queries[i]!.embeddings) <= FP32_TOLERANCE, exp.queries[i]!.text));
         const docs = await enc.encodeDocuments(exp.documents.map((d) => d.text));
-        docs.forEach((e, i) => assert.ok(maxDiff(e, exp.documents[i]!.embeddings) <= 1e-5, exp.documents[i]!.text));
+        docs.forEach((e, i) => assert.ok(maxDiff(e, exp.documents[i]!.embeddings) <= FP32_TOLERANCE, exp.documents[i]!.text));
       } finally {
         await enc.close();
       }
@@ -51,7 +51,7 @@ for (const name of FIXTURE_NAMES) {
       const enc = await ColbertEncoder.load(await exportedFixture(name));
       try {
         const out = await enc.encodeDocuments(pooled.map((p) => p.text), { poolFactor: 2 });
-        out.forEach((e, i) => assert.ok(maxDiff(e, pooled[i]!.embeddings) <= 1e-5, pooled[i]!.text));
+        out.forEach((e, i) => assert.ok(maxDiff(e, pooled[i]!.embeddings) <= FP32_TOLERANCE, pooled[i]!.text));
       } finally {
         await enc.close();
       }
