@@ -119,6 +119,8 @@ const settings: [number, number | undefined][] = LEGACY ? [[1, cores], [2, Math.
 for (const [sessions, threads] of settings) {
   const { url, child } = await start(sessions, threads);
   try {
+    // Warm-up: onnxruntime plans memory per input shape on its first run.
+    await Promise.all(Array.from({ length: Math.max(1, sessions) }, (_, k) => post(url, Array.from({ length: 32 }, (_, i) => doc(9000 + k * 32 + i)))));
     const s = await saturated(url);
     const c = await concurrentSingles(url);
     const label = threads ? `${sessions} session(s) × ${threads} thread(s)` : "defaults";

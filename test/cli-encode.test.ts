@@ -12,7 +12,7 @@ const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const exp = expected("xlmr-tiny-colbert");
 
 function run(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/encode.ts"), ...args], { cwd: ROOT, input, encoding: "utf8" });
+  const r = spawnSync(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/encode.ts"), ...args], { cwd: ROOT, input, encoding: "utf8", timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

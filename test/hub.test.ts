@@ -290,3 +290,15 @@ test("colbert-serve --model: a published export's id downloads what a runtime ne
     }
   }
 });
+
+test("--push-to-hub --private creates the repo private; --revision exports that branch", async () => {
+  hub.addFolder("test-org/two-branches", fixtureModelDir("bert-tiny-colbert"));
+  hub.addFolder("test-org/two-branches", fixtureModelDir("xlmr-tiny-colbert"), { branch: "xlmr" });
+  const env = { ...process.env, HF_TOKEN: TOKEN };
+  let r = await cliAsync(["test-org/two-branches", "--revision", "xlmr", "-o", tempDir(), "--no-quantize", "--json", "--quiet", "--push-to-hub", "me/private-export", "--private"], env);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(JSON.parse(r.stdout).dir, "onnx_config.json"), "utf8")).model_class, "XLMRobertaModel", "the branch's model");
+  assert.equal(hub.repos.get("me/private-export")?.private, true);
+  r = await cliAsync(["test-org/two-branches", "-o", tempDir(), "--no-quantize", "--json", "--quiet"], env);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(JSON.parse(r.stdout).dir, "onnx_config.json"), "utf8")).model_class, "BertModel", "main by default");
+});

@@ -3,7 +3,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import type http from "node:http";
-import { ColbertEncoder, maxSim, type Embedding } from "../src/runtime/encoder.js";
+import { ColbertEncoder, type Embedding } from "../src/runtime/encoder.js";
 import { createServer } from "../src/server/index.js";
 import { expected, FP32_TOLERANCE } from "./helpers/fixtures.js";
 import { exportedFixture } from "./helpers/exported.js";
@@ -18,7 +18,7 @@ let base: string;
 
 before(async () => {
   encoder = await ColbertEncoder.load(await exportedFixture("bert-tiny-colbert"), { batchSize: 8 });
-  server = createServer({ encoder, maxBodyBytes: 64 * 1024 });
+  server = createServer({ encoder, maxBodyBytes: 64 * 1024, maxTexts: 10 });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -91,39 +91,49 @@ test("POST /encode with pool_factor returns pooled documents", async () => {
   json.embeddings.forEach((e: number[][], i: number) => assert.equal(e.length, pooled[i]!.embeddings.length));
 });
 
-test("POST /rerank_with_encoding sorts documents by MaxSim", async () => {
+/** MaxSim written out here, independent of the runtime's. */
+function maxSimOf(q: number[][], d: number[][]): number {
+  return q.reduce((sum, qr) => sum + Math.max(...d.map((dr) => dr.reduce((acc, v, i) => acc + v * qr[i]!, 0))), 0);
+}
+
+test("POST /rerank_with_encoding ranks documents as MaxSim over PyLate's own embeddings does", async () => {
   const { status, json } = await post("/rerank_with_encoding", { query: queries[0], documents: docs });
   assert.equal(status, 200);
   assert.equal(json.num_documents, docs.length);
-  const [q] = await encoder.encodeQueries([queries[0]!]);
-  const d = await encoder.encodeDocuments(docs);
-  const want = d.map((e, index) => ({ index, score: maxSim(q!, e) })).sort((a, b) => b.score - a.score);
+  const want = exp.documents.map((d, index) => ({ index, score: maxSimOf(exp.queries[0]!.embeddings, d.embeddings) })).sort((a, b) => b.score - a.score);
   assert.deepEqual(json.results.map((r: any) => r.index), want.map((r) => r.index));
-  json.results.forEach((r: any, i: number) => assert.ok(Math.abs(r.score - want[i]!.score) < 1e-5));
+  json.results.forEach((r: any, i: number) => assert.ok(Math.abs(r.score - want[i]!.score) < 1e-4, `${r.score} vs ${want[i]!.score}`));
 });
 
 test("bad requests get JSON errors with 4xx codes", async () => {
-  const cases: [string, unknown, number][] = [
-    ["/encode", { texts: [], input_type: "query" }, 400],
-    ["/encode", { texts: "not a list", input_type: "query" }, 400],
-    ["/encode", { texts: [1, 2], input_type: "query" }, 400],
-    ["/encode", { texts: ["x"], input_type: "passage" }, 422],
-    ["/encode", { texts: ["x"], input_type: "document", pool_factor: -1 }, 400],
-    ["/encode", "{not json", 400],
-    ["/encode", "[1,2]", 400],
-    ["/encode", { texts: ["x".repeat(70 * 1024)], input_type: "document" }, 413],
-    ["/rerank_with_encoding", { query: "", documents: ["a"] }, 400],
-    ["/rerank_with_encoding", { query: "q", documents: [] }, 400],
-    ["/nope", {}, 404],
+  // Status and code as NextPlaid's error.rs maps them (its SDK dispatches on both).
+  const cases: [string, unknown, number, string][] = [
+    ["/encode", { texts: [], input_type: "query" }, 400, "BAD_REQUEST"],
+    ["/encode", { texts: "not a list", input_type: "query" }, 400, "BAD_REQUEST"],
+    ["/encode", { texts: [1, 2], input_type: "query" }, 400, "BAD_REQUEST"],
+    ["/encode", { texts: Array(11).fill("x"), input_type: "query" }, 400, "BAD_REQUEST"], // maxTexts 10
+    ["/encode", { texts: ["x"], input_type: "passage" }, 422, "VALIDATION_ERROR"],
+    ["/encode", { texts: ["x"], input_type: "document", pool_factor: -1 }, 400, "BAD_REQUEST"],
+    ["/encode", "{not json", 400, "BAD_REQUEST"],
+    ["/encode", "[1,2]", 400, "BAD_REQUEST"],
+    ["/encode", { texts: ["x".repeat(70 * 1024)], input_type: "document" }, 413, "PAYLOAD_TOO_LARGE"],
+    ["/rerank_with_encoding", { query: "", documents: ["a"] }, 400, "BAD_REQUEST"],
+    ["/rerank_with_encoding", { query: "q", documents: [] }, 400, "BAD_REQUEST"],
+    ["/rerank", { query: [[1, 0]], documents: [] }, 400, "BAD_REQUEST"],
+    ["/rerank", { query: [[1, 0]], documents: [{ embeddings: [[1, 0, 0]] }] }, 400, "DIMENSION_MISMATCH"],
+    ["/rerank", { query_b64: "AAAA", query_shape: [2, 2], documents: [{ embeddings: [[1, 0]] }] }, 400, "BAD_REQUEST"],
+    ["/rerank", { query: [[1, null]], documents: [{ embeddings: [[1, 0]] }] }, 400, "BAD_REQUEST"],
+    ["/nope", {}, 404, "NOT_FOUND"],
   ];
-  for (const [route, body, status] of cases) {
+  for (const [route, body, status, code] of cases) {
     const r = await post(route, body);
     assert.equal(r.status, status, `${route} ${JSON.stringify(body).slice(0, 60)}`);
-    assert.equal(typeof r.json.code, "string");
+    assert.equal(r.json.code, code, `${route} ${JSON.stringify(body).slice(0, 60)}`);
     assert.equal(typeof r.json.message, "string");
   }
   const get = await fetch(base + "/encode");
   assert.equal(get.status, 405);
+  assert.equal(((await get.json()) as any).code, "METHOD_NOT_ALLOWED");
   // Still serving after all of that.
   assert.equal((await fetch(base + "/health")).status, 200);
 });

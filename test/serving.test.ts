@@ -91,6 +91,22 @@ test("a client that disconnects cancels its queued texts; the queue is bounded (
   assert.equal(ok.status, 200);
 });
 
+test("texts of concurrent requests share model calls", async () => {
+  const encoder = await ColbertEncoder.load(await midExport(), { batchSize: 32, sessions: 1 });
+  const server = createServer({ encoder });
+  closers.push(() => encoder.close(), () => new Promise((r) => server.close(r)));
+  const base = await listen(server);
+  const before = encoder.stats;
+  const answers = await Promise.all(
+    Array.from({ length: 16 }, (_, i) => fetch(base + "/encode", { method: "POST", body: JSON.stringify({ texts: [longDoc(i)], input_type: "document" }) }).then((r) => r.status)),
+  );
+  assert.deepEqual(answers, Array(16).fill(200));
+  const after = encoder.stats;
+  assert.equal(after.texts - before.texts, 16);
+  // The first request may run alone; the others wait behind it and go together.
+  assert.ok(after.batches - before.batches <= 4, `${after.batches - before.batches} model calls for 16 one-text requests`);
+});
+
 test("SIGTERM lets a request in flight finish, then exits 0", async () => {
   const serve = await startServe(["--model", await midExport(), "--batch-size", "16"]);
   const encode = fetch(serve.url + "/encode", { method: "POST", body: JSON.stringify({ texts: Array.from({ length: 32 }, (_, i) => longDoc(i)), input_type: "document" }) });

@@ -13,8 +13,14 @@ import { MATMUL_WEIGHT_LEVELS } from "./dynamic.js";
 /** Integer MatMul ops and the input index of their weight. */
 const INTEGER_MATMULS: Record<string, number> = { MatMulInteger: 1, MatMulIntegerToFloat: 1, DynamicQuantizeMatMul: 1 };
 
-/** The CPU's feature flags (Linux /proc/cpuinfo); undefined where they cannot be read. */
+/**
+ * The CPU's feature flags (Linux /proc/cpuinfo); undefined where they cannot be read.
+ * PYLATE_ONNX_CPU_FLAGS (space-separated) stands in for them: to check how a model would be served
+ * on another CPU, and in tests.
+ */
 export function cpuFlags(): Set<string> | undefined {
+  const forced = process.env["PYLATE_ONNX_CPU_FLAGS"];
+  if (forced !== undefined) return new Set(forced.split(/\s+/).filter(Boolean));
   if (process.platform !== "linux" || process.arch !== "x64") return undefined;
   try {
     const line = /^flags\s*:(.*)$/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"))?.[1];

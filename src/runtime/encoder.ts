@@ -153,6 +153,11 @@ export class ColbertEncoder {
     return this.pool.queued;
   }
 
+  /** Model calls made, and texts they carried, since loading. */
+  get stats(): { batches: number; texts: number } {
+    return { ...this.pool.stats };
+  }
+
   /** Batches being run right now. */
   get runningBatches(): number {
     return this.pool.running;

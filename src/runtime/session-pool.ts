@@ -87,6 +87,8 @@ export class SessionPool {
   private readonly queues: Record<InputType, WorkItem[]> = { query: [], document: [] };
   private nextId = 0;
   private closed = false;
+  /** Model calls made and texts they carried, since the start. */
+  readonly stats = { batches: 0, texts: 0 };
 
   private constructor(
     private readonly workers: SessionWorker[],
@@ -130,13 +132,21 @@ export class SessionPool {
     return this.workers.filter((w) => w.busy).length;
   }
 
+  private gather?: NodeJS.Timeout;
+
   enqueue(items: WorkItem[]): void {
     if (this.closed) {
       for (const item of items) item.reject(new Error("the encoder is closed"));
       return;
     }
     for (const item of items) this.queues[item.type].push(item);
-    this.pump();
+    // Less than a batch queued: give other requests a moment (2 ms) to join it, as NextPlaid's
+    // batch window does; under load a worker finds full batches waiting anyway.
+    if (this.queued >= this.opts.batchSize) this.pump();
+    else this.gather ??= setTimeout(() => {
+      this.gather = undefined;
+      this.pump();
+    }, 2);
   }
 
   /** Next batch: queries first, then documents, skipping cancelled texts. */
@@ -189,6 +199,8 @@ export class SessionPool {
       withTokenTypes: this.opts.withTokenTypes,
       items: batch.map((i) => ({ keep: i.keep, poolFactor: i.poolFactor })),
     };
+    this.stats.batches++;
+    this.stats.texts += b;
     const reply = await w.request(msg, [ids.buffer as ArrayBuffer, mask.buffer as ArrayBuffer]);
     if (reply.type === "done") {
       batch.forEach((item, i) => item.resolve({ rows: reply.results[i]!.rows, dim: this.opts.dim, data: reply.results[i]!.data }));
@@ -220,6 +232,7 @@ export class SessionPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.gather);
     const error = new Error("the encoder is closed");
     for (const q of Object.values(this.queues)) for (const item of q.splice(0)) item.reject(error);
     await Promise.all(
