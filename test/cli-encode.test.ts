@@ -49,7 +49,7 @@ test("JSONL file → f32 + shapes: queries match PyLate", async () => {
     offset += rows! * dim!;
   });
   assert.equal(offset, all.length);
-  assert.match(r.stderr, /Encoding queries/);
+  assert.match(r.stderr, /Done: 6 texts, \d+ token rows/);
 });
 
 test("bad arguments are one-line errors", async () => {

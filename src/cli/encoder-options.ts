@@ -6,7 +6,7 @@ import { parseIntOption } from "./run.js";
 import { UserError } from "../errors.js";
 
 export interface EncoderFlags {
-  model: string;
+  model?: string;
   int8?: boolean;
   fp32?: boolean;
   sessions?: number;
@@ -22,7 +22,7 @@ export interface EncoderFlags {
 /** `precision`: what the command uses when neither --int8 nor --fp32 is given. */
 export function addEncoderOptions(cmd: Command, precision: "auto" | "fp32", provider: "auto" | "cpu"): Command {
   return cmd
-    .requiredOption("--model <model>", "(required) export folder, Hugging Face id of a published export, or a PyLate checkpoint (folder or id: exported on the fly, cached)")
+    .option("--model <model>", "(required) export folder, Hugging Face id of a published export, or a PyLate checkpoint (folder or id: exported on the fly, cached)")
     .option("--int8", `use model_int8.onnx${precision === "auto" ? "" : " (default: model.onnx)"}`)
     .option("--fp32", `use model.onnx${precision === "auto" ? " (default: model_int8.onnx when the folder has it)" : ""}`)
     .option("--revision <rev>", "Hub revision when --model is a Hub id")
@@ -40,6 +40,7 @@ export function precisionOf(flags: EncoderFlags, fallback: "auto" | "fp32"): boo
 }
 
 export function loadEncoder(flags: EncoderFlags, precision: "auto" | "fp32"): Promise<ColbertEncoder> {
+  if (!flags.model) throw new UserError("--model is required: an export folder, a published export's Hub id, or a PyLate checkpoint (see --help)");
   return ColbertEncoder.load(flags.model, {
     int8: precisionOf(flags, precision),
     sessions: flags.sessions,
