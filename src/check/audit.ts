@@ -11,7 +11,7 @@ import { DataType } from "../onnx/model.js";
 import { selfCheck } from "../export/selfcheck.js";
 import { sourceFolder } from "../export/exporter.js";
 import { loadColbertCheckpoint } from "../colbert/checkpoint.js";
-import { onnxConfig, ONNX_CONFIG_INTEGER_KEYS, type OnnxConfig } from "../colbert/onnx-config.js";
+import { NEXTPLAID_DEFAULTS, onnxConfig, ONNX_CONFIG_INTEGER_KEYS, ONNX_CONFIG_KEYS, type OnnxConfig } from "../colbert/onnx-config.js";
 import { int8WeightPeak } from "../quantize/saturation.js";
 import { MATMUL_WEIGHT_LEVELS } from "../quantize/dynamic.js";
 import { drifts, int8Fidelity } from "../quantize/index.js";
@@ -42,21 +42,6 @@ export interface AuditOptions {
   logger?: Logger;
 }
 
-/** NextPlaid's serde defaults for keys missing from onnx_config.json (next-plaid-onnx/src/lib.rs). */
-const NEXTPLAID_DEFAULTS: Record<string, unknown> = {
-  query_prefix: "[Q] ",
-  document_prefix: "[D] ",
-  query_length: 48,
-  document_length: 300,
-  do_query_expansion: true,
-  embedding_dim: 128,
-  uses_token_type_ids: true,
-  mask_token_id: 103,
-  pad_token_id: 0,
-  skiplist_words: [],
-  attend_to_expansion_tokens: false,
-  do_lower_case: false,
-};
 const BOOLEAN_KEYS = ["uses_token_type_ids", "do_query_expansion", "attend_to_expansion_tokens", "do_lower_case"];
 
 export async function auditExport(dir: string, opts: AuditOptions = {}): Promise<AuditReport> {
@@ -238,20 +223,8 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     try {
       const want = onnxConfig(ck, opts.source);
       checked.push(`settings vs ${opts.source}`);
-      const keys: (keyof OnnxConfig)[] = [
-        "query_prefix",
-        "document_prefix",
-        "query_length",
-        "document_length",
-        "do_query_expansion",
-        "attend_to_expansion_tokens",
-        "embedding_dim",
-        "uses_token_type_ids",
-        "do_lower_case",
-        "query_prefix_id",
-        "document_prefix_id",
-        "mask_token_id",
-      ];
+      // Every setting but the names and the skiplist (compared as a set below).
+      const keys = ONNX_CONFIG_KEYS.filter((k) => !["model_type", "model_name", "model_class", "skiplist_words", "pad_token_id"].includes(k));
       for (const key of keys) {
         if (JSON.stringify(config[key]) !== JSON.stringify(want[key])) {
           error("onnx_config.json", `${key} is ${JSON.stringify(config[key])} but ${opts.source}'s PyLate setting is ${JSON.stringify(want[key])}: runtimes will not encode as PyLate does; re-export with pylate-onnx-export`);

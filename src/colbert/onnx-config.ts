@@ -52,6 +52,22 @@ export const ONNX_CONFIG_KEYS: (keyof OnnxConfig)[] = [
   "do_lower_case",
 ];
 
+/** NextPlaid's serde defaults for keys missing from onnx_config.json (next-plaid-onnx/src/lib.rs). */
+export const NEXTPLAID_DEFAULTS: Record<string, unknown> = {
+  query_prefix: "[Q] ",
+  document_prefix: "[D] ",
+  query_length: 48,
+  document_length: 300,
+  do_query_expansion: true,
+  embedding_dim: 128,
+  uses_token_type_ids: true,
+  mask_token_id: 103,
+  pad_token_id: 0,
+  skiplist_words: [],
+  attend_to_expansion_tokens: false,
+  do_lower_case: false,
+};
+
 /** Keys NextPlaid parses as integers (a null there makes the whole file unreadable to it). */
 export const ONNX_CONFIG_INTEGER_KEYS = ["query_length", "document_length", "embedding_dim", "mask_token_id", "pad_token_id"] as const;
 

@@ -16,6 +16,7 @@ import fs from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { Tokenizer } from "tokenizers";
+import { NEXTPLAID_DEFAULTS } from "../../src/colbert/onnx-config.js";
 
 interface NextPlaidConfig {
   query_prefix: string;
@@ -33,19 +34,8 @@ interface NextPlaidConfig {
   do_lower_case: boolean;
 }
 
-const DEFAULTS = {
-  query_prefix: "[Q] ",
-  document_prefix: "[D] ",
-  query_length: 48,
-  document_length: 300,
-  do_query_expansion: true,
-  embedding_dim: 128,
-  uses_token_type_ids: true,
-  mask_token_id: 103,
-  pad_token_id: 0,
-  skiplist_words: [] as string[],
-  do_lower_case: false,
-};
+// next-plaid-onnx's serde defaults (lib.rs 616-645), kept with the file format's contract.
+const DEFAULTS = NEXTPLAID_DEFAULTS;
 
 /** serde: a missing key takes its default (None for the Option prefix ids); a null in a non-Option field is a parse error. */
 export function parseNextPlaidConfig(text: string): NextPlaidConfig {
