@@ -11,6 +11,8 @@ import { fileURLToPath } from "node:url";
 import { expected, fixtureModelDir, tempDir } from "./helpers/fixtures.js";
 import { exportedFixture, exportedFixtureCopy } from "./helpers/exported.js";
 import { startServe } from "./helpers/serve.js";
+import { readModel } from "../src/onnx/reader.js";
+import { DataType } from "../src/onnx/model.js";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -92,12 +94,16 @@ test("colbert-encode: --format jsonl, --pool-factor, --int8, and its bad inputs"
   }
 });
 
-test("colbert-quantize: --per-channel, --force, and an already-quantized input", async () => {
+test("colbert-quantize: --per-tensor, --force, and an already-quantized input", async () => {
   const dir = await exportedFixtureCopy("bert-tiny-colbert");
   const out = path.join(dir, "pc.onnx");
-  let r = cli("quantize", [path.join(dir, "model.onnx"), "-o", out, "--per-channel", "--json", "--quiet"]);
+  let r = cli("quantize", [path.join(dir, "model.onnx"), "-o", out, "--per-tensor", "--json", "--quiet"]);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(JSON.parse(r.stdout).cosine.mean > 0.999);
+  // One scale per tensor: the MatMul weight scales are scalars (the default has one per column).
+  const scales = (file: string) => readModel(file).model.initializers.filter((t) => t.name.endsWith(".weight_scale") && t.dataType === DataType.FLOAT).map((t) => t.dims.length);
+  assert.ok(scales(out).length > 0 && scales(out).every((d) => d === 0));
+  assert.ok(scales(path.join(dir, "model_int8.onnx")).some((d) => d === 1));
   r = cli("quantize", [path.join(dir, "model.onnx"), "-o", out, "--quiet"]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /pc\.onnx already exists; pass --force to overwrite it/);

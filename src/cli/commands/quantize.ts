@@ -11,6 +11,7 @@ import { UserError } from "../../errors.js";
 interface Flags {
   output?: string;
   perChannel?: boolean;
+  perTensor?: boolean;
   force?: boolean;
   quiet?: boolean;
   json?: boolean;
@@ -23,7 +24,8 @@ export async function main(): Promise<void> {
     .version(VERSION, "--version")
     .argument("<model>", "MODEL.onnx, or an export folder (DIR/model.onnx → DIR/model_int8.onnx)")
     .option("-o, --output <file>", "output file (default: model_int8.onnx beside the input)")
-    .option("--per-channel", "one weight scale per output column instead of per tensor")
+    .option("--per-channel", "one weight scale per output column (the default)")
+    .option("--per-tensor", "one weight scale per weight tensor instead (less faithful on weights with outlier columns)")
     .option("-f, --force", "overwrite an existing output")
     .option("--quiet", "no progress output")
     .option("--json", "print one JSON summary line on stdout");
@@ -37,7 +39,7 @@ export async function main(): Promise<void> {
   if (fs.existsSync(output) && !flags.force && path.resolve(output) !== path.resolve(input)) {
     throw new UserError(`${output} already exists; pass --force to overwrite it`);
   }
-  const report = await quantizeModel(input, output, stderrLogger(flags.quiet), { perChannel: flags.perChannel });
+  const report = await quantizeModel(input, output, stderrLogger(flags.quiet), { perChannel: !flags.perTensor });
   if (flags.json) process.stdout.write(JSON.stringify(report) + "\n");
 }
 
