@@ -8,6 +8,8 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { createServer } from "../src/server/index.js";
 import { exportModel } from "../src/export/exporter.js";
@@ -17,6 +19,7 @@ import { exportedFixture } from "./helpers/exported.js";
 import { startServe } from "./helpers/serve.js";
 import { bertShaped } from "../bench/checkpoints.js";
 
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const words = "late interaction retrieval scores every query token against every document token and sums the best matches".split(" ");
 const longDoc = (i: number) => Array.from({ length: 300 }, (_, j) => words[(i * 7 + j * 3) % words.length]).join(" ");
 
@@ -177,4 +180,16 @@ test("encode semantics shared with NextPlaid: pool_factor 0/1 is no pooling, a w
   assert.ok((await rows(2)) < doc.embeddings.length);
   const ws = await fetch(base + "/rerank_with_encoding", { method: "POST", body: JSON.stringify({ query: "   ", documents: ["a", "b"] }) });
   assert.equal(ws.status, 200);
+});
+
+test("the encoder's threads start whatever the host's Node options (node --input-type=module -e …), and a script that never calls close() still exits", async () => {
+  const dir = await exportedFixture("bert-tiny-colbert");
+  const encoderTs = pathToFileURL(path.join(ROOT, "src", "runtime", "encoder.ts")).href;
+  const script = `const { ColbertEncoder } = await import(${JSON.stringify(encoderTs)});
+    const enc = await ColbertEncoder.load(${JSON.stringify(dir)});
+    const [q] = await enc.encodeQueries(["hello"]);
+    process.stdout.write(String(q.rows));`; // no close(): idle inference threads must not hold the process
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, "32");
 });

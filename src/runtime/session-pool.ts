@@ -42,23 +42,33 @@ export interface PoolOptions {
   sessionOptions: ort.InferenceSession.SessionOptions;
 }
 
-/** The worker entry: compiled JavaScript, or the TypeScript source when running from sources (tests, tsx). */
+/**
+ * The worker entry: compiled JavaScript, or the TypeScript source when running from sources (tests,
+ * tsx). The host process's Node options are not passed on (`execArgv: []`): flags such as
+ * `--input-type` (node -e) make a worker fail to start, and none is needed to run a session.
+ */
 function startWorker(): Worker {
   const js = new URL("./session-worker.js", import.meta.url);
-  if (fs.existsSync(fileURLToPath(js))) return new Worker(js);
+  if (fs.existsSync(fileURLToPath(js))) return new Worker(js, { execArgv: [] });
   const ts = new URL("./session-worker.ts", import.meta.url).href;
   const tsx = import.meta.resolve("tsx/esm/api");
-  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); });`, { eval: true });
+  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); });`, { eval: true, execArgv: [] });
 }
 
+/**
+ * One worker and its one outstanding request. The worker holds the process open only while it
+ * works (ref'd during a request, unref'd when idle): a script that forgets close() still exits.
+ */
 class SessionWorker {
   private pending?: { resolve(r: WorkerReply): void };
   busy = false;
   exited = false;
   constructor(readonly worker: Worker) {
+    worker.unref();
     worker.on("message", (reply: WorkerReply) => {
       const p = this.pending;
       this.pending = undefined;
+      worker.unref();
       p?.resolve(reply);
     });
     worker.on("error", (e) => {
@@ -78,6 +88,7 @@ class SessionWorker {
     if (this.exited) return Promise.resolve({ type: "error", id: -1, message: "the inference thread is gone" });
     return new Promise((resolve) => {
       this.pending = { resolve };
+      this.worker.ref();
       this.worker.postMessage(msg, transfer);
     });
   }
