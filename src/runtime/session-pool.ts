@@ -251,6 +251,7 @@ export class SessionPool {
         (w) =>
           new Promise<void>((resolve) => {
             if (w.exited) return resolve();
+            w.worker.ref(); // the close is awaited: the worker holds the process until it has exited
             w.worker.once("exit", () => resolve());
             w.worker.postMessage({ type: "close" });
             setTimeout(() => void w.worker.terminate(), 5000).unref();
