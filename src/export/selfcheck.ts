@@ -7,6 +7,7 @@
 import * as ort from "onnxruntime-node";
 import { PROBE_SESSION_OPTIONS, withModelView } from "../runtime/model-view.js";
 import { ColbertTokenizer } from "../runtime/tokenizer.js";
+import { padBatch } from "../runtime/batch.js";
 import type { OnnxConfig } from "../colbert/onnx-config.js";
 import { environmentError, UserError } from "../errors.js";
 
@@ -26,15 +27,7 @@ export async function selfCheck(modelFile: string, tokenizerJson: object, tokeni
     await tokenizer.encode("what is late interaction retrieval?", "query"),
     await tokenizer.encode("ColBERT compares every query token with every document token.", "document"),
   ];
-  const seq = Math.max(...rows.map((r) => r.ids.length));
-  const ids = new BigInt64Array(2 * seq).fill(BigInt(cfg.pad_token_id));
-  const mask = new BigInt64Array(2 * seq);
-  rows.forEach((row, b) =>
-    row.ids.forEach((id, i) => {
-      ids[b * seq + i] = BigInt(id);
-      mask[b * seq + i] = BigInt(row.mask[i]!);
-    }),
-  );
+  const { seq, ids, mask } = padBatch(rows, cfg.pad_token_id);
   const feeds: Record<string, ort.Tensor> = {
     input_ids: new ort.Tensor("int64", ids, [2, seq]),
     attention_mask: new ort.Tensor("int64", mask, [2, seq]),

@@ -15,6 +15,7 @@ import type * as ort from "onnxruntime-node";
 import type { InitMessage, RunMessage, WorkerReply } from "./session-worker.js";
 import { withModelView } from "./model-view.js";
 import type { InputType, TokenizedText } from "./tokenizer.js";
+import { padBatch } from "./batch.js";
 
 export interface Embedding {
   rows: number;
@@ -189,17 +190,10 @@ export class SessionPool {
   }
 
   private async runOn(w: SessionWorker, batch: WorkItem[]): Promise<void> {
-    const seq = Math.max(...batch.map((i) => i.tokens.ids.length));
-    const b = batch.length;
-    const ids = new BigInt64Array(b * seq).fill(BigInt(this.opts.padId));
-    const mask = new BigInt64Array(b * seq);
-    batch.forEach((item, i) => {
-      const t = item.tokens;
-      for (let j = 0; j < t.ids.length; j++) {
-        ids[i * seq + j] = BigInt(t.ids[j]!);
-        mask[i * seq + j] = BigInt(t.mask[j]!);
-      }
-    });
+    const { batch: b, seq, ids, mask } = padBatch(
+      batch.map((i) => i.tokens),
+      this.opts.padId,
+    );
     const msg: RunMessage = {
       type: "run",
       id: this.nextId++,
