@@ -81,7 +81,7 @@ test("colbert-encode: --format jsonl, --pool-factor, --int8, and its bad inputs"
     e.forEach((row, r) => assert.ok(row.reduce((s, v, c) => s + v * docs[i]!.embeddings[r]![c]!, 0) > 0.99, "INT8 rows stay close to PyLate's"));
   });
   for (const [args, stdin, pattern] of [
-    [["--format", "csv"], "a", /--format must be json, jsonl or f32, got "csv"/],
+    [["--format", "csv"], "a", /--format must be json, jsonl, f32 or npy, got "csv"/],
     [[], "", /No texts in the input/],
     [["--jsonl-input"], '{"text": "ok"}\n{"text": 3}\n', /Input line 2 is neither a JSON string nor an object with a "text" field/],
     [["--jsonl-input"], '"ok"\nnot json\n', /Input line 2 is not JSON/],

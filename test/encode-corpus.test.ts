@@ -11,7 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { exportModel } from "../src/export/exporter.js";
-import { jobFile, readJob, type JobRecord } from "../src/encode/corpus.js";
+import { jobFile, npyHeader, readJob, type JobRecord } from "../src/encode/corpus.js";
 import { silentLogger } from "../src/util/log.js";
 import { tempDir } from "./helpers/fixtures.js";
 import { exportedFixture } from "./helpers/exported.js";
@@ -83,6 +83,15 @@ test("jsonl and f32 streams hold the library's embeddings, in input order, ids k
     offset += lib[i]!.data.length;
   });
   assert.equal(offset, all.length);
+  // .npy: the same rows behind a NumPy header that states their shape.
+  const npy = path.join(tempDir(), "out.npy");
+  r = cli(["--model", dir, "-i", input, "--jsonl-input", "--format", "npy", "-o", npy, "--chunk-size", "5", "--quiet"]);
+  assert.equal(r.code, 0, r.stderr);
+  const npyBytes = fs.readFileSync(npy);
+  assert.equal(npyBytes.subarray(0, 6).toString("latin1"), "\x93NUMPY");
+  const header = npyBytes.subarray(10, 128).toString("latin1");
+  assert.match(header, new RegExp(`^\\{'descr': '<f4', 'fortran_order': False, 'shape': \\( *${all.length / lib[0]!.dim}, ${lib[0]!.dim}\\), \\} *\\n$`));
+  assert.deepEqual(npyBytes.subarray(128), buf);
   // A finished output is not redone silently.
   r = cli(["--model", dir, "-i", input, "--jsonl-input", "--format", "f32", "-o", f32, "--chunk-size", "5", "--quiet"]);
   assert.equal(r.code, 1);
@@ -92,7 +101,7 @@ test("jsonl and f32 streams hold the library's embeddings, in input order, ids k
 test("a run left in any half-written state resumes to the bytes of an uninterrupted run", async () => {
   const dir = await exportedFixture("xlmr-tiny-colbert");
   const input = corpus(30);
-  for (const format of ["jsonl", "f32"]) {
+  for (const format of ["jsonl", "f32", "npy"]) {
     const reference = path.join(tempDir(), `ref.${format}`);
     assert.equal(cli(["--model", dir, "-i", input, "--jsonl-input", "--format", format, "-o", reference, "--chunk-size", "4", "--quiet"]).code, 0);
     const want = outputBytes(reference);
@@ -100,17 +109,20 @@ test("a run left in any half-written state resumes to the bytes of an uninterrup
     const job = readJob(reference)!;
     for (const k of [0, 1, 4, 7]) {
       const out = path.join(tempDir(), `part.${format}`);
-      const partialJob: JobRecord = { ...job, complete: false, chunks: k, records: k * 4, texts: k * 4, bytes: {} };
+      const rowsBefore = (format === "jsonl" ? linesOf(want["(data)"]!, k * 4).map((l) => (JSON.parse(l) as { shape: number[] }).shape[0]!) : linesOf(want[".index.jsonl"]!, k * 4).map((l) => (JSON.parse(l) as { rows: number }).rows)).reduce((a, b) => a + b, 0);
+      const partialJob: JobRecord = { ...job, complete: false, chunks: k, records: k * 4, texts: k * 4, rows: rowsBefore, bytes: {} };
       for (const [suffix, bytes] of Object.entries(want)) {
         if (suffix === ".shapes.json") continue; // written at the end
         const file = suffix === "(data)" ? out : out + suffix;
         const name = suffix === "(data)" ? "data" : suffix === ".index.jsonl" ? "index" : "skipped";
         const committed =
-          suffix === "(data)" && format === "f32"
-            ? linesOf(want[".index.jsonl"]!, k * 4).reduce((n, l) => n + (JSON.parse(l) as { rows: number }).rows, 0) * job.dim! * 4
+          suffix === "(data)" && format !== "jsonl"
+            ? (format === "npy" ? 128 : 0) + linesOf(want[".index.jsonl"]!, k * 4).reduce((n, l) => n + (JSON.parse(l) as { rows: number }).rows, 0) * job.dim! * 4
             : Buffer.byteLength(linesOf(bytes, k * 4).map((l) => l + "\n").join(""));
         partialJob.bytes[name] = committed;
-        fs.writeFileSync(file, Buffer.concat([bytes.subarray(0, committed), Buffer.from("half-written garbage")]));
+        // An interrupted .npy still has the header it started with (row count 0).
+        const head = format === "npy" && suffix === "(data)" ? Buffer.concat([npyHeader(0, job.dim!), bytes.subarray(128, committed)]) : bytes.subarray(0, committed);
+        fs.writeFileSync(file, Buffer.concat([head, Buffer.from("half-written garbage")]));
       }
       fs.writeFileSync(jobFile(out), JSON.stringify({ ...partialJob, key: job.key }));
       const r = cli(["--model", dir, "-i", input, "--jsonl-input", "--format", format, "-o", out, "--chunk-size", "4", "--quiet", "--json"]);
@@ -159,7 +171,7 @@ test("killed for real in the middle (SIGKILL), the same command finishes with id
 test("shards merged equal a single run (jsonl and f32), whatever the shard count", async () => {
   const dir = await exportedFixture("modernbert-tiny-colbert");
   const input = corpus(37);
-  for (const format of ["jsonl", "f32"]) {
+  for (const format of ["jsonl", "f32", "npy"]) {
     const single = path.join(tempDir(), `single.${format}`);
     assert.equal(cli(["--model", dir, "-i", input, "--jsonl-input", "--format", format, "-o", single, "--chunk-size", "3", "--quiet"]).code, 0);
     for (const n of [2, 3]) {

@@ -22,7 +22,27 @@ import { tempPathFor, writeJsonAtomic } from "../util/fs.js";
 import { removeOnInterrupt } from "../util/cleanup.js";
 import { UserError } from "../errors.js";
 
-export type StreamFormat = "jsonl" | "f32";
+export type StreamFormat = "jsonl" | "f32" | "npy";
+
+/** Bytes of the .npy header: fixed, so rows can be appended and the row count patched in place. */
+export const NPY_HEADER_BYTES = 128;
+
+/**
+ * A NumPy .npy (v1.0) header for a float32 [rows, dim] array. The row count is written
+ * right-aligned in a fixed-width field (a Python literal may hold spaces), so the header keeps
+ * its size whatever the count.
+ */
+export function npyHeader(rows: number, dim: number): Buffer {
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${String(rows).padStart(20)}, ${dim}), }`;
+  const header = Buffer.alloc(NPY_HEADER_BYTES, 0x20);
+  Buffer.from("\x93NUMPY", "latin1").copy(header, 0);
+  header[6] = 1;
+  header[7] = 0;
+  header.writeUInt16LE(NPY_HEADER_BYTES - 10, 8);
+  Buffer.from(dict, "latin1").copy(header, 10);
+  header[NPY_HEADER_BYTES - 1] = 0x0a;
+  return header;
+}
 
 export interface CorpusOptions {
   input: string;
@@ -128,7 +148,8 @@ export async function encodeCorpus(encoder: ColbertEncoder, opts: CorpusOptions)
   const started = performance.now();
   const [shardIndex, shardCount] = opts.shard ?? [0, 1];
   const toStdout = opts.output === "-";
-  if (toStdout && opts.format === "f32") throw new UserError("--format f32 needs --output FILE");
+  const binary = opts.format === "f32" || opts.format === "npy";
+  if (toStdout && binary) throw new UserError(`--format ${opts.format} needs --output FILE`);
   const key = crypto
     .createHash("sha256")
     .update(JSON.stringify([path.resolve(encoder.modelFile), encoder.config.query_length, encoder.config.document_length, opts.type, opts.poolFactor ?? 0, opts.format, opts.jsonl, opts.chunkSize, shardIndex, shardCount, opts.input === "-" ? "-" : path.resolve(opts.input)]))
@@ -152,7 +173,9 @@ export async function encodeCorpus(encoder: ColbertEncoder, opts: CorpusOptions)
   const files: Record<string, AppendFile> = {};
   const open = (name: string, file: string) => (files[name] ??= new AppendFile(file, job.bytes[name] ?? 0));
   const out = toStdout ? undefined : open("data", opts.output);
-  const index = !toStdout && opts.format === "f32" ? open("index", indexFile(opts.output)) : undefined;
+  const index = !toStdout && binary ? open("index", indexFile(opts.output)) : undefined;
+  // .npy: the header first (its row count is patched when the run completes).
+  if (opts.format === "npy" && out!.bytes === 0) out!.write(npyHeader(0, encoder.config.embedding_dim));
   const skipLog = () => open("skipped", skippedFile(opts.output));
   const write = (data: string | Uint8Array) => (out ? out.write(data) : process.stdout.write(data));
 
@@ -217,7 +240,8 @@ export async function encodeCorpus(encoder: ColbertEncoder, opts: CorpusOptions)
     job.complete = true;
     if (!toStdout) {
       writeJsonAtomic(jobFile(opts.output), job);
-      if (opts.format === "f32") await writeShapes(opts.output);
+      if (opts.format === "npy") patchNpyRows(opts.output, job.rows, encoder.config.embedding_dim);
+      if (binary) await writeShapes(opts.output);
     }
   } finally {
     for (const f of Object.values(files)) f.close();
@@ -234,6 +258,17 @@ export async function encodeCorpus(encoder: ColbertEncoder, opts: CorpusOptions)
     textsPerSecond: texts / Math.max(seconds, 1e-9),
     ...(opts.shard ? { shard: opts.shard } : {}),
   };
+}
+
+/** Writes the final row count into an .npy output's header. */
+export function patchNpyRows(file: string, rows: number, dim: number): void {
+  const fd = fs.openSync(file, "r+");
+  try {
+    fs.writeSync(fd, npyHeader(rows, dim), 0, NPY_HEADER_BYTES, 0);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** OUT.shapes.json for an f32 output ({num_texts, shapes: [[rows, dim]…]}), streamed from its index. */

@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import readline from "node:readline";
-import { indexFile, jobFile, readJob, skippedFile, writeShapes, type JobRecord } from "./corpus.js";
+import { indexFile, jobFile, npyHeader, NPY_HEADER_BYTES, patchNpyRows, readJob, skippedFile, writeShapes, type JobRecord } from "./corpus.js";
 import { writeJsonAtomic } from "../util/fs.js";
 import { UserError } from "../errors.js";
 
@@ -55,13 +55,15 @@ export async function mergeShards(parts: string[], output: string, force: boolea
   if (fs.existsSync(output) && !force) throw new UserError(`${output} already exists; pass --force to overwrite it`);
 
   const order = Array.from({ length: n }, (_, s) => byShard.get(s)!);
-  const f32 = first!.format === "f32";
+  const f32 = first!.format !== "jsonl"; // raw float32 rows (f32, or npy after its header)
+  const npy = first!.format === "npy";
   const dim = jobs.find((j) => j.dim !== null)?.dim ?? null;
   const data = order.map((i) => (f32 ? fs.openSync(parts[i]!, "r") : new Lines(parts[i]!)));
   const index = order.map((i) => new Lines(f32 ? indexFile(parts[i]!) : parts[i]!));
   const skipped = order.map((i) => new Lines(skippedFile(parts[i]!)));
-  const dataOffset = order.map(() => 0);
+  const dataOffset = order.map(() => (npy ? NPY_HEADER_BYTES : 0));
   const outFd = fs.openSync(output, "w");
+  if (npy) fs.writeSync(outFd, npyHeader(0, dim ?? 0));
   const outIndex = f32 ? fs.openSync(indexFile(output), "w") : undefined;
   let outSkipped: number | undefined;
   let texts = 0;
@@ -109,6 +111,7 @@ export async function mergeShards(parts: string[], output: string, force: boolea
   if (texts !== total) throw new UserError(`Merged ${texts} texts but the shards hold ${total}; a shard output was changed after it was written`);
   const job: JobRecord = { ...first!, key: "merged", complete: true, shard: [0, 1], chunks: Math.max(...jobs.map((j) => j.chunks)), records: Math.max(...jobs.map((j) => j.records)), texts, rows, skipped: skippedCount, dim, bytes: {} };
   writeJsonAtomic(jobFile(output), job);
+  if (npy) patchNpyRows(output, rows, dim ?? 0);
   if (f32) await writeShapes(output);
   return { texts, shards: n };
 }

@@ -59,7 +59,7 @@ export async function main(): Promise<void> {
     .option("-o, --output <file>", "output file (default stdout; required for f32, resuming, shards)")
     .option(
       "--format <format>",
-      "json (one object, built in memory: small inputs), jsonl (one line per text: index, id, shape, embedding), or f32 (raw little-endian float32 rows + <output>.index.jsonl + <output>.shapes.json)",
+      "json (one object, built in memory: small inputs), jsonl (one line per text: index, id, shape, embedding), f32 (raw little-endian float32 rows + <output>.index.jsonl + <output>.shapes.json), or npy (the same rows as one NumPy [rows, dim] array)",
       "json",
     )
     .option("--pool-factor <n>", "documents: hierarchical token pooling factor", parseIntOption("--pool-factor"))
@@ -87,9 +87,9 @@ export async function main(): Promise<void> {
     return;
   }
   if (flags.type !== "query" && flags.type !== "document") throw new UserError(`--type must be query or document, got "${flags.type}"`);
-  if (!["json", "jsonl", "f32"].includes(flags.format)) throw new UserError(`--format must be json, jsonl or f32, got "${flags.format}"`);
-  if (flags.format === "f32" && !flags.output) throw new UserError(`--format f32 needs --output FILE`);
-  if (flags.shard && (flags.format === "json" || !flags.output)) throw new UserError("--shard needs --format jsonl or f32 and --output FILE");
+  if (!["json", "jsonl", "f32", "npy"].includes(flags.format)) throw new UserError(`--format must be json, jsonl, f32 or npy, got "${flags.format}"`);
+  if ((flags.format === "f32" || flags.format === "npy") && !flags.output) throw new UserError(`--format ${flags.format} needs --output FILE`);
+  if (flags.shard && (flags.format === "json" || !flags.output)) throw new UserError("--shard needs --format jsonl, f32 or npy and --output FILE");
   if (flags.json && !flags.output) throw new UserError("--json needs --output FILE (stdout carries the embeddings otherwise)");
   if (flags.input !== "-" && !(await import("node:fs")).existsSync(flags.input)) throw new UserError(`Input file not found: ${flags.input}`);
 
@@ -121,7 +121,7 @@ export async function main(): Promise<void> {
       input: flags.input,
       jsonl: !!flags.jsonlInput,
       output: flags.output ?? "-",
-      format: flags.format as "jsonl" | "f32",
+      format: flags.format as "jsonl" | "f32" | "npy",
       type: flags.type,
       poolFactor: flags.poolFactor,
       chunkSize: flags.chunkSize,
