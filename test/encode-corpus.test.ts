@@ -210,4 +210,9 @@ test("a bad input line is named (the work before it kept), or skipped and listed
   assert.deepEqual(JSON.parse(fs.readFileSync(out + ".skipped.jsonl", "utf8")), { index: 9, line: 11, reason: 'is neither a JSON string nor an object with a "text" field' });
   const ids = fs.readFileSync(out, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { id: number }).id);
   assert.deepEqual(ids, Array.from({ length: 12 }, (_, i) => i));
+  // Fixed input, fresh run: no stale list of skipped lines is left behind.
+  fs.writeFileSync(input, lines.filter((l) => !l.includes('"text": 42')).join("\n") + "\n");
+  r = cli([...args, "--force"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(fs.existsSync(out + ".skipped.jsonl"), false);
 });

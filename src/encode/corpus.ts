@@ -169,6 +169,8 @@ export async function encodeCorpus(encoder: ColbertEncoder, opts: CorpusOptions)
     fs.mkdirSync(path.dirname(path.resolve(opts.output)), { recursive: true });
   }
   const resumedFrom = job.records;
+  // A fresh start replaces an earlier run's side files too (a stale skipped list would mislead).
+  if (!toStdout && resumedFrom === 0) for (const f of [skippedFile(opts.output), `${opts.output}.shapes.json`]) fs.rmSync(f, { force: true });
 
   const files: Record<string, AppendFile> = {};
   const open = (name: string, file: string) => (files[name] ??= new AppendFile(file, job.bytes[name] ?? 0));
