@@ -1,5 +1,5 @@
 /**
- * Library entry point: export, quantize, check, encode, Hub. The HTTP server is its own entry
+ * Library entry point: export, quantize, check, encode (texts and corpora), Hub. The HTTP server is its own entry
  * (`pylate-onnx-export/server`), so that this one's types need nothing from @types/node.
  */
 export { exportModel, type ExportOptions, type ExportResult } from "./export/exporter.js";
@@ -7,6 +7,9 @@ export type { OnnxConfig } from "./colbert/onnx-config.js";
 export { quantizeModel, type QuantizeReport } from "./quantize/index.js";
 export { ColbertEncoder, maxSim, type Embedding, type EncoderOptions, type EncodeOptions } from "./runtime/encoder.js";
 export { poolDocument } from "./runtime/pooling.js";
+export { resolveModel, type ResolvedModel } from "./runtime/model-source.js";
+export { encodeCorpus, type CorpusOptions, type CorpusSummary } from "./encode/corpus.js";
+export { mergeShards } from "./encode/merge.js";
 export { downloadModel, downloadRepo } from "./hub/download.js";
 export { pushFolder } from "./hub/upload.js";
 export { auditExport, type AuditReport, type AuditOptions, type Finding } from "./check/audit.js";

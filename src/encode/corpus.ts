@@ -32,7 +32,7 @@ export const NPY_HEADER_BYTES = 128;
  * right-aligned in a fixed-width field (a Python literal may hold spaces), so the header keeps
  * its size whatever the count.
  */
-export function npyHeader(rows: number, dim: number): Buffer {
+export function npyHeader(rows: number, dim: number): Uint8Array {
   const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${String(rows).padStart(20)}, ${dim}), }`;
   const header = Buffer.alloc(NPY_HEADER_BYTES, 0x20);
   Buffer.from("\x93NUMPY", "latin1").copy(header, 0);
