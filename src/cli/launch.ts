@@ -25,7 +25,7 @@ async function checkOnnxRuntime(): Promise<void> {
   } catch {
     throw new UserError(
       "onnxruntime-node is not installed: its install script (which downloads CUDA libraries on Linux x64) failed, so npm skipped it. " +
-        "Install it without that step: ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@1.30 (the CPU runtime ships inside the package)",
+        "Reinstall without that step: ONNXRUNTIME_NODE_INSTALL=skip npm install pylate-onnx-export (add -g for a global install; the CPU runtime ships inside the package)",
     );
   }
   try {
