@@ -5,10 +5,10 @@
  * file is written for it: integer ids always, and the unknown token listed when PyLate would map a
  * skiplist word to it.
  */
-import fs from "node:fs";
 import path from "node:path";
 import type { ColbertCheckpoint } from "./checkpoint.js";
 import { UserError } from "../errors.js";
+import { readExportJson } from "../util/fs.js";
 import { TokenizerVocab, type PreparedTokenizer } from "./tokenizer.js";
 
 /** Every key NextPlaid reads from onnx_config.json. */
@@ -121,13 +121,7 @@ export function onnxConfig(ck: ColbertCheckpoint, modelName: string): OnnxConfig
  */
 export function readOnnxConfig(dir: string): OnnxConfig {
   const file = path.join(dir, "onnx_config.json");
-  if (!fs.existsSync(file)) throw new UserError(`onnx_config.json not found: ${file}; pass a folder written by pylate-onnx-export`);
-  let cfg: OnnxConfig;
-  try {
-    cfg = JSON.parse(fs.readFileSync(file, "utf8")) as OnnxConfig;
-  } catch (e) {
-    throw new UserError(`Unreadable ${file} (${(e as Error).message}); re-export the model`);
-  }
+  const cfg = readExportJson<OnnxConfig>(file);
   if (!cfg || typeof cfg !== "object") throw new UserError(`Unreadable ${file}: not a JSON object; re-export the model`);
   cfg.mask_token_id ??= cfg.pad_token_id ?? 0;
   cfg.pad_token_id ??= cfg.mask_token_id;

@@ -7,16 +7,21 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ColbertTokenizer, type InputType } from "./tokenizer.js";
-import { SessionPool, type Embedding, type WorkItem } from "./session-pool.js";
+import { SessionPool, type WorkItem } from "./session-pool.js";
 import { cpuFlags, int8SaturationWarning } from "../quantize/saturation.js";
 import { readOnnxConfig, type OnnxConfig } from "../colbert/onnx-config.js";
 import { environmentError, UserError } from "../errors.js";
 import { isExportFolder, resolveModel } from "./model-source.js";
 import type { Logger } from "../util/log.js";
 import { createRequire } from "node:module";
+import { readExportJson } from "../util/fs.js";
 
 /** One text's token embeddings: `rows` × `dim`, row-major, each row L2-normalised. */
-export type { Embedding };
+export interface Embedding {
+  rows: number;
+  dim: number;
+  data: Float32Array;
+}
 
 export interface EncoderOptions {
   /** model_int8.onnx (true), model.onnx (false, the default), or model_int8.onnx when the folder has it ("auto"). */
@@ -49,15 +54,6 @@ export interface EncodeOptions {
 }
 
 
-function readJson<T>(file: string, what: string): T {
-  if (!fs.existsSync(file)) throw new UserError(`${what} not found: ${file}; pass a folder written by pylate-onnx-export`);
-  try {
-    return JSON.parse(fs.readFileSync(file, "utf8")) as T;
-  } catch (e) {
-    throw new UserError(`Unreadable ${file} (${(e as Error).message}); re-export the model`);
-  }
-}
-
 /** Longest input the backbone's position embeddings allow (RoBERTa's start after padding_idx). */
 function maxInputLength(hf: Record<string, unknown>): number | undefined {
   const max = hf["max_position_embeddings"];
@@ -69,7 +65,7 @@ function maxInputLength(hf: Record<string, unknown>): number | undefined {
 function checkLengths(dir: string, config: OnnxConfig): void {
   const file = path.join(dir, "config.json");
   if (!fs.existsSync(file)) return;
-  const limit = maxInputLength(readJson<Record<string, unknown>>(file, "config.json"));
+  const limit = maxInputLength(readExportJson<Record<string, unknown>>(file));
   for (const [name, value] of [["query_length", config.query_length], ["document_length", config.document_length]] as const) {
     if (limit !== undefined && value > limit) throw new UserError(`${name} ${value} exceeds the ${limit} positions this model supports; use a smaller length`);
   }

@@ -14,14 +14,9 @@ import { fileURLToPath } from "node:url";
 import type * as ort from "onnxruntime-node";
 import type { InitMessage, RunMessage, WorkerReply } from "./session-worker.js";
 import { withModelView } from "./model-view.js";
+import type { Embedding } from "./encoder.js";
 import type { InputType, TokenizedText } from "./tokenizer.js";
 import { padBatch } from "./batch.js";
-
-export interface Embedding {
-  rows: number;
-  dim: number;
-  data: Float32Array;
-}
 
 export interface WorkItem {
   type: InputType;

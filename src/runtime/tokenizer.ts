@@ -18,7 +18,7 @@ import { Tokenizer as JsTokenizer } from "@huggingface/tokenizers";
 import { TokenizerVocab } from "../colbert/tokenizer.js";
 import { preprocessText } from "../colbert/text.js";
 import type { OnnxConfig } from "../colbert/onnx-config.js";
-import { UserError } from "../errors.js";
+import { readExportJson } from "../util/fs.js";
 
 export type InputType = "query" | "document";
 
@@ -138,19 +138,13 @@ export class ColbertTokenizer {
 
   /** From an export folder's tokenizer.json (and tokenizer_config.json, for the pure-JS backend). */
   static async fromFolder(dir: string, config: OnnxConfig, opts: TokenizerOptions = {}): Promise<ColbertTokenizer> {
-    const read = (f: string, required: boolean): Record<string, unknown> => {
-      const file = path.join(dir, f);
-      if (!fs.existsSync(file)) {
-        if (required) throw new UserError(`${f} not found: ${file}; pass a folder written by pylate-onnx-export`);
-        return {};
-      }
-      try {
-        return JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
-      } catch (e) {
-        throw new UserError(`Unreadable ${file} (${(e as Error).message}); re-export the model`);
-      }
-    };
-    return ColbertTokenizer.create(read("tokenizer.json", true), read("tokenizer_config.json", false), config, opts);
+    const optional = path.join(dir, "tokenizer_config.json");
+    return ColbertTokenizer.create(
+      readExportJson<Record<string, unknown>>(path.join(dir, "tokenizer.json")),
+      fs.existsSync(optional) ? readExportJson<Record<string, unknown>>(optional) : {},
+      config,
+      opts,
+    );
   }
 
   get backend(): TokenizerBackend {
