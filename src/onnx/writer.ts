@@ -247,3 +247,28 @@ export function writeModel(file: string, model: ModelDef, opts: WriteOptions = {
   const files = external ? [file, dataFile] : [file];
   return { files, bytes: sink.written + (dataSink?.written ?? 0) };
 }
+
+/**
+ * A whole model encoded in memory, initializers inline — for the small compute graphs the index
+ * builds at run time (no weights; onnxruntime takes the bytes directly).
+ */
+export function encodeModel(model: ModelDef): Uint8Array {
+  const graph = new ProtoWriter();
+  for (const n of model.nodes) graph.message(1, encodeNode(n));
+  graph.string(2, model.graphName);
+  for (const t of model.initializers) graph.message(5, encodeTensorInline(t));
+  for (const i of model.inputs) graph.message(11, encodeValueInfo(i));
+  for (const o of model.outputs) graph.message(12, encodeValueInfo(o));
+  const m = new ProtoWriter();
+  m.varint(1, model.irVersion);
+  m.string(2, model.producerName);
+  m.string(3, model.producerVersion);
+  for (const o of model.opsetImports) {
+    const op = new ProtoWriter();
+    if (o.domain) op.string(1, o.domain);
+    op.varint(2, o.version);
+    m.message(8, op);
+  }
+  m.message(7, graph);
+  return m.finish();
+}

@@ -8,9 +8,8 @@
  * The sessions are created from a view of the model (model-view.ts): they map the weights from the
  * model file and share those pages, so N sessions cost far less than N copies.
  */
-import fs from "node:fs";
-import { Worker } from "node:worker_threads";
-import { fileURLToPath } from "node:url";
+import type { Worker } from "node:worker_threads";
+import { startWorker } from "../util/worker.js";
 import type * as ort from "onnxruntime-node";
 import type { InitMessage, RunMessage, WorkerReply } from "./session-worker.js";
 import { withModelView } from "./model-view.js";
@@ -38,17 +37,8 @@ export interface PoolOptions {
   sessionOptions: ort.InferenceSession.SessionOptions;
 }
 
-/**
- * The worker entry: compiled JavaScript, or the TypeScript source when running from sources (tests,
- * tsx). The host process's Node options are not passed on (`execArgv: []`): flags such as
- * `--input-type` (node -e) make a worker fail to start, and none is needed to run a session.
- */
-function startWorker(): Worker {
-  const js = new URL("./session-worker.js", import.meta.url);
-  if (fs.existsSync(fileURLToPath(js))) return new Worker(js, { execArgv: [] });
-  const ts = new URL("./session-worker.ts", import.meta.url).href;
-  const tsx = import.meta.resolve("tsx/esm/api");
-  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); });`, { eval: true, execArgv: [] });
+function startSessionWorker(): Worker {
+  return startWorker(import.meta.url, "session-worker");
 }
 
 /**
@@ -111,7 +101,7 @@ export class SessionPool {
         const files = file === modelFile ? [modelFile] : [file, modelFile];
         await Promise.all(
           Array.from({ length: opts.sessions }, async () => {
-            const w = new SessionWorker(startWorker());
+            const w = new SessionWorker(startSessionWorker());
             workers.push(w);
             const reply = await w.request({ type: "init", files, options: opts.sessionOptions });
             if (reply.type !== "ready") throw new Error(reply.type === "init-error" || reply.type === "error" ? reply.message : "unexpected reply");
@@ -215,7 +205,7 @@ export class SessionPool {
   private async replace(dead: SessionWorker): Promise<void> {
     const index = this.workers.indexOf(dead);
     await dead.worker.terminate();
-    const w = new SessionWorker(startWorker());
+    const w = new SessionWorker(startSessionWorker());
     const reply = await w.request({ type: "init", files: [this.modelFile], options: this.opts.sessionOptions });
     if (reply.type === "ready") {
       this.workers[index] = w;

@@ -3,6 +3,8 @@ import type http from "node:http";
 import type { ColbertEncoder, Embedding } from "../runtime/encoder.js";
 import type { InputType } from "../runtime/tokenizer.js";
 import { HttpError } from "./http.js";
+import type { RemoteEngine } from "../index/client.js";
+import { UpdateQueues, UpdateTracker, type QueueOptions } from "./updates.js";
 
 export interface ServerOptions {
   /** The model for /encode, /rerank_with_encoding and the *_with_encoding routes; without one they answer MODEL_NOT_LOADED. */
@@ -15,6 +17,12 @@ export interface ServerOptions {
   maxQueuedTexts?: number;
   modelName?: string;
   quantized?: boolean;
+  /** The index engine (started with startIndexEngine) for the /indices routes; without one they answer 404. */
+  indexEngine?: RemoteEngine;
+  /** Shown in /health. */
+  indexDir?: string;
+  /** Update batching and queue limits (NextPlaid's defaults). */
+  updateQueue?: QueueOptions;
 }
 
 export interface RequestContext {
@@ -29,10 +37,28 @@ export class ServerContext {
   readonly maxBody: number;
   readonly maxTexts: number;
   readonly maxQueued: number;
+  readonly tracker = new UpdateTracker();
+  private readonly queues?: UpdateQueues;
   constructor(readonly opts: ServerOptions) {
     this.maxBody = opts.maxBodyBytes ?? 100 * 2 ** 20;
     this.maxTexts = opts.maxTexts ?? 10_000;
     this.maxQueued = opts.maxQueuedTexts ?? 4096;
+    if (opts.indexEngine) this.queues = new UpdateQueues(opts.indexEngine, this.tracker, opts.updateQueue);
+  }
+
+  indices(): RemoteEngine {
+    if (!this.opts.indexEngine) throw new HttpError(404, "INDEX_NOT_FOUND", "This server serves no indices; start colbert-serve with --index-dir DIR to enable the index API");
+    return this.opts.indexEngine;
+  }
+
+  updates(): UpdateQueues {
+    this.indices();
+    return this.queues!;
+  }
+
+  /** Resolves when queued index writes are done (graceful shutdown). */
+  async idle(): Promise<void> {
+    await this.queues?.idle();
   }
 
   model(): ColbertEncoder {

@@ -13,6 +13,39 @@ export class HttpError extends Error {
 }
 
 export const badRequest = (message: string) => new HttpError(400, "BAD_REQUEST", message);
+/** A body whose fields have the wrong type or are missing (axum's 422 in NextPlaid). */
+export const unprocessable = (message: string) => new HttpError(422, "UNPROCESSABLE_ENTITY", message);
+
+/** A handler's answer with a status other than 200 (202 for queued work). */
+export class Reply {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {}
+}
+
+/** An optional non-negative integer field (422 when it is something else). */
+export function optionalCount(body: Record<string, unknown>, field: string): number | undefined {
+  const v = body[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw unprocessable(`${field} must be a non-negative integer`);
+  return v;
+}
+
+/** An optional array field (422 when it is not an array). */
+export function optionalArray(body: Record<string, unknown>, field: string): unknown[] | undefined {
+  const v = body[field];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw unprocessable(`${field} must be an array`);
+  return v;
+}
+
+/** A required string field. */
+export function requiredString(body: Record<string, unknown>, field: string): string {
+  const v = body[field];
+  if (typeof v !== "string") throw unprocessable(`${field} is required and must be a string`);
+  return v;
+}
 
 export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {

@@ -5,11 +5,16 @@
  * while requests are being encoded.
  */
 import http from "node:http";
-import { HttpError, parseJson, readBody } from "./http.js";
+import { HttpError, parseJson, readBody, Reply } from "./http.js";
+import { IndexError, type IndexErrorCode } from "../index/types.js";
 import { ServerContext, type RequestContext, type ServerOptions } from "./context.js";
 import { health } from "./handlers/health.js";
 import { encode } from "./handlers/encode.js";
 import { rerank, rerankWithEncoding } from "./handlers/rerank.js";
+import { declareIndex, deleteIndex, indexInfo, listIndices, updateIndexConfig } from "./handlers/indices.js";
+import { addDocuments, deleteDocuments, update, updateWithEncoding } from "./handlers/documents.js";
+import { search, searchFiltered, searchFilteredWithEncoding, searchWithEncoding } from "./handlers/search.js";
+import { metadataAll, metadataCheck, metadataCount, metadataGet, metadataQuery, metadataUpdate } from "./handlers/metadata.js";
 
 export type { ServerOptions };
 
@@ -38,7 +43,36 @@ const ROUTES: Route[] = [
   route("POST", "/encode", encode),
   route("POST", "/rerank", rerank),
   route("POST", "/rerank_with_encoding", rerankWithEncoding),
+  route("GET", "/indices", listIndices),
+  route("POST", "/indices", declareIndex),
+  route("GET", "/indices/{name}", indexInfo),
+  route("DELETE", "/indices/{name}", deleteIndex),
+  route("PUT", "/indices/{name}/config", updateIndexConfig),
+  route("POST", "/indices/{name}/update", update),
+  route("POST", "/indices/{name}/update_with_encoding", updateWithEncoding),
+  route("POST", "/indices/{name}/documents", addDocuments),
+  route("DELETE", "/indices/{name}/documents", deleteDocuments),
+  route("POST", "/indices/{name}/search", search),
+  route("POST", "/indices/{name}/search/filtered", searchFiltered),
+  route("POST", "/indices/{name}/search_with_encoding", searchWithEncoding),
+  route("POST", "/indices/{name}/search/filtered_with_encoding", searchFilteredWithEncoding),
+  route("GET", "/indices/{name}/metadata", metadataAll),
+  route("GET", "/indices/{name}/metadata/count", metadataCount),
+  route("POST", "/indices/{name}/metadata/check", metadataCheck),
+  route("POST", "/indices/{name}/metadata/query", metadataQuery),
+  route("POST", "/indices/{name}/metadata/get", metadataGet),
+  route("POST", "/indices/{name}/metadata/update", metadataUpdate),
 ];
+
+/** NextPlaid's HTTP status for each index error code (error.rs). */
+const INDEX_ERROR_STATUS: Record<IndexErrorCode, number> = {
+  INDEX_NOT_FOUND: 404,
+  INDEX_NOT_DECLARED: 404,
+  METADATA_NOT_FOUND: 404,
+  INDEX_ALREADY_EXISTS: 409,
+  BAD_REQUEST: 400,
+  DIMENSION_MISMATCH: 400,
+};
 
 /** CORS as NextPlaid's tower-http layer sends it: any origin, method and header. */
 function corsHeaders(req: http.IncomingMessage): Record<string, string> {
@@ -63,8 +97,7 @@ export function loadingHandler(): http.RequestListener {
   };
 }
 
-export function createRequestHandler(opts: ServerOptions): http.RequestListener {
-  const ctx = new ServerContext(opts);
+export function createRequestHandler(opts: ServerOptions, ctx = new ServerContext(opts)): http.RequestListener {
   return (req, res) => {
     const cors = corsHeaders(req);
     const send = (status: number, value: unknown) => {
@@ -99,11 +132,14 @@ export function createRequestHandler(opts: ServerOptions): http.RequestListener 
         throw pathKnown ? new HttpError(405, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${url}`) : new HttpError(404, "NOT_FOUND", `No route ${url}`);
       }
       const body = req.method === "POST" || req.method === "PUT" || req.method === "DELETE" ? await readJsonBody(req, ctx.maxBody) : {};
-      send(200, await match.route.handler(ctx, { req, body, params: match.params, signal: abort.signal }));
+      const result = await match.route.handler(ctx, { req, body, params: match.params, signal: abort.signal });
+      if (result instanceof Reply) send(result.status, result.body);
+      else send(200, result);
     };
     handle().catch((e: unknown) => {
       if (abort.signal.aborted) return;
       if (e instanceof HttpError) send(e.status, { code: e.code, message: e.message });
+      else if (e instanceof IndexError) send(INDEX_ERROR_STATUS[e.code], { code: e.code, message: e.message });
       else send(500, { code: "INTERNAL_ERROR", message: (e as Error)?.message ?? String(e) });
     });
   };

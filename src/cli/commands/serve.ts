@@ -1,8 +1,10 @@
-/** colbert-serve: NextPlaid-compatible HTTP server (encode, rerank) over a ColBERT model. */
+/** colbert-serve: NextPlaid-compatible HTTP server — encode and rerank over a ColBERT model, and the index API over --index-dir. */
 import { Command } from "commander";
 import http from "node:http";
 import path from "node:path";
 import { createRequestHandler, loadingHandler } from "../../server/server.js";
+import { ServerContext } from "../../server/context.js";
+import { startIndexEngine, type RemoteEngine } from "../../index/client.js";
 import { UserError } from "../../errors.js";
 import { VERSION } from "../../version.js";
 import { addEncoderOptions, loadEncoder, type EncoderFlags } from "../encoder-options.js";
@@ -14,6 +16,7 @@ interface Flags extends EncoderFlags {
   maxBody?: number;
   maxQueue?: number;
   shutdownTimeout: number;
+  indexDir?: string;
 }
 
 function parsePort(value: string): number {
@@ -25,18 +28,23 @@ function parsePort(value: string): number {
 export async function main(): Promise<void> {
   const cmd = addEncoderOptions(new Command(), "auto", "auto")
     .name("colbert-serve")
-    .description("Serve a ColBERT model over HTTP with the NextPlaid API (/encode, /rerank, /rerank_with_encoding, /health). Inference runs on its own threads.")
+    .description(
+      "Serve the NextPlaid HTTP API: /encode and /rerank over a ColBERT model (--model), and indices — create, add documents with metadata, search with embeddings or text, filters, keyword and hybrid search — stored under --index-dir. Inference and index work run on their own threads.",
+    )
     .version(VERSION, "--version")
     .option("--host <host>", "address to listen on (0.0.0.0 serves other machines)", "127.0.0.1")
     .option("--port <n>", "port (0 picks a free one)", parsePort, 8080)
     .option("--max-body <bytes>", "largest request body (default 100 MB, as NextPlaid)", parseIntOption("--max-body"))
     .option("--max-queue <texts>", "texts allowed to wait for the model before requests get 503 (default 4096)", parseIntOption("--max-queue"))
+    .option("--index-dir <dir>", "folder of indices: enables the /indices API (created if missing; --model is then optional)")
     .option("--shutdown-timeout <s>", "on SIGTERM, seconds to let requests in flight finish", parseIntOption("--shutdown-timeout"), 30)
     .option("--quiet", "no startup output");
   withHelp(cmd, [
     "colbert-serve --model ./model-onnx                        # INT8 when the folder has model_int8.onnx",
     "colbert-serve --model lightonai/GTE-ModernColBERT-v1      # a PyLate checkpoint: exported once, cached",
     "colbert-serve --model me/model-onnx --fp32 --host 0.0.0.0 # a published export, FP32",
+    "colbert-serve --model ./model-onnx --index-dir ./indices  # + the index API (search_with_encoding, …)",
+    "colbert-serve --index-dir ./indices                       # indices only: embeddings in, embeddings out",
     `curl -s localhost:8080/encode -H 'content-type: application/json' -d '{"texts":["hi"],"input_type":"query"}'`,
   ]);
   if (!parseCommand(cmd)) return;
@@ -56,15 +64,19 @@ export async function main(): Promise<void> {
     });
     server.listen(flags.port, flags.host, () => resolve());
   });
-  let encoder;
+  let encoder: Awaited<ReturnType<typeof loadEncoder>> | undefined;
+  let indexEngine: RemoteEngine | undefined;
   try {
-    encoder = await loadEncoder(flags, "auto");
+    if (flags.indexDir) indexEngine = await startIndexEngine(path.resolve(flags.indexDir));
+    if (flags.model || !flags.indexDir) encoder = await loadEncoder(flags, "auto");
   } catch (e) {
     server.close();
+    await indexEngine?.close();
     throw e;
   }
-  const int8 = path.basename(encoder.modelFile) === "model_int8.onnx";
-  const serve = createRequestHandler({ encoder, quantized: int8, maxBodyBytes: flags.maxBody, maxQueuedTexts: flags.maxQueue });
+  const int8 = encoder ? path.basename(encoder.modelFile) === "model_int8.onnx" : false;
+  const ctx = new ServerContext({ encoder, quantized: int8, maxBodyBytes: flags.maxBody, maxQueuedTexts: flags.maxQueue, indexEngine, indexDir: flags.indexDir });
+  const serve = createRequestHandler(ctx.opts, ctx);
   let stopping = false;
   const inFlight = new Set<http.ServerResponse>();
   // While stopping, answers close their connection, so keep-alive clients do not hold the exit.
@@ -85,12 +97,17 @@ export async function main(): Promise<void> {
   };
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : flags.port;
-  log(`Model: ${encoder.source}`);
+  if (encoder) {
+    log(`Model: ${encoder.source}`);
+    log(
+      `Inference: ${path.basename(encoder.modelFile)} (${int8 ? "INT8" : "FP32"}), ${encoder.executionProvider} provider, ` +
+        `${encoder.sessionCount} session(s) × ${encoder.threads} thread(s), batches of ${encoder.batchSize}`,
+    );
+  }
+  if (flags.indexDir) log(`Indices: ${path.resolve(flags.indexDir)}`);
   log(
-    `Inference: ${path.basename(encoder.modelFile)} (${int8 ? "INT8" : "FP32"}), ${encoder.executionProvider} provider, ` +
-      `${encoder.sessionCount} session(s) × ${encoder.threads} thread(s), batches of ${encoder.batchSize}`,
+    `colbert-serve ${VERSION}: ${encoder ? `${path.resolve(encoder.dir)} (${encoder.config.model_name}, ${path.basename(encoder.modelFile)}, ${int8 ? "INT8" : "FP32"})` : "no model"} on http://${flags.host}:${port}`,
   );
-  log(`colbert-serve ${VERSION}: ${path.resolve(encoder.dir)} (${encoder.config.model_name}, ${path.basename(encoder.modelFile)}, ${int8 ? "INT8" : "FP32"}) on http://${flags.host}:${port}`);
 
   // Graceful shutdown: stop accepting, let requests in flight finish (bounded), release the model.
   const stop = () => {
@@ -103,7 +120,11 @@ export async function main(): Promise<void> {
     deadline.unref();
     inFlight.forEach(closeAfter);
     server.close(() => {
-      void encoder.close().then(() => process.exit(0));
+      // Queued index writes finish (each commits atomically; a kill would keep the state before).
+      void ctx
+        .idle()
+        .then(() => Promise.all([encoder?.close(), indexEngine?.close()]))
+        .then(() => process.exit(0));
     });
     if (inFlight.size === 0) server.closeAllConnections();
     else server.closeIdleConnections();

@@ -3,17 +3,19 @@ import path from "node:path";
 import { VERSION } from "../../version.js";
 import type { ServerContext } from "../context.js";
 
-export function health(ctx: ServerContext) {
+export async function health(ctx: ServerContext) {
+  const engine = ctx.opts.indexEngine;
+  const indices = engine ? await engine.overview() : [];
   const encoder = ctx.opts.encoder;
   const cfg = encoder?.config;
   return {
     status: "healthy",
     version: VERSION,
-    loaded_indices: 0,
-    index_dir: "",
+    loaded_indices: indices.filter((i) => i.num_documents > 0 || i.dimension > 0).length,
+    index_dir: ctx.opts.indexDir ?? "",
     memory_usage_bytes: process.memoryUsage().rss,
-    indices: [],
-    updates: [],
+    indices: indices.map(({ metadata_count: _, ...rest }) => rest),
+    updates: ctx.tracker.list(),
     model:
       encoder && cfg
         ? {

@@ -1,0 +1,173 @@
+/**
+ * The residual codec (NextPlaid codec.rs / index.rs): each token embedding is stored as the id of
+ * its nearest centroid plus its residual quantised to `nbits` per dimension. Buckets come from
+ * quantiles of all held-out residual values; decompression is centroid + bucket weight,
+ * L2-normalised.
+ */
+
+export interface Codec {
+  dim: number;
+  nbits: 2 | 4;
+  /** Number of centroids. */
+  k: number;
+  /** [k, dim], unit rows. */
+  centroids: Float32Array;
+  /** 2^nbits − 1 increasing bucket boundaries. */
+  cutoffs: Float32Array;
+  /** 2^nbits bucket values. */
+  weights: Float32Array;
+  /** Mean |residual| per dimension (kept for the file format; not used to decompress). */
+  avgResidual: Float32Array;
+}
+
+/** Bytes of one token's packed residual. */
+export const packedBytes = (dim: number, nbits: number) => (dim * nbits) / 8;
+
+/** numpy's "linear" quantile of an ascending-sorted array. */
+export function quantileSorted(sorted: Float32Array | Float64Array, q: number): number {
+  if (sorted.length === 0) return 0;
+  const p = q * (sorted.length - 1);
+  const lo = Math.floor(p);
+  const hi = Math.ceil(p);
+  const w = p - lo;
+  return sorted[lo]! * (1 - w) + sorted[hi]! * w;
+}
+
+/**
+ * Trains the bucket cutoffs/weights and the cluster threshold from held-out residuals
+ * ([rows, dim], row-major).
+ */
+export function trainBuckets(
+  residuals: Float32Array,
+  rows: number,
+  dim: number,
+  nbits: number,
+): { cutoffs: Float32Array; weights: Float32Array; avgResidual: Float32Array; clusterThreshold: number } {
+  const n = 2 ** nbits;
+  const avgResidual = new Float32Array(dim);
+  const norms = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) {
+      const v = residuals[r * dim + j]!;
+      avgResidual[j]! += Math.abs(v);
+      s += v * v;
+    }
+    norms[r] = Math.sqrt(s);
+  }
+  if (rows > 0) for (let j = 0; j < dim; j++) avgResidual[j]! /= rows;
+  const sorted = residuals.slice(0, rows * dim).sort();
+  norms.sort();
+  const cutoffs = new Float32Array(n - 1);
+  const weights = new Float32Array(n);
+  for (let i = 1; i < n; i++) cutoffs[i - 1] = quantileSorted(sorted, i / n);
+  for (let i = 0; i < n; i++) weights[i] = quantileSorted(sorted, (i + 0.5) / n);
+  return { cutoffs, weights, avgResidual, clusterThreshold: quantileSorted(norms, 0.75) };
+}
+
+/** The bucket of a residual value: how many cutoffs it exceeds (strictly). */
+function bucketOf(v: number, cutoffs: Float32Array): number {
+  let b = 0;
+  while (b < cutoffs.length && v > cutoffs[b]!) b++;
+  return b;
+}
+
+/** Reverses the low `nbits` bits of `x` (NextPlaid writes each bucket least significant bit first). */
+function reverseBits(x: number, nbits: number): number {
+  let r = 0;
+  for (let i = 0; i < nbits; i++) r |= ((x >> i) & 1) << (nbits - 1 - i);
+  return r;
+}
+
+/**
+ * Packs the residuals (embeddings − their centroids) of `rows` tokens, NextPlaid's bit layout:
+ * per token a bit stream, dimension by dimension, each bucket LSB first, bytes filled MSB first.
+ * Also returns each token's residual norm (for outlier detection and the threshold).
+ */
+export function compressResiduals(
+  codec: Codec,
+  embeddings: Float32Array,
+  codes: Int32Array,
+  rows: number,
+): { packed: Uint8Array; norms: Float32Array } {
+  const { dim, nbits, centroids, cutoffs } = codec;
+  const bytes = packedBytes(dim, nbits);
+  const perByte = 8 / nbits;
+  const packed = new Uint8Array(rows * bytes);
+  const norms = new Float32Array(rows);
+  const rev = Int32Array.from({ length: 2 ** nbits }, (_, b) => reverseBits(b, nbits));
+  for (let r = 0; r < rows; r++) {
+    const e = r * dim;
+    const c = codes[r]! * dim;
+    let s = 0;
+    for (let byte = 0; byte < bytes; byte++) {
+      let value = 0;
+      for (let p = 0; p < perByte; p++) {
+        const j = byte * perByte + p;
+        const res = embeddings[e + j]! - centroids[c + j]!;
+        s += res * res;
+        value |= rev[bucketOf(res, cutoffs)]! << (8 - nbits * (p + 1));
+      }
+      packed[r * bytes + byte] = value;
+    }
+    norms[r] = Math.sqrt(s);
+  }
+  return { packed, norms };
+}
+
+/**
+ * For each byte value, the bucket weights of the `8 / nbits` dimensions it holds: decompression is
+ * then one table row per byte.
+ */
+export function byteLookup(codec: Codec): Float32Array {
+  const { nbits, weights } = codec;
+  const perByte = 8 / nbits;
+  const mask = 2 ** nbits - 1;
+  const lut = new Float32Array(256 * perByte);
+  for (let v = 0; v < 256; v++) {
+    for (let p = 0; p < perByte; p++) {
+      const bits = (v >> (8 - nbits * (p + 1))) & mask;
+      lut[v * perByte + p] = weights[reverseBits(bits, nbits)]!;
+    }
+  }
+  return lut;
+}
+
+/**
+ * Decompresses tokens `[from, to)` (codes and packed residuals of the whole index) into `out`
+ * ([to − from, dim]): centroid + bucket weights, each row L2-normalised.
+ */
+export function decompress(codec: Codec, lut: Float32Array, codes: Int32Array, packed: Uint8Array, from: number, to: number, out: Float32Array, outOffset = 0): void {
+  const { dim, nbits, centroids } = codec;
+  const bytes = packedBytes(dim, nbits);
+  const perByte = 8 / nbits;
+  for (let t = from; t < to; t++) {
+    const o = outOffset + (t - from) * dim;
+    const c = codes[t]! * dim;
+    const pb = t * bytes;
+    let s = 0;
+    if (perByte === 2) {
+      for (let byte = 0; byte < bytes; byte++) {
+        const l = packed[pb + byte]! * 2;
+        const j = byte * 2;
+        const a = centroids[c + j]! + lut[l]!;
+        const b = centroids[c + j + 1]! + lut[l + 1]!;
+        out[o + j] = a;
+        out[o + j + 1] = b;
+        s += a * a + b * b;
+      }
+    } else {
+      for (let byte = 0; byte < bytes; byte++) {
+        const l = packed[pb + byte]! * perByte;
+        for (let p = 0; p < perByte; p++) {
+          const j = byte * perByte + p;
+          const v = centroids[c + j]! + lut[l + p]!;
+          out[o + j] = v;
+          s += v * v;
+        }
+      }
+    }
+    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+    for (let j = 0; j < dim; j++) out[o + j]! *= inv;
+  }
+}

@@ -1,0 +1,383 @@
+/**
+ * The PLAID implementation of IndexEngine (types.ts): a folder of indices, each declared with a
+ * config, built by its first update, then appended to, deleted from, searched (semantic, filtered,
+ * keyword, hybrid) and queried for metadata. The HTTP server talks to it through a worker thread
+ * (worker.ts, client.ts); another engine could implement the same interface.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { writeJsonAtomic } from "../util/fs.js";
+import { FilterError } from "./filter.js";
+import { fuseRelative, fuseRrf } from "./fusion.js";
+import { Kernels } from "./kernels.js";
+import { MetadataDb, MetadataError, type FtsTokenizer, type MetadataRow } from "./metadata.js";
+import { append, build, numDocs, numTokens, remove, search, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
+import { loadSnapshot, readManifest, sweep, writeSnapshot, type Manifest } from "./store.js";
+import { DEFAULT_START_FROM_SCRATCH, IndexError, type IndexConfig, type IndexEngine, type IndexInfo, type Progress, type QueryResult, type SearchRequest } from "./types.js";
+
+export { IndexError };
+
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+interface OpenIndex {
+  name: string;
+  dir: string;
+  config: IndexConfig;
+  db?: MetadataDb;
+  manifest?: Manifest;
+  snap?: PlaidSnapshot;
+  /** Serialises writers. */
+  lock: Promise<unknown>;
+}
+
+export class PlaidEngine implements IndexEngine {
+  private readonly open = new Map<string, OpenIndex>();
+
+  private constructor(
+    readonly root: string,
+    private readonly kernels: Kernels,
+  ) {}
+
+  static async create(root: string, threads?: number): Promise<PlaidEngine> {
+    fs.mkdirSync(root, { recursive: true });
+    return new PlaidEngine(root, await Kernels.create(threads));
+  }
+
+  private checkName(name: string): void {
+    if (name === "") throw new IndexError("BAD_REQUEST", "Index name cannot be empty");
+    if (!NAME.test(name) || name.includes("..")) {
+      throw new IndexError("BAD_REQUEST", `Invalid index name '${name}': use letters, digits, '_', '-' and '.' (at most 128 characters)`);
+    }
+  }
+
+  /** The index `name` as on disk now (undefined when there is no such folder with a config). */
+  private get(name: string): OpenIndex | undefined {
+    this.checkName(name);
+    const known = this.open.get(name);
+    if (known) return known;
+    const dir = path.join(this.root, name);
+    const configFile = path.join(dir, "config.json");
+    if (!fs.existsSync(configFile)) return undefined;
+    const stored = JSON.parse(fs.readFileSync(configFile, "utf8")) as Partial<IndexConfig>;
+    const ix: OpenIndex = { name, dir, config: withDefaults(stored), lock: Promise.resolve() };
+    if (fs.existsSync(path.join(dir, "metadata.db"))) {
+      ix.db = new MetadataDb(path.join(dir, "metadata.db"), ftsTokenizer(ix.config.fts_tokenizer));
+      ix.manifest = readManifest(ix.db);
+      sweep(dir, ix.manifest);
+      if (ix.manifest) ix.snap = loadSnapshot(dir, ix.manifest);
+    }
+    this.open.set(name, ix);
+    return ix;
+  }
+
+  private built(name: string): OpenIndex & { snap: PlaidSnapshot; manifest: Manifest; db: MetadataDb } {
+    const ix = this.get(name);
+    if (!ix?.snap || !ix.manifest || !ix.db) throw new IndexError("INDEX_NOT_FOUND", name);
+    return ix as OpenIndex & { snap: PlaidSnapshot; manifest: Manifest; db: MetadataDb };
+  }
+
+  private withDb(name: string): MetadataDb {
+    const ix = this.built(name);
+    return ix.db;
+  }
+
+  list(): string[] {
+    return this.names().filter((n) => this.get(n)?.snap);
+  }
+
+  private names(): string[] {
+    if (!fs.existsSync(this.root)) return [];
+    return fs
+      .readdirSync(this.root, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && NAME.test(e.name) && fs.existsSync(path.join(this.root, e.name, "config.json")))
+      .map((e) => e.name)
+      .sort();
+  }
+
+  overview(): IndexInfo[] {
+    const out: IndexInfo[] = [];
+    for (const name of this.names()) {
+      try {
+        const ix = this.get(name)!;
+        out.push(ix.snap ? this.info(name) : { ...emptyInfo(name, ix.config) });
+      } catch {
+        /* an unreadable index is left out, as NextPlaid does */
+      }
+    }
+    return out;
+  }
+
+  declare(name: string, config: Partial<IndexConfig>): IndexConfig {
+    this.checkName(name);
+    if (this.get(name)) throw new IndexError("INDEX_ALREADY_EXISTS", name);
+    const dir = path.join(this.root, name);
+    fs.mkdirSync(dir, { recursive: true });
+    const full = withDefaults(config);
+    writeJsonAtomic(path.join(dir, "config.json"), full);
+    this.open.delete(name);
+    return full;
+  }
+
+  config(name: string): IndexConfig | undefined {
+    return this.get(name)?.config;
+  }
+
+  setMaxDocuments(name: string, max: number | null): IndexConfig {
+    const ix = this.get(name);
+    if (!ix) throw new IndexError("INDEX_NOT_FOUND", name);
+    ix.config = { ...ix.config, max_documents: max };
+    writeJsonAtomic(path.join(ix.dir, "config.json"), ix.config);
+    return ix.config;
+  }
+
+  async drop(name: string): Promise<void> {
+    this.checkName(name);
+    const ix = this.open.get(name);
+    if (ix) {
+      await ix.lock.catch(() => undefined);
+      ix.db?.close();
+      this.open.delete(name);
+    }
+    fs.rmSync(path.join(this.root, name), { recursive: true, force: true });
+  }
+
+  info(name: string): IndexInfo {
+    const ix = this.built(name);
+    const n = numDocs(ix.snap);
+    const t = numTokens(ix.snap);
+    const info: IndexInfo = {
+      name,
+      num_documents: n,
+      num_embeddings: t,
+      num_partitions: ix.snap.codec.k,
+      avg_doclen: n > 0 ? t / n : 0,
+      dimension: ix.snap.codec.dim,
+      nbits: ix.snap.codec.nbits,
+      has_metadata: true,
+      metadata_count: ix.db.count(),
+    };
+    if (ix.config.max_documents !== null) info.max_documents = ix.config.max_documents;
+    return info;
+  }
+
+  /** Runs `fn` after the index's earlier writes (one writer at a time per index). */
+  private exclusive<T>(ix: OpenIndex, fn: () => Promise<T>): Promise<T> {
+    const run = ix.lock.then(fn, fn);
+    ix.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  async add(name: string, docs: Documents, dim: number, metadata: unknown[], progress?: Progress): Promise<{ first: number; count: number }> {
+    const ix = this.get(name);
+    if (!ix) throw new IndexError("INDEX_NOT_DECLARED", `Index '${name}' not declared. Call POST /indices first to declare the index.`);
+    if (metadata.length !== docs.doclens.length) throw new IndexError("BAD_REQUEST", `Metadata length (${metadata.length}) must match documents length (${docs.doclens.length})`);
+    return this.exclusive(ix, async () => {
+      if (ix.snap && ix.snap.codec.dim !== dim) throw new IndexError("DIMENSION_MISMATCH", `Expected dimension ${ix.snap.codec.dim}, got ${dim}`);
+      const db = (ix.db ??= new MetadataDb(path.join(ix.dir, "metadata.db"), ftsTokenizer(ix.config.fts_tokenizer)));
+      const cfg = ix.config;
+      const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, keepRaw: false, progress };
+      const before = ix.snap ? numDocs(ix.snap) : 0;
+      const total = before + docs.doclens.length;
+      let snap: PlaidSnapshot;
+      let mode: "none" | "append";
+      if (!ix.snap || before === 0 || (before <= cfg.start_from_scratch && ix.snap.raw)) {
+        // Small indices are rebuilt from scratch (fresh centroids) with the raw embeddings kept.
+        const all: Documents = ix.snap?.raw && before > 0 ? concatDocs({ data: ix.snap.raw, doclens: ix.snap.doclens }, docs) : docs;
+        snap = await build(this.kernels, all, dim, { ...opts, keepRaw: total <= cfg.start_from_scratch });
+        mode = "none";
+      } else {
+        snap = await append(this.kernels, ix.snap, docs, opts);
+        mode = "append";
+      }
+      progress?.("index_write", "writing index chunks");
+      const manifest = writeSnapshot(ix.dir, snap, ix.manifest, mode, cfg.batch_size);
+      progress?.("metadata_write", "writing metadata database");
+      try {
+        db.transaction(() => {
+          db.insert(metadata, before);
+          db.setState("manifest", JSON.stringify(manifest));
+        });
+      } catch (e) {
+        sweep(ix.dir, ix.manifest);
+        if (e instanceof MetadataError) throw new IndexError("BAD_REQUEST", e.message);
+        throw e;
+      }
+      ix.snap = snap;
+      ix.manifest = manifest;
+      sweep(ix.dir, manifest);
+      // Oldest documents go first when the index is over its limit.
+      const max = ix.config.max_documents;
+      if (max !== null && numDocs(snap) > max) await this.removeIds(ix, Int32Array.from({ length: numDocs(snap) - max }, (_, i) => i));
+      this.writeInfo(ix);
+      return { first: before, count: docs.doclens.length };
+    });
+  }
+
+  /** NextPlaid's metadata.json (informational: the manifest in metadata.db is what loads). */
+  private writeInfo(ix: OpenIndex): void {
+    if (!ix.snap) return;
+    const n = numDocs(ix.snap);
+    writeJsonAtomic(path.join(ix.dir, "metadata.json"), {
+      num_chunks: ix.manifest?.chunks.length ?? 0,
+      nbits: ix.snap.codec.nbits,
+      num_partitions: ix.snap.codec.k,
+      num_embeddings: numTokens(ix.snap),
+      avg_doclen: n > 0 ? numTokens(ix.snap) / n : 0,
+      num_documents: n,
+      embedding_dim: ix.snap.codec.dim,
+    });
+  }
+
+  private async removeIds(ix: OpenIndex, ids: Int32Array): Promise<number> {
+    if (!ix.snap || !ix.db || ids.length === 0) return 0;
+    const snap = remove(ix.snap, ids);
+    const manifest = writeSnapshot(ix.dir, snap, ix.manifest, { deleted: ids }, ix.config.batch_size);
+    const db = ix.db;
+    db.transaction(() => {
+      db.deleteAndRenumber(ids);
+      db.setState("manifest", JSON.stringify(manifest));
+    });
+    ix.snap = snap;
+    ix.manifest = manifest;
+    sweep(ix.dir, manifest);
+    this.writeInfo(ix);
+    return ids.length;
+  }
+
+  matching(name: string, condition: string, parameters: unknown[]): number[] {
+    const db = this.withDb(name);
+    try {
+      return db.where(condition, parameters);
+    } catch (e) {
+      if (e instanceof FilterError) throw new IndexError("BAD_REQUEST", `Invalid condition: ${e.message}`);
+      throw e;
+    }
+  }
+
+  async deleteWhere(name: string, condition: string, parameters: unknown[]): Promise<number> {
+    const ix = this.built(name);
+    return this.exclusive(ix, async () => {
+      const ids = this.matching(name, condition, parameters);
+      return this.removeIds(ix, Int32Array.from(ids));
+    });
+  }
+
+  async search(name: string, r: SearchRequest): Promise<QueryResult[]> {
+    const keywordOnly = r.queries.length === 0;
+    const ix = keywordOnly ? this.get(name) : this.built(name);
+    let subset = r.subset;
+    if (r.filterCondition !== undefined) {
+      if (!ix?.db) throw new IndexError("METADATA_NOT_FOUND", name);
+      try {
+        subset = ix.db.where(r.filterCondition, r.filterParameters);
+      } catch (e) {
+        if (e instanceof FilterError) throw new IndexError("BAD_REQUEST", `Invalid filter condition: ${e.message}`);
+        throw e;
+      }
+    }
+    const hybrid = !keywordOnly && r.textQuery !== undefined && r.textQuery.length > 0;
+    const fetchK = hybrid ? r.params.topK * 3 : r.params.topK;
+    const subsetIds = subset ? Int32Array.from(subset) : undefined;
+    const results: QueryResult[] = [];
+    const n = keywordOnly ? r.textQuery!.length : r.queries.length;
+    for (let i = 0; i < n; i++) {
+      let semantic: Hits | undefined;
+      if (!keywordOnly) {
+        const q = r.queries[i]!;
+        const snap = ix!.snap!;
+        if (q.dim !== snap.codec.dim) throw new IndexError("DIMENSION_MISMATCH", `Expected dimension ${snap.codec.dim}, got ${q.dim}`);
+        semantic = await search(this.kernels, snap, q.data, q.data.length / q.dim, { ...r.params, topK: fetchK }, subsetIds);
+      }
+      let keyword: Hits | undefined;
+      const text = r.textQuery?.[i];
+      if (text !== undefined && ix?.db) {
+        try {
+          keyword = ix.db.keyword(text, fetchK, subset);
+        } catch {
+          keyword = undefined; // FTS5 syntax errors mean "no keyword result", as NextPlaid
+        }
+      }
+      let hits: Hits;
+      if (semantic && keyword) hits = r.fusion === "rrf" ? fuseRrf(semantic, keyword, r.alpha, r.params.topK) : fuseRelative(semantic, keyword, r.alpha, r.params.topK);
+      else {
+        const h = semantic ?? keyword ?? { ids: [], scores: [] };
+        hits = { ids: h.ids.slice(0, r.params.topK), scores: h.scores.slice(0, r.params.topK) };
+      }
+      const rows = ix?.db ? new Map(ix.db.getByIds(hits.ids).map((row) => [Number(row["_subset_"]), row])) : new Map<number, MetadataRow>();
+      results.push({ query_id: i, document_ids: hits.ids, scores: hits.scores, metadata: hits.ids.map((id) => rows.get(id) ?? null) });
+    }
+    return results;
+  }
+
+  metadataAll(name: string): MetadataRow[] {
+    return this.withDb(name).getWhere(undefined, []);
+  }
+
+  metadataCount(name: string): { count: number; has_metadata: boolean } {
+    const ix = this.built(name);
+    return { count: ix.db.count(), has_metadata: true };
+  }
+
+  metadataGet(name: string, ids: number[] | undefined, condition: string | undefined, parameters: unknown[], limit: number | undefined): MetadataRow[] {
+    const db = this.withDb(name);
+    let rows: MetadataRow[];
+    try {
+      rows = ids ? db.getByIds(ids) : db.getWhere(condition, parameters);
+    } catch (e) {
+      if (e instanceof FilterError) throw new IndexError("BAD_REQUEST", `Invalid condition: ${e.message}`);
+      throw e;
+    }
+    return limit !== undefined ? rows.slice(0, limit) : rows;
+  }
+
+  metadataUpdate(name: string, condition: string, parameters: unknown[], updates: Record<string, unknown>): number {
+    const db = this.withDb(name);
+    try {
+      return db.update(condition, parameters, updates);
+    } catch (e) {
+      if (e instanceof FilterError || e instanceof MetadataError) throw new IndexError("BAD_REQUEST", `Update failed: ${e.message}`);
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const ix of this.open.values()) {
+      await ix.lock.catch(() => undefined);
+      ix.db?.close();
+    }
+    this.open.clear();
+    await this.kernels.release();
+  }
+}
+
+function ftsTokenizer(t: string): FtsTokenizer {
+  return t === "trigram" ? "trigram" : "unicode61";
+}
+
+export function withDefaults(c: Partial<IndexConfig>): IndexConfig {
+  const envDefault = Number(process.env["INDEX_DEFAULT_START_FROM_SCRATCH"]);
+  return {
+    nbits: c.nbits ?? 4,
+    batch_size: c.batch_size ?? 50_000,
+    seed: c.seed ?? null,
+    start_from_scratch: c.start_from_scratch ?? (Number.isInteger(envDefault) && envDefault >= 0 ? envDefault : DEFAULT_START_FROM_SCRATCH),
+    max_documents: c.max_documents ?? null,
+    fts_tokenizer: c.fts_tokenizer ?? "unicode61",
+  };
+}
+
+function emptyInfo(name: string, config: IndexConfig): IndexInfo {
+  const info: IndexInfo = { name, num_documents: 0, num_embeddings: 0, num_partitions: 0, avg_doclen: 0, dimension: 0, nbits: config.nbits, has_metadata: false, metadata_count: null };
+  if (config.max_documents !== null) info.max_documents = config.max_documents;
+  return info;
+}
+
+function concatDocs(a: Documents, b: Documents): Documents {
+  const data = new Float32Array(a.data.length + b.data.length);
+  data.set(a.data);
+  data.set(b.data, a.data.length);
+  const doclens = new Int32Array(a.doclens.length + b.doclens.length);
+  doclens.set(a.doclens);
+  doclens.set(b.doclens, a.doclens.length);
+  return { data, doclens };
+}

@@ -1,0 +1,95 @@
+/**
+ * The index module's one interface (IndexEngine) and the types that cross it — what a server
+ * needs from an index engine. Kept free of runtime dependencies (SQLite, onnxruntime), so code
+ * that only talks to an engine (the HTTP layer, the worker client) loads without them.
+ */
+import type { Fusion } from "./fusion.js";
+import type { MetadataRow } from "./metadata.js";
+import type { Documents, SearchParams } from "./plaid.js";
+
+export type IndexErrorCode = "INDEX_NOT_FOUND" | "INDEX_ALREADY_EXISTS" | "INDEX_NOT_DECLARED" | "METADATA_NOT_FOUND" | "BAD_REQUEST" | "DIMENSION_MISMATCH";
+
+/** An error a client caused; `code` is NextPlaid's error code. */
+export class IndexError extends Error {
+  constructor(
+    readonly code: IndexErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An index's config.json (NextPlaid's IndexConfigStored). */
+export interface IndexConfig {
+  nbits: 2 | 4;
+  batch_size: number;
+  seed: number | null;
+  start_from_scratch: number;
+  max_documents: number | null;
+  fts_tokenizer: string;
+}
+
+export const DEFAULT_START_FROM_SCRATCH = 999;
+
+export interface IndexInfo {
+  name: string;
+  num_documents: number;
+  num_embeddings: number;
+  num_partitions: number;
+  avg_doclen: number;
+  dimension: number;
+  nbits: number;
+  has_metadata: boolean;
+  metadata_count: number | null;
+  max_documents?: number;
+}
+
+export interface Query {
+  /** [tokens, dim] */
+  data: Float32Array;
+  dim: number;
+}
+
+export interface SearchRequest {
+  queries: Query[];
+  params: SearchParams;
+  subset?: number[];
+  textQuery?: string[];
+  alpha: number;
+  fusion: Fusion;
+  filterCondition?: string;
+  filterParameters: unknown[];
+}
+
+export interface QueryResult {
+  query_id: number;
+  document_ids: number[];
+  scores: number[];
+  metadata: (MetadataRow | null)[];
+}
+
+export type Progress = (stage: string, message: string) => void;
+
+/** What a server needs from an index engine. */
+export interface IndexEngine {
+  /** Names of indices with documents, sorted. */
+  list(): string[];
+  /** Every index folder: declared (config only) or built. */
+  overview(): IndexInfo[];
+  declare(name: string, config: Partial<IndexConfig>): IndexConfig;
+  config(name: string): IndexConfig | undefined;
+  setMaxDocuments(name: string, max: number | null): IndexConfig;
+  drop(name: string): Promise<void>;
+  info(name: string): IndexInfo;
+  add(name: string, docs: Documents, dim: number, metadata: unknown[], progress?: Progress): Promise<{ first: number; count: number }>;
+  /** Ids matching a filter (validates it: 400 on a bad condition). */
+  matching(name: string, condition: string, parameters: unknown[]): number[];
+  deleteWhere(name: string, condition: string, parameters: unknown[]): Promise<number>;
+  search(name: string, request: SearchRequest): Promise<QueryResult[]>;
+  metadataAll(name: string): MetadataRow[];
+  metadataCount(name: string): { count: number; has_metadata: boolean };
+  metadataGet(name: string, ids: number[] | undefined, condition: string | undefined, parameters: unknown[], limit: number | undefined): MetadataRow[];
+  metadataUpdate(name: string, condition: string, parameters: unknown[], updates: Record<string, unknown>): number;
+  close(): Promise<void>;
+}
+

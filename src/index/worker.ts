@@ -1,0 +1,50 @@
+/**
+ * The index engine on its own thread: k-means, compression and search run here, so the server's
+ * event loop never waits on vector math. Protocol (client.ts): "init" → "ready" | "init-error";
+ * "call" → "progress"* then "result" | "error".
+ */
+import { parentPort } from "node:worker_threads";
+import { PlaidEngine } from "./engine.js";
+import { IndexError, type IndexEngine } from "./types.js";
+
+export type WorkerRequest = { type: "init"; root: string; threads?: number } | { type: "call"; id: number; method: keyof IndexEngine; args: unknown[] };
+
+export type WorkerMessage =
+  | { type: "ready" }
+  | { type: "init-error"; message: string }
+  | { type: "progress"; id: number; stage: string; message: string }
+  | { type: "result"; id: number; value: unknown }
+  | { type: "error"; id: number; code?: string; message: string };
+
+const port = parentPort!;
+let engine: PlaidEngine | undefined;
+
+port.on("message", (msg: WorkerRequest) => {
+  if (msg.type === "init") {
+    PlaidEngine.create(msg.root, msg.threads).then(
+      (e) => {
+        engine = e;
+        port.postMessage({ type: "ready" } satisfies WorkerMessage);
+      },
+      (e: Error) => port.postMessage({ type: "init-error", message: e.message } satisfies WorkerMessage),
+    );
+    return;
+  }
+  const { id, method, args } = msg;
+  const run = async () => {
+    const fn = engine![method] as (...a: unknown[]) => unknown;
+    // The last argument of add() is its progress callback.
+    const callArgs = method === "add" ? [...args, (stage: string, message: string) => port.postMessage({ type: "progress", id, stage, message } satisfies WorkerMessage)] : args;
+    return await fn.apply(engine, callArgs);
+  };
+  run().then(
+    (value) => port.postMessage({ type: "result", id, value } satisfies WorkerMessage),
+    (e: unknown) =>
+      port.postMessage({
+        type: "error",
+        id,
+        code: e instanceof IndexError ? e.code : undefined,
+        message: (e as Error)?.message ?? String(e),
+      } satisfies WorkerMessage),
+  );
+});

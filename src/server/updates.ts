@@ -1,0 +1,226 @@
+/**
+ * Asynchronous index writes, as next-plaid-api runs them: one queue per index; updates arriving
+ * within 100 ms (up to 300 documents) are merged into one batch; deletes keep their place in the
+ * queue; a full queue answers 503. Progress is reported in /health `updates` (one entry per index,
+ * finished entries kept 10 minutes).
+ */
+import type { RemoteEngine } from "../index/client.js";
+import { HttpError } from "./http.js";
+
+export interface UpdateEntry {
+  index: string;
+  status: "queued" | "running" | "complete" | "failed";
+  stage: string;
+  queued_documents?: number;
+  processed_documents?: number;
+  started_at: string;
+  updated_at: string;
+  elapsed_ms: number;
+  message?: string;
+  error?: string;
+}
+
+const KEEP_FINISHED_MS = 10 * 60_000;
+const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
+
+export class UpdateTracker {
+  private entries = new Map<string, { e: Omit<UpdateEntry, "elapsed_ms" | "started_at" | "updated_at">; started: number; updated: number }>();
+
+  queued(index: string, documents: number, message: string): void {
+    const now = Date.now();
+    const cur = this.entries.get(index);
+    if (cur && cur.e.status === "running") {
+      cur.e.queued_documents = (cur.e.queued_documents ?? 0) + documents;
+      cur.updated = now;
+      return;
+    }
+    const queuedBefore = cur && cur.e.status === "queued" ? (cur.e.queued_documents ?? 0) : 0;
+    this.entries.set(index, { e: { index, status: "queued", stage: "queued", queued_documents: queuedBefore + documents, message }, started: cur?.e.status === "queued" ? cur.started : now, updated: now });
+  }
+
+  stage(index: string, stage: string, message: string): void {
+    const cur = this.entries.get(index);
+    const now = Date.now();
+    if (!cur) this.entries.set(index, { e: { index, status: "running", stage, message }, started: now, updated: now });
+    else {
+      Object.assign(cur.e, { status: "running", stage, message });
+      delete cur.e.error;
+      cur.updated = now;
+    }
+  }
+
+  complete(index: string, processed: number, message: string): void {
+    this.finish(index, { status: "complete", stage: "complete", processed_documents: processed, message });
+  }
+
+  failed(index: string, error: string): void {
+    this.finish(index, { status: "failed", stage: "failed", message: "update failed", error });
+  }
+
+  private finish(index: string, patch: Partial<UpdateEntry>): void {
+    const now = Date.now();
+    const cur = this.entries.get(index) ?? { e: { index, status: "running" as const, stage: "" }, started: now, updated: now };
+    Object.assign(cur.e, patch);
+    cur.updated = now;
+    this.entries.set(index, cur);
+  }
+
+  forget(index: string): void {
+    this.entries.delete(index);
+  }
+
+  list(): UpdateEntry[] {
+    const now = Date.now();
+    const out: UpdateEntry[] = [];
+    for (const [name, { e, started, updated }] of [...this.entries].sort((a, b) => a[0].localeCompare(b[0]))) {
+      const finished = e.status === "complete" || e.status === "failed";
+      if (finished && now - updated > KEEP_FINISHED_MS) {
+        this.entries.delete(name);
+        continue;
+      }
+      out.push({ ...e, started_at: iso(started), updated_at: iso(updated), elapsed_ms: (finished ? updated : now) - started });
+    }
+    return out;
+  }
+}
+
+interface AddItem {
+  kind: "add";
+  docs: { data: Float32Array; rows: number; dim: number }[];
+  metadata: unknown[];
+}
+interface DeleteItem {
+  kind: "delete";
+  condition: string;
+  parameters: unknown[];
+}
+type Item = AddItem | DeleteItem;
+
+export interface QueueOptions {
+  /** Documents merged into one update batch (default 300). */
+  maxBatchDocuments?: number;
+  /** How long the first update waits for others to join its batch (default 100 ms). */
+  batchWindowMs?: number;
+  /** Requests waiting per index before 503 (default 100). */
+  capacity?: number;
+}
+
+export class UpdateQueues {
+  private queues = new Map<string, { items: Item[]; running: Promise<void> | undefined }>();
+  private readonly maxDocs: number;
+  private readonly windowMs: number;
+  readonly capacity: number;
+
+  constructor(
+    private readonly engine: RemoteEngine,
+    readonly tracker: UpdateTracker,
+    opts: QueueOptions = {},
+  ) {
+    this.maxDocs = opts.maxBatchDocuments ?? 300;
+    this.windowMs = opts.batchWindowMs ?? 100;
+    this.capacity = opts.capacity ?? 100;
+  }
+
+  private queue(name: string) {
+    let q = this.queues.get(name);
+    if (!q) this.queues.set(name, (q = { items: [], running: undefined }));
+    return q;
+  }
+
+  /** Queues an update; 503 when the index's queue is full. */
+  add(name: string, item: Omit<AddItem, "kind">, message = "update queued for batching"): void {
+    const q = this.queue(name);
+    if (q.items.length >= this.capacity) throw new HttpError(503, "SERVICE_UNAVAILABLE", `Update queue full for index '${name}'. Max ${this.capacity} pending items. Retry later.`);
+    q.items.push({ kind: "add", ...item });
+    this.tracker.queued(name, item.docs.length, message);
+    this.kick(name);
+  }
+
+  delete(name: string, condition: string, parameters: unknown[]): void {
+    const q = this.queue(name);
+    if (q.items.length >= this.capacity) throw new HttpError(503, "SERVICE_UNAVAILABLE", `Delete queue full for index '${name}'. Max ${this.capacity} pending items. Retry later.`);
+    q.items.push({ kind: "delete", condition, parameters });
+    this.kick(name);
+  }
+
+  /** Pending requests for `name` (queued, not yet running). */
+  pending(name: string): number {
+    return this.queues.get(name)?.items.length ?? 0;
+  }
+
+  /** Drops what is queued for `name` and waits for the batch in progress. */
+  async cancel(name: string): Promise<void> {
+    const q = this.queues.get(name);
+    if (!q) return;
+    q.items.length = 0;
+    await q.running;
+    this.queues.delete(name);
+    this.tracker.forget(name);
+  }
+
+  /** Resolves when every queue is empty and idle. */
+  async idle(): Promise<void> {
+    for (;;) {
+      const running = [...this.queues.values()].map((q) => q.running).filter(Boolean);
+      if (running.length === 0) return;
+      await Promise.all(running);
+    }
+  }
+
+  private kick(name: string): void {
+    const q = this.queue(name);
+    if (q.running) return;
+    q.running = this.drain(name).finally(() => {
+      q.running = undefined;
+      if (q.items.length > 0) this.kick(name);
+    });
+  }
+
+  private async drain(name: string): Promise<void> {
+    const q = this.queue(name);
+    while (q.items.length > 0) {
+      const first = q.items[0]!;
+      if (first.kind === "delete") {
+        q.items.shift();
+        try {
+          await this.engine.deleteWhere(name, first.condition, first.parameters);
+        } catch {
+          /* a condition that no longer applies is skipped, as NextPlaid does */
+        }
+        continue;
+      }
+      // Let other updates join the batch for a moment.
+      if (this.windowMs > 0) await new Promise((r) => setTimeout(r, this.windowMs));
+      const batch: AddItem[] = [];
+      let docs = 0;
+      while (q.items.length > 0 && q.items[0]!.kind === "add" && (batch.length === 0 || docs + (q.items[0] as AddItem).docs.length <= this.maxDocs)) {
+        const item = q.items.shift() as AddItem;
+        batch.push(item);
+        docs += item.docs.length;
+      }
+      await this.runBatch(name, batch, docs);
+    }
+  }
+
+  private async runBatch(name: string, batch: AddItem[], count: number): Promise<void> {
+    const all = batch.flatMap((b) => b.docs);
+    const metadata = batch.flatMap((b) => b.metadata);
+    const dim = all[0]!.dim;
+    try {
+      if (all.some((d) => d.dim !== dim)) throw new Error(`Dimension mismatch: documents of dimension ${dim} and ${all.find((d) => d.dim !== dim)!.dim} in one batch`);
+      const tokens = all.reduce((s, d) => s + d.rows, 0);
+      const data = new Float32Array(tokens * dim);
+      let at = 0;
+      for (const d of all) {
+        data.set(d.data.subarray(0, d.rows * dim), at);
+        at += d.rows * dim;
+      }
+      const doclens = Int32Array.from(all, (d) => d.rows);
+      this.tracker.stage(name, "batching", "processing queued update batch");
+      await this.engine.add(name, { data, doclens }, dim, metadata, (stage, message) => this.tracker.stage(name, stage, message));
+      this.tracker.complete(name, count, "update complete");
+    } catch (e) {
+      this.tracker.failed(name, (e as Error).message);
+    }
+  }
+}

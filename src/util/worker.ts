@@ -1,0 +1,17 @@
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+
+/**
+ * Starts the worker module `name` (without extension) that sits beside `base` (an import.meta.url):
+ * the compiled JavaScript, or the TypeScript source when running from sources (tests, tsx). The
+ * host process's Node options are not passed on (`execArgv: []`): flags such as `--input-type`
+ * (node -e) make a worker fail to start, and none is needed.
+ */
+export function startWorker(base: string, name: string): Worker {
+  const js = new URL(`./${name}.js`, base);
+  if (fs.existsSync(fileURLToPath(js))) return new Worker(js, { execArgv: [] });
+  const ts = new URL(`./${name}.ts`, base).href;
+  const tsx = import.meta.resolve("tsx/esm/api");
+  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); });`, { eval: true, execArgv: [] });
+}

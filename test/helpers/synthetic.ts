@@ -1,0 +1,62 @@
+/**
+ * Synthetic ColBERT-like token embeddings for index tests and benches: unit vectors clustered
+ * around topic centres (each document draws its tokens from a few "concepts" of one topic), and
+ * queries made of noisy copies of one document's tokens. Seeded, so every run sees the same data.
+ */
+import { Rng } from "../../src/index/rng.js";
+
+export interface SyntheticCorpus {
+  dim: number;
+  docs: Float32Array[];
+  queries: Float32Array[];
+}
+
+function gaussian(rng: Rng): number {
+  const u = (rng.nextU32() + 1) / 4294967297;
+  const v = rng.nextU32() / 4294967296;
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+function unit(v: Float32Array): Float32Array {
+  let s = 0;
+  for (const x of v) s += x * x;
+  const inv = 1 / Math.sqrt(s);
+  for (let i = 0; i < v.length; i++) v[i]! *= inv;
+  return v;
+}
+
+export function syntheticCorpus(opts: { docs: number; tokens: number; queries?: number; queryTokens?: number; dim?: number; topics?: number; seed?: number }): SyntheticCorpus {
+  const dim = opts.dim ?? 128;
+  const rng = new Rng(opts.seed ?? 7);
+  const topics = opts.topics ?? Math.max(4, Math.round(Math.sqrt(opts.docs)));
+  const conceptsPerTopic = 32;
+  /** `base` plus Gaussian noise of expected norm `noise`, renormalised. */
+  const token = (base: Float32Array, noise: number) => unit(Float32Array.from(base, (x) => x + (noise * gaussian(rng)) / Math.sqrt(dim)));
+  const concepts: Float32Array[] = [];
+  for (let t = 0; t < topics; t++) {
+    const centre = unit(Float32Array.from({ length: dim }, () => gaussian(rng)));
+    for (let c = 0; c < conceptsPerTopic; c++) concepts.push(token(centre, 1.0));
+  }
+  const docs: Float32Array[] = [];
+  for (let d = 0; d < opts.docs; d++) {
+    const topic = rng.below(topics);
+    const mine = Array.from({ length: 6 }, () => concepts[topic * conceptsPerTopic + rng.below(conceptsPerTopic)]!);
+    const len = Math.max(1, Math.round(opts.tokens * (0.7 + 0.6 * (rng.nextU32() / 4294967296))));
+    const data = new Float32Array(len * dim);
+    for (let t = 0; t < len; t++) data.set(token(mine[rng.below(mine.length)]!, 0.5), t * dim);
+    docs.push(data);
+  }
+  const queries: Float32Array[] = [];
+  const qt = opts.queryTokens ?? 32;
+  for (let q = 0; q < (opts.queries ?? 0); q++) {
+    const src = docs[rng.below(docs.length)]!;
+    const len = src.length / dim;
+    const data = new Float32Array(qt * dim);
+    for (let t = 0; t < qt; t++) {
+      const i = rng.below(len);
+      data.set(token(src.subarray(i * dim, (i + 1) * dim), 0.5), t * dim);
+    }
+    queries.push(data);
+  }
+  return { dim, docs, queries };
+}
