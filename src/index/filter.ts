@@ -2,7 +2,9 @@
  * Metadata filters: a SQL WHERE fragment over metadata columns whose values come only as `?`
  * parameters, validated the way NextPlaid's filtering.rs validates it before it reaches SQLite —
  * no comments, no `;`, no statement keywords, no literals or functions, and every identifier an
- * existing column. Anything else is rejected with a message saying what is wrong.
+ * existing column. Anything else is rejected with a message saying what is wrong. What runs is
+ * the SQL rebuilt from the validated tokens, every column quoted (so a column named like an SQL
+ * keyword, e.g. `group`, works).
  */
 
 export class FilterError extends Error {}
@@ -58,17 +60,24 @@ function tokenize(condition: string): Token[] {
   return tokens;
 }
 
+export interface ValidFilter {
+  /** The condition as SQL to run: the validated tokens, columns quoted with their stored spelling. */
+  sql: string;
+  placeholders: number;
+}
+
 /**
- * Checks `condition` against the grammar and the known `columns` (case-insensitive); returns the
- * number of `?` placeholders. Throws FilterError with a one-line reason.
+ * Checks `condition` against the grammar and the known `columns` (case-insensitive). Throws
+ * FilterError with a one-line reason.
  */
-export function validateFilter(condition: string, columns: string[]): number {
-  if (/^\s*\d+\s*=\s*\d+\s*$/.test(condition)) return 0;
+export function validateFilter(condition: string, columns: string[]): ValidFilter {
+  const trivial = /^\s*(\d+)\s*=\s*(\d+)\s*$/.exec(condition);
+  if (trivial) return { sql: `${Number(trivial[1])} = ${Number(trivial[2])}`, placeholders: 0 };
   if (condition.includes("--") || condition.includes("/*") || condition.includes("*/")) throw new FilterError("SQL comments are not allowed in conditions");
   if (condition.includes(";")) throw new FilterError("Semicolons are not allowed in conditions");
   const upper = condition.toUpperCase();
   for (const kw of FORBIDDEN) if (new RegExp(`\\b${kw}\\b`).test(upper)) throw new FilterError(`SQL keyword '${kw}' is not allowed in conditions`);
-  const known = new Set(columns.map((c) => c.toLowerCase()));
+  const known = new Map(columns.map((c) => [c.toLowerCase(), c]));
   const tokens = tokenize(condition);
   let pos = 0;
   let placeholders = 0;
@@ -137,5 +146,9 @@ export function validateFilter(condition: string, columns: string[]): number {
   }
   orExpr();
   if (peek().kind !== "eof") throw new FilterError(`Unexpected ${describe(peek())} after expression`);
-  return placeholders;
+  const sql = tokens
+    .slice(0, -1)
+    .map((t) => (t.kind === "ident" ? `"${known.get(t.text.toLowerCase())!.replace(/"/g, '""')}"` : t.text))
+    .join(" ");
+  return { sql, placeholders };
 }

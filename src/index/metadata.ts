@@ -162,18 +162,18 @@ export class MetadataDb {
     this.db.exec(`DELETE FROM temp."_deleted_"`);
   }
 
-  /** Validates a filter (FilterError when invalid) and binds its parameters. */
-  private prepareCondition(condition: string, parameters: unknown[]): unknown[] {
-    const placeholders = validateFilter(condition, this.columns());
+  /** Validates a filter (FilterError when invalid): the SQL to run and its bound parameters. */
+  private prepareCondition(condition: string, parameters: unknown[]): { sql: string; params: unknown[] } {
+    const { sql, placeholders } = validateFilter(condition, this.columns());
     if (placeholders !== parameters.length) throw new FilterError(`The condition has ${placeholders} ? placeholders but ${parameters.length} parameters were given`);
-    return parameters.map(toSql);
+    return { sql, params: parameters.map(toSql) };
   }
 
   /** Ids of the documents matching `condition`, ascending. */
   where(condition: string, parameters: unknown[]): number[] {
-    const params = this.prepareCondition(condition, parameters);
+    const { sql, params } = this.prepareCondition(condition, parameters);
     try {
-      return (this.db.prepare(`SELECT "_subset_" AS id FROM METADATA WHERE ${condition} ORDER BY "_subset_"`).all(...params) as { id: number }[]).map((r) => Number(r.id));
+      return (this.db.prepare(`SELECT "_subset_" AS id FROM METADATA WHERE ${sql} ORDER BY "_subset_"`).all(...params) as { id: number }[]).map((r) => Number(r.id));
     } catch (e) {
       throw new FilterError((e as Error).message);
     }
@@ -199,9 +199,9 @@ export class MetadataDb {
   /** Rows matching `condition` (all when absent), ascending by id. */
   getWhere(condition: string | undefined, parameters: unknown[]): MetadataRow[] {
     if (condition === undefined) return this.db.prepare(`SELECT * FROM METADATA ORDER BY "_subset_"`).all() as MetadataRow[];
-    const params = this.prepareCondition(condition, parameters);
+    const { sql, params } = this.prepareCondition(condition, parameters);
     try {
-      return this.db.prepare(`SELECT * FROM METADATA WHERE ${condition} ORDER BY "_subset_"`).all(...params) as MetadataRow[];
+      return this.db.prepare(`SELECT * FROM METADATA WHERE ${sql} ORDER BY "_subset_"`).all(...params) as MetadataRow[];
     } catch (e) {
       throw new FilterError((e as Error).message);
     }

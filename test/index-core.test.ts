@@ -1,0 +1,213 @@
+/**
+ * The PLAID pieces against independent oracles: NextPlaid's bit layout written out by hand,
+ * numpy's quantile rule, k-means on separable clusters, search against brute-force MaxSim, and the
+ * filter validator against injection attempts.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { byteLookup, compressResiduals, decompress, quantileSorted, type Codec } from "../src/index/codec.js";
+import { validateFilter, FilterError } from "../src/index/filter.js";
+import { Kernels, transpose } from "../src/index/kernels.js";
+import { kmeans, kmeansSampleSize, numCentroids } from "../src/index/kmeans.js";
+import { build, numDocs, remove, search, type Documents } from "../src/index/plaid.js";
+import { fuseRelative, fuseRrf } from "../src/index/fusion.js";
+import { syntheticCorpus } from "./helpers/synthetic.js";
+
+let kernels: Kernels;
+before(async () => {
+  kernels = await Kernels.create(2);
+});
+after(async () => kernels.release());
+
+function corpusDocs(docs: Float32Array[], dim: number): Documents {
+  const doclens = Int32Array.from(docs, (d) => d.length / dim);
+  const data = new Float32Array(docs.reduce((s, d) => s + d.length, 0));
+  let at = 0;
+  for (const d of docs) {
+    data.set(d, at);
+    at += d.length;
+  }
+  return { data, doclens };
+}
+
+/** Σ_q max_t q·d_t, straightforwardly. */
+function maxSim(q: Float32Array, d: Float32Array, dim: number): number {
+  let total = 0;
+  for (let i = 0; i < q.length / dim; i++) {
+    let best = -Infinity;
+    for (let t = 0; t < d.length / dim; t++) {
+      let s = 0;
+      for (let j = 0; j < dim; j++) s += q[i * dim + j]! * d[t * dim + j]!;
+      best = Math.max(best, s);
+    }
+    total += best;
+  }
+  return total;
+}
+
+test("numCentroids and the k-means sample follow NextPlaid's formulas", () => {
+  assert.equal(numCentroids(1_000_000), 8192); // 2^⌊log2(16·1000)⌋
+  assert.equal(numCentroids(500), 256);
+  assert.equal(numCentroids(3), 3); // never more than the embeddings
+  assert.equal(kmeansSampleSize(10), 10);
+  assert.equal(kmeansSampleSize(100_000), Math.floor(1 + 16 * Math.sqrt(120 * 100_000)));
+});
+
+test("quantiles are numpy's linear rule", () => {
+  const s = Float32Array.from([1, 2, 3, 4]);
+  assert.equal(quantileSorted(s, 0), 1);
+  assert.equal(quantileSorted(s, 1), 4);
+  assert.equal(quantileSorted(s, 0.5), 2.5);
+  assert.ok(Math.abs(quantileSorted(s, 0.25) - 1.75) < 1e-9);
+});
+
+for (const nbits of [2, 4] as const) {
+  test(`${nbits}-bit residuals use NextPlaid's bit layout and decompress to centroid + bucket weight, normalised`, () => {
+    const dim = 8;
+    const n = 2 ** nbits;
+    const cutoffs = Float32Array.from({ length: n - 1 }, (_, i) => -0.5 + (i + 1) / n);
+    const weights = Float32Array.from({ length: n }, (_, i) => -0.5 + (i + 0.5) / n);
+    const centroids = Float32Array.from({ length: 2 * dim }, (_, i) => (i < dim ? 1 / Math.sqrt(dim) : i === dim ? 1 : 0));
+    const codec: Codec = { dim, nbits, k: 2, centroids, cutoffs, weights, avgResidual: new Float32Array(dim) };
+    // Token 0 → centroid 1 with residual landing in bucket (j mod n) for dimension j.
+    const buckets = Array.from({ length: dim }, (_, j) => j % n);
+    const emb = new Float32Array(dim);
+    for (let j = 0; j < dim; j++) emb[j] = centroids[dim + j]! + weights[buckets[j]!]!;
+    const { packed } = compressResiduals(codec, emb, Int32Array.from([1]), 1);
+    // The layout written out from NextPlaid's loop: per dimension, bucket bits LSB first, bytes filled MSB first.
+    const bits: number[] = [];
+    for (const b of buckets) for (let i = 0; i < nbits; i++) bits.push((b >> i) & 1);
+    const expected = Array.from({ length: (dim * nbits) / 8 }, (_, byte) => bits.slice(byte * 8, byte * 8 + 8).reduce((v, bit) => (v << 1) | bit, 0));
+    assert.deepEqual(Array.from(packed), expected);
+    const out = new Float32Array(dim);
+    decompress(codec, byteLookup(codec), Int32Array.from([1]), packed, 0, 1, out);
+    const norm = Math.hypot(...emb);
+    for (let j = 0; j < dim; j++) assert.ok(Math.abs(out[j]! - emb[j]! / norm) < 1e-6, `dim ${j}`);
+  });
+}
+
+test("k-means finds well-separated clusters, and assignment is the nearest centroid", async () => {
+  const dim = 16;
+  const centres = [0, 1, 2, 3].map((c) => Float32Array.from({ length: dim }, (_, j) => (j === c * 4 ? 1 : 0)));
+  const pts = new Float32Array(400 * dim);
+  for (let i = 0; i < 400; i++) {
+    const c = centres[i % 4]!;
+    for (let j = 0; j < dim; j++) pts[i * dim + j] = c[j]! + 0.05 * Math.sin(i * 7.1 + j * 3.3);
+  }
+  const cents = await kmeans(kernels, pts, 400, dim, { k: 4, iterations: 10, maxPointsPerCentroid: 256, seed: 1 });
+  const { codes } = await kernels.nearest(pts, 400, dim, transpose(cents, 4, dim), 4);
+  for (let i = 4; i < 400; i++) assert.equal(codes[i], codes[i % 4], `point ${i} joins its cluster`);
+  assert.equal(new Set(codes).size, 4);
+  for (let c = 0; c < 4; c++) assert.ok(Math.abs(Math.hypot(...cents.subarray(c * dim, (c + 1) * dim)) - 1) < 1e-5, "centroids are unit length");
+});
+
+test("search: recall@10 against brute-force MaxSim, and exact scores when every document is decompressed", async () => {
+  const c = syntheticCorpus({ docs: 300, tokens: 40, queries: 20, queryTokens: 16, seed: 3 });
+  const docs = corpusDocs(c.docs, c.dim);
+  const snap = await build(kernels, docs, c.dim, { nbits: 4, seed: 42, keepRaw: false });
+  assert.equal(numDocs(snap), 300);
+  let recall = 0;
+  for (const q of c.queries) {
+    const truth = c.docs.map((d, i) => [i, maxSim(q, d, c.dim)] as const).sort((a, b) => b[1] - a[1]).slice(0, 10).map((x) => x[0]);
+    const hits = await search(kernels, snap, q, q.length / c.dim, { topK: 10, nIvfProbe: 8, nFullScores: 4096 });
+    assert.equal(hits.ids.length, 10);
+    for (let i = 1; i < hits.scores.length; i++) assert.ok(hits.scores[i - 1]! >= hits.scores[i]!, "scores descend");
+    recall += hits.ids.filter((id) => truth.includes(id)).length / 10;
+  }
+  recall /= c.queries.length;
+  assert.ok(recall >= 0.9, `recall@10 ${recall}`);
+
+  // Probing every centroid and decompressing everything: the scores are MaxSim over the decompressed tokens.
+  const q = c.queries[0]!;
+  const all = await search(kernels, snap, q, q.length / c.dim, { topK: 300, nIvfProbe: snap.codec.k, nFullScores: 4 * 300 });
+  assert.equal(all.ids.length, 300);
+  for (const [rank, id] of all.ids.slice(0, 20).entries()) {
+    const from = snap.offsets[id]!;
+    const to = snap.offsets[id + 1]!;
+    const dec = new Float32Array((to - from) * c.dim);
+    decompress(snap.codec, snap.lut, snap.codes, snap.residuals, from, to, dec);
+    assert.ok(Math.abs(all.scores[rank]! - maxSim(q, dec, c.dim)) < 1e-3, `doc ${id}`);
+  }
+});
+
+test("search within a subset returns only subset documents, probing enough to find them all", async () => {
+  const c = syntheticCorpus({ docs: 200, tokens: 30, queries: 3, seed: 5 });
+  const snap = await build(kernels, corpusDocs(c.docs, c.dim), c.dim, { nbits: 2, seed: 7, keepRaw: false });
+  const subset = Int32Array.from([3, 50, 77, 150, 199]);
+  for (const q of c.queries) {
+    const hits = await search(kernels, snap, q, q.length / c.dim, { topK: 10, nIvfProbe: 8, nFullScores: 4096 }, subset);
+    assert.deepEqual([...hits.ids].sort((a, b) => a - b), Array.from(subset));
+  }
+});
+
+test("remove keeps the survivors' order and renumbers them 0..N−1", async () => {
+  const c = syntheticCorpus({ docs: 20, tokens: 10, seed: 9 });
+  const snap = await build(kernels, corpusDocs(c.docs, c.dim), c.dim, { nbits: 4, seed: 1, keepRaw: true });
+  const after = remove(snap, Int32Array.from([0, 5, 19]));
+  assert.equal(numDocs(after), 17);
+  const survivors = [...Array(20).keys()].filter((i) => ![0, 5, 19].includes(i));
+  survivors.forEach((old, i) => {
+    assert.equal(after.doclens[i], snap.doclens[old]);
+    assert.deepEqual(after.codes.subarray(after.offsets[i]!, after.offsets[i + 1]!), snap.codes.subarray(snap.offsets[old]!, snap.offsets[old + 1]!));
+    assert.deepEqual(after.raw!.subarray(after.offsets[i]! * c.dim, after.offsets[i + 1]! * c.dim), c.docs[old]);
+  });
+});
+
+test("filters: NextPlaid's grammar is accepted", () => {
+  const cols = ["_subset_", "category", "year", "title", "is_open_access"];
+  for (const ok of [
+    "category = ?",
+    "year >= ? AND year <= ?",
+    "category IN (?, ?)",
+    "title LIKE ?",
+    "NOT (year BETWEEN ? AND ?) OR category != ?",
+    "title IS NOT NULL",
+    '"category" <> ?',
+    "YEAR > ?",
+    "year NOT IN (?)",
+    "title REGEXP ?",
+    "1=1",
+  ]) {
+    assert.doesNotThrow(() => validateFilter(ok, cols), ok);
+  }
+  assert.equal(validateFilter("category IN (?, ?, ?) AND year = ?", cols).placeholders, 4);
+  // What runs is rebuilt from the tokens: columns quoted (keywords as names work), stored spelling.
+  assert.equal(validateFilter("YEAR >= ? and not Category like ?", cols).sql, '"year" >= ? AND NOT "category" LIKE ?');
+  assert.equal(validateFilter("group = ?", ["group"]).sql, '"group" = ?');
+});
+
+test("filters: injection attempts and anything but ? values are rejected", () => {
+  const cols = ["_subset_", "category", "year"];
+  for (const bad of [
+    "category = 'physics'",
+    "year = 2020",
+    "category = ?; DROP TABLE METADATA",
+    "category = ? -- comment",
+    "category = ? /* x */",
+    "1=1 OR category = ?) UNION SELECT * FROM METADATA --",
+    "(SELECT 1) = ?",
+    "nosuchcolumn = ?",
+    "category = ? OR sqlite_master = ?",
+    "length(category) > ?",
+    "category = category",
+    "category = ? OR 1=1",
+    "",
+    "category = ? AND",
+    '"unterminated = ?',
+    "year >= ? DELETE",
+  ]) {
+    assert.throws(() => validateFilter(bad, cols), FilterError, bad);
+  }
+});
+
+test("fusion: rrf weights ranks, relative_score min-max normalises each list", () => {
+  const sem = { ids: [1, 2, 3], scores: [10, 8, 6] };
+  const kw = { ids: [3, 4], scores: [5, 1] };
+  const rrf = fuseRrf(sem, kw, 0.5, 10);
+  assert.equal(rrf.ids[0], 3); // in both lists
+  assert.ok(Math.abs(rrf.scores[0]! - (0.5 / 63 + 0.5 / 61)) < 1e-6);
+  const rel = fuseRelative(sem, kw, 0.75, 2);
+  assert.deepEqual(rel.ids, [1, 2]); // 0.75·1 ; 0.75·0.5 vs doc 3: 0 + 0.25·1
+  assert.ok(Math.abs(rel.scores[0]! - 0.75) < 1e-6);
+  assert.deepEqual(fuseRelative(sem, { ids: [], scores: [] }, 0.75, 1).scores, [Math.fround(0.75)]);
+});

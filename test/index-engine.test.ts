@@ -1,0 +1,175 @@
+/**
+ * The PLAID engine end to end, in process: declare → build → append (past start_from_scratch,
+ * with new centroids) → delete with renumbering → eviction, metadata and keyword search kept in
+ * step, and a reopened folder answering every search identically. Interrupted writes leave the
+ * state before them.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { PlaidEngine } from "../src/index/engine.js";
+import { IndexError, type SearchRequest } from "../src/index/types.js";
+import { syntheticCorpus } from "./helpers/synthetic.js";
+
+const DIM = 32;
+const corpus = syntheticCorpus({ docs: 160, tokens: 12, queries: 6, queryTokens: 8, dim: DIM, seed: 11 });
+
+function docsOf(list: Float32Array[]) {
+  const doclens = Int32Array.from(list, (d) => d.length / DIM);
+  const data = new Float32Array(list.reduce((s, d) => s + d.length, 0));
+  let at = 0;
+  for (const d of list) {
+    data.set(d, at);
+    at += d.length;
+  }
+  return { data, doclens };
+}
+
+const meta = (i: number) => ({ doc: i, title: `document ${i} about ${i % 2 ? "rivers" : "mountains"}`, year: 2000 + (i % 10), even: i % 2 === 0 });
+
+function req(q: Float32Array, extra: Partial<SearchRequest> = {}): SearchRequest {
+  return { queries: [{ data: q, dim: DIM }], params: { topK: 5, nIvfProbe: 8, nFullScores: 4096 }, alpha: 0.75, fusion: "relative_score", filterParameters: [], ...extra };
+}
+
+function tmpdir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), "plaid-engine-"));
+}
+
+test("build, append past start_from_scratch, delete, and reopen: documents, metadata and searches stay in step", async () => {
+  const root = tmpdir();
+  const engine = await PlaidEngine.create(root, 2);
+  engine.declare("ix", { nbits: 4, start_from_scratch: 60 });
+  assert.throws(() => engine.declare("ix", {}), (e: unknown) => e instanceof IndexError && e.code === "INDEX_ALREADY_EXISTS");
+  assert.throws(() => engine.info("ix"), (e: unknown) => e instanceof IndexError && e.code === "INDEX_NOT_FOUND");
+  assert.deepEqual(engine.list(), [], "a declared index is not listed until it has documents");
+
+  // 50 (rebuilt) + 40 (rebuilt from the raw embeddings: 50 ≤ 60) + 70 (appended: 90 > 60).
+  await engine.add("ix", docsOf(corpus.docs.slice(0, 50)), DIM, corpus.docs.slice(0, 50).map((_, i) => meta(i)));
+  const k1 = engine.info("ix").num_partitions;
+  await engine.add("ix", docsOf(corpus.docs.slice(50, 90)), DIM, corpus.docs.slice(50, 90).map((_, i) => meta(50 + i)));
+  const k2 = engine.info("ix").num_partitions;
+  assert.ok(k2 > k1, "a rebuild over more embeddings has more centroids");
+  await engine.add("ix", docsOf(corpus.docs.slice(90)), DIM, corpus.docs.slice(90).map((_, i) => meta(90 + i)));
+  const info = engine.info("ix");
+  assert.equal(info.num_documents, 160);
+  assert.equal(info.num_embeddings, corpus.docs.reduce((s, d) => s + d.length / DIM, 0));
+  assert.ok(info.num_partitions >= k2, "appending keeps the centroids (and may add some)");
+  assert.equal(info.metadata_count, 160);
+  assert.deepEqual(engine.list(), ["ix"]);
+
+  // Every document finds itself first (its own embeddings as the query), with its own metadata.
+  for (const i of [0, 49, 50, 89, 90, 159]) {
+    const [r] = await engine.search("ix", req(corpus.docs[i]!));
+    assert.equal(r!.document_ids[0], i, `document ${i}`);
+    assert.equal(r!.metadata[0]!["doc"], i);
+  }
+
+  // Delete the even documents: survivors renumbered in order, metadata with them.
+  assert.equal(engine.matching("ix", "even = ?", [true]).length, 80);
+  assert.equal(await engine.deleteWhere("ix", "even = ?", [true]), 80);
+  assert.equal(engine.info("ix").num_documents, 80);
+  const rows = engine.metadataAll("ix");
+  assert.deepEqual(rows.map((r) => r["_subset_"]), [...Array(80).keys()]);
+  assert.deepEqual(rows.map((r) => r["doc"]), [...Array(80).keys()].map((i) => 2 * i + 1));
+  for (const newId of [0, 40, 79]) {
+    const oldId = 2 * newId + 1;
+    const [r] = await engine.search("ix", req(corpus.docs[oldId]!));
+    assert.equal(r!.document_ids[0], newId, `old ${oldId} is now ${newId}`);
+    assert.equal(r!.metadata[0]!["doc"], oldId);
+  }
+  // Keyword search follows the renumbering (only "rivers" documents are left).
+  const [kw] = await engine.search("ix", { ...req(new Float32Array()), queries: [], textQuery: ["rivers"], params: { topK: 100, nIvfProbe: 8, nFullScores: 4096 } });
+  assert.equal(kw!.document_ids.length, 80);
+  const [none] = await engine.search("ix", { ...req(new Float32Array()), queries: [], textQuery: ["mountains"] });
+  assert.deepEqual(none!.document_ids, []);
+
+  // Reopen the folder: every search answers identically.
+  const before = await Promise.all(corpus.queries.map((q) => engine.search("ix", req(q, { params: { topK: 10, nIvfProbe: 4, nFullScores: 64 } }))));
+  const infoBefore = engine.info("ix");
+  await engine.close();
+  const reopened = await PlaidEngine.create(root, 2);
+  const again = await Promise.all(corpus.queries.map((q) => reopened.search("ix", req(q, { params: { topK: 10, nIvfProbe: 4, nFullScores: 64 } }))));
+  assert.deepEqual(again, before);
+  assert.deepEqual(reopened.info("ix"), infoBefore);
+  // No file the manifest does not name is left behind.
+  const files = fs.readdirSync(path.join(root, "ix"));
+  assert.ok(!files.some((f) => f.endsWith(".tmp")), files.join(" "));
+  assert.ok(!files.some((f) => f.includes(".raw.")), "raw embeddings are dropped once the index is past start_from_scratch: " + files.join(" "));
+  await reopened.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test("filters, subsets, keyword and hybrid search", async () => {
+  const root = tmpdir();
+  const engine = await PlaidEngine.create(root, 2);
+  engine.declare("h", {});
+  await engine.add("h", docsOf(corpus.docs.slice(0, 40)), DIM, corpus.docs.slice(0, 40).map((_, i) => meta(i)));
+  const q = corpus.docs[7]!;
+  const [filtered] = await engine.search("h", req(q, { filterCondition: "year = ? OR doc = ?", filterParameters: [2003, 7], params: { topK: 50, nIvfProbe: 8, nFullScores: 4096 } }));
+  assert.deepEqual([...filtered!.document_ids].sort((a, b) => a - b), [3, 7, 13, 23, 33]);
+  assert.equal(filtered!.document_ids[0], 7);
+  await assert.rejects(engine.search("h", req(q, { filterCondition: "year = 2003" })), (e: unknown) => e instanceof IndexError && e.code === "BAD_REQUEST");
+  await assert.rejects(engine.search("h", req(q, { filterCondition: "nope = ?", filterParameters: [1] })), /Unknown column 'nope'/);
+  const [sub] = await engine.search("h", req(q, { subset: [1, 2, 3] }));
+  assert.deepEqual([...sub!.document_ids].sort(), [1, 2, 3]);
+  // Keyword: bm25 over the metadata text; hybrid: the keyword hit is pulled up.
+  const [kw] = await engine.search("h", { ...req(q), queries: [], textQuery: ['"document 21"'] });
+  assert.equal(kw!.document_ids[0], 21);
+  const all = { topK: 40, nIvfProbe: 1000, nFullScores: 4096 };
+  const [semantic] = await engine.search("h", req(q, { params: all }));
+  const rank21 = semantic!.document_ids.indexOf(21);
+  assert.ok(rank21 > 0, `document 21 ranks ${rank21} on its own`);
+  for (const fusion of ["rrf", "relative_score"] as const) {
+    const [hy] = await engine.search("h", req(q, { textQuery: ['"document 21"'], fusion, alpha: 0.5, params: all }));
+    assert.ok(hy!.document_ids.indexOf(21) < rank21, `${fusion} moves the keyword hit up: ${hy!.document_ids.indexOf(21)} vs ${rank21}`);
+  }
+  // A broken FTS5 expression is "no keyword result", as NextPlaid.
+  const [bad] = await engine.search("h", { ...req(q), queries: [], textQuery: ['"unbalanced'] });
+  assert.deepEqual(bad!.document_ids, []);
+  // Metadata updates reach the keyword index.
+  assert.equal(engine.metadataUpdate("h", "doc = ?", [5], { title: "zebra crossing" }), 1);
+  const [z] = await engine.search("h", { ...req(q), queries: [], textQuery: ["zebra"] });
+  assert.deepEqual(z!.document_ids, [5]);
+  assert.throws(() => engine.metadataUpdate("h", "doc = ?", [5], { _subset_: 3 }), /Cannot update the _subset_ column/);
+  assert.throws(() => engine.metadataUpdate("h", "doc = ?", [5], { nosuch: 3 }), /Unknown column/);
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test("max_documents evicts the oldest documents; a dimension change is refused", async () => {
+  const root = tmpdir();
+  const engine = await PlaidEngine.create(root, 2);
+  engine.declare("m", { max_documents: 30 });
+  await engine.add("m", docsOf(corpus.docs.slice(0, 25)), DIM, corpus.docs.slice(0, 25).map((_, i) => meta(i)));
+  await engine.add("m", docsOf(corpus.docs.slice(25, 45)), DIM, corpus.docs.slice(25, 45).map((_, i) => meta(25 + i)));
+  assert.equal(engine.info("m").num_documents, 30);
+  assert.deepEqual(engine.metadataAll("m").map((r) => r["doc"]), [...Array(30).keys()].map((i) => 15 + i));
+  const [r] = await engine.search("m", req(corpus.docs[44]!));
+  assert.equal(r!.document_ids[0], 29);
+  await assert.rejects(engine.add("m", { data: new Float32Array(8), doclens: Int32Array.from([1]) }, 8, [{}]), (e: unknown) => e instanceof IndexError && e.code === "DIMENSION_MISMATCH");
+  await assert.rejects(engine.add("m", docsOf(corpus.docs.slice(0, 1)), DIM, [{ "bad name": 1 }]), /Invalid column name/);
+  assert.equal(engine.info("m").num_documents, 30, "a refused update changes nothing");
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test("a write interrupted before its commit leaves the state before it (stray files are swept on load)", async () => {
+  const root = tmpdir();
+  const engine = await PlaidEngine.create(root, 2);
+  engine.declare("c", { start_from_scratch: 10 });
+  await engine.add("c", docsOf(corpus.docs.slice(0, 30)), DIM, corpus.docs.slice(0, 30).map((_, i) => meta(i)));
+  const before = await engine.search("c", req(corpus.queries[0]!));
+  await engine.close();
+  // What a kill between writing chunk files and the SQLite commit leaves: files no manifest names.
+  const dir = path.join(root, "c");
+  fs.writeFileSync(path.join(dir, "chunk.0123456789ab.codes.npy"), "partial");
+  fs.writeFileSync(path.join(dir, ".chunk.0123456789ab.residuals.npy.123.abc.tmp"), "partial");
+  const reopened = await PlaidEngine.create(root, 2);
+  assert.equal(reopened.info("c").num_documents, 30);
+  assert.deepEqual(await reopened.search("c", req(corpus.queries[0]!)), before);
+  assert.ok(!fs.readdirSync(dir).some((f) => f.includes("0123456789ab")));
+  await reopened.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
