@@ -25,7 +25,18 @@ function unit(v: Float32Array): Float32Array {
   return v;
 }
 
-export function syntheticCorpus(opts: { docs: number; tokens: number; queries?: number; queryTokens?: number; dim?: number; topics?: number; seed?: number }): SyntheticCorpus {
+export interface SyntheticOptions {
+  docs: number;
+  tokens: number;
+  queries?: number;
+  queryTokens?: number;
+  dim?: number;
+  topics?: number;
+  seed?: number;
+}
+
+/** Documents one by one (each a fresh [tokens, dim] array), then queries drawn from random documents. */
+function* generate(opts: SyntheticOptions, keep: (doc: Float32Array) => void): Generator<never, Float32Array[], undefined> {
   const dim = opts.dim ?? 128;
   const rng = new Rng(opts.seed ?? 7);
   const topics = opts.topics ?? Math.max(4, Math.round(Math.sqrt(opts.docs)));
@@ -37,26 +48,64 @@ export function syntheticCorpus(opts: { docs: number; tokens: number; queries?: 
     const centre = unit(Float32Array.from({ length: dim }, () => gaussian(rng)));
     for (let c = 0; c < conceptsPerTopic; c++) concepts.push(token(centre, 1.0));
   }
-  const docs: Float32Array[] = [];
+  // Queries come from documents picked up front, kept while generating.
+  const nq = opts.queries ?? 0;
+  const sources = Array.from({ length: nq }, () => rng.below(opts.docs));
+  const wanted = new Set(sources);
+  const kept = new Map<number, Float32Array>();
   for (let d = 0; d < opts.docs; d++) {
     const topic = rng.below(topics);
     const mine = Array.from({ length: 6 }, () => concepts[topic * conceptsPerTopic + rng.below(conceptsPerTopic)]!);
     const len = Math.max(1, Math.round(opts.tokens * (0.7 + 0.6 * (rng.nextU32() / 4294967296))));
     const data = new Float32Array(len * dim);
     for (let t = 0; t < len; t++) data.set(token(mine[rng.below(mine.length)]!, 0.5), t * dim);
-    docs.push(data);
+    if (wanted.has(d)) kept.set(d, data);
+    keep(data);
   }
-  const queries: Float32Array[] = [];
   const qt = opts.queryTokens ?? 32;
-  for (let q = 0; q < (opts.queries ?? 0); q++) {
-    const src = docs[rng.below(docs.length)]!;
+  return sources.map((d) => {
+    const src = kept.get(d)!;
     const len = src.length / dim;
-    const data = new Float32Array(qt * dim);
+    const q = new Float32Array(qt * dim);
     for (let t = 0; t < qt; t++) {
       const i = rng.below(len);
-      data.set(token(src.subarray(i * dim, (i + 1) * dim), 0.5), t * dim);
+      q.set(token(src.subarray(i * dim, (i + 1) * dim), 0.5), t * dim);
     }
-    queries.push(data);
+    return q;
+  });
+}
+
+function run<T>(g: Generator<never, T, undefined>): T {
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
   }
-  return { dim, docs, queries };
+}
+
+export function syntheticCorpus(opts: SyntheticOptions): SyntheticCorpus {
+  const docs: Float32Array[] = [];
+  const queries = run(generate(opts, (d) => docs.push(d)));
+  return { dim: opts.dim ?? 128, docs, queries };
+}
+
+/** The same corpus as one [tokens, dim] array + document lengths (no per-document arrays kept). */
+export function syntheticFlat(opts: SyntheticOptions): { dim: number; data: Float32Array; doclens: Int32Array; queries: Float32Array[] } {
+  const dim = opts.dim ?? 128;
+  let data = new Float32Array(Math.ceil(opts.docs * opts.tokens * 1.31) * dim);
+  const doclens = new Int32Array(opts.docs);
+  let at = 0;
+  let n = 0;
+  const queries = run(
+    generate(opts, (d) => {
+      if (at + d.length > data.length) {
+        const bigger = new Float32Array(Math.max(data.length * 1.25, at + d.length));
+        bigger.set(data.subarray(0, at));
+        data = bigger;
+      }
+      data.set(d, at);
+      at += d.length;
+      doclens[n++] = d.length / dim;
+    }),
+  );
+  return { dim, data: data.subarray(0, at), doclens, queries };
 }

@@ -1,0 +1,113 @@
+/**
+ * The PLAID index on synthetic clustered token embeddings (dim 128, 4-bit, seeded): build time and
+ * peak RSS (each size in its own process), bytes per token on disk, search latency at the default
+ * parameters (top_k 10, 32-token queries), recall@10 against exact brute-force MaxSim on the
+ * original embeddings, and the recall/latency curve over n_ivf_probe and n_full_scores.
+ *
+ *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100]
+ *
+ * Two ways in: "bulk" (one add of every document: NextPlaid's create, k-means over the whole
+ * corpus) and "batches" (300-document adds as the server's update queue makes them: rebuilt while
+ * ≤ start_from_scratch, then appended with new centroids for outliers).
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { PlaidEngine } from "../src/index/engine.js";
+import { Kernels, transpose } from "../src/index/kernels.js";
+import type { SearchRequest } from "../src/index/types.js";
+import { syntheticFlat } from "../test/helpers/synthetic.js";
+import { machineLine } from "./checkpoints.js";
+
+const self = fileURLToPath(import.meta.url);
+const argv = process.argv.slice(2);
+const opt = (name: string, fallback: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1]! : fallback);
+
+if (argv[0] === "--one") {
+  await one(Number(argv[1]), argv[2] as "bulk" | "batches", Number(opt("--tokens", "100")), Number(opt("--queries", "100")));
+} else {
+  console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
+  for (const n of opt("--docs", "1000,10000,50000").split(",").map(Number)) {
+    for (const mode of n > 20_000 ? ["batches"] : ["bulk", "batches"]) {
+      const r = spawnSync(process.execPath, ["--import", "tsx", self, "--one", String(n), mode, "--tokens", opt("--tokens", "100"), "--queries", opt("--queries", "100")], { stdio: "inherit" });
+      if (r.status !== 0) process.exit(r.status ?? 1);
+    }
+  }
+}
+
+async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: number): Promise<void> {
+  const dim = 128;
+  const corpus = syntheticFlat({ docs: n, tokens, queries: nq, queryTokens: 32, dim, seed: 17 });
+  const total = corpus.doclens.reduce((a, b) => a + b, 0);
+  const offsets = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + corpus.doclens[i]!;
+  const rssData = process.memoryUsage().rss;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "bench-index-"));
+  const engine = await PlaidEngine.create(root);
+  engine.declare("bench", { nbits: 4 });
+  const meta = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => ({ doc: from + i }));
+  const t0 = performance.now();
+  if (mode === "bulk") {
+    await engine.add("bench", { data: corpus.data, doclens: corpus.doclens }, dim, meta(0, n));
+  } else {
+    for (let from = 0; from < n; from += 300) {
+      const to = Math.min(n, from + 300);
+      await engine.add("bench", { data: corpus.data.subarray(offsets[from]! * dim, offsets[to]! * dim), doclens: corpus.doclens.subarray(from, to) }, dim, meta(from, to));
+    }
+  }
+  const buildS = (performance.now() - t0) / 1000;
+  const peakMB = process.resourceUsage().maxRSS / 1024;
+  const info = engine.info("bench");
+  const dir = path.join(root, "bench");
+  const vectorBytes = fs.readdirSync(dir).filter((f) => f.endsWith(".npy")).reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
+  const allBytes = fs.readdirSync(dir).reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
+
+  // Exact brute-force top-10 on the original embeddings (GEMM per query, then per-document max).
+  const kernels = await Kernels.create();
+  const truth: number[][] = [];
+  for (const q of corpus.queries) {
+    const sim = await kernels.matmul(corpus.data, total, dim, transpose(q, 32, dim), 32);
+    const scores = new Float64Array(n);
+    const best = new Float32Array(32);
+    for (let d = 0; d < n; d++) {
+      best.fill(-Infinity);
+      for (let t = offsets[d]!; t < offsets[d + 1]!; t++) for (let j = 0; j < 32; j++) if (sim[t * 32 + j]! > best[j]!) best[j] = sim[t * 32 + j]!;
+      scores[d] = best.reduce((a, b) => a + b, 0);
+    }
+    truth.push(Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!).slice(0, 10));
+  }
+  await kernels.release();
+  const run = async (params: SearchRequest["params"]) => {
+    const lat: number[] = [];
+    let recall = 0;
+    for (const [i, q] of corpus.queries.entries()) {
+      const t = performance.now();
+      const [r] = await engine.search("bench", { queries: [{ data: q, dim }], params, alpha: 0.75, fusion: "relative_score", filterParameters: [] });
+      lat.push(performance.now() - t);
+      recall += r!.document_ids.filter((id) => truth[i]!.includes(id)).length / 10;
+    }
+    lat.sort((a, b) => a - b);
+    return { recall: recall / corpus.queries.length, p50: lat[Math.floor(lat.length / 2)]!, p90: lat[Math.floor(lat.length * 0.9)]! };
+  };
+  await run({ topK: 10, nIvfProbe: 8, nFullScores: 4096 }); // warm-up
+  const def = await run({ topK: 10, nIvfProbe: 8, nFullScores: 4096 });
+  console.log(
+    `${n} docs × ~${tokens} tokens (${total} embeddings), ${mode}: build ${buildS.toFixed(1)} s, peak RSS ${peakMB.toFixed(0)} MB (${(rssData / 2 ** 20).toFixed(0)} MB of it the corpus), ` +
+      `K ${info.num_partitions}, ${(vectorBytes / total).toFixed(1)} B/token vectors (${(allBytes / total).toFixed(1)} with metadata.db); ` +
+      `defaults: recall@10 ${def.recall.toFixed(3)}, p50 ${def.p50.toFixed(1)} ms, p90 ${def.p90.toFixed(1)} ms`,
+  );
+  const curve: string[] = [];
+  for (const p of [1, 2, 4, 16, 32]) {
+    const r = await run({ topK: 10, nIvfProbe: p, nFullScores: 4096 });
+    curve.push(`probe ${p}: ${r.recall.toFixed(3)} / ${r.p50.toFixed(1)} ms`);
+  }
+  for (const f of [256, 1024, 8192]) {
+    const r = await run({ topK: 10, nIvfProbe: 8, nFullScores: f });
+    curve.push(`full ${f}: ${r.recall.toFixed(3)} / ${r.p50.toFixed(1)} ms`);
+  }
+  console.log(`  curve (recall@10 / p50): ${curve.join("; ")}`);
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+}
