@@ -173,3 +173,38 @@ test("a write interrupted before its commit leaves the state before it (stray fi
   await reopened.close();
   fs.rmSync(root, { recursive: true, force: true });
 });
+
+test("small appends wait in the buffer (no new centroids) until 100 documents, then are re-indexed with expansion, ids unchanged", async () => {
+  const root = tmpdir();
+  const engine = await PlaidEngine.create(root, 2);
+  engine.declare("b", { start_from_scratch: 20 });
+  const add = (from: number, to: number) => engine.add("b", docsOf(corpus.docs.slice(from, to)), DIM, corpus.docs.slice(from, to).map((_, i) => meta(from + i)));
+  const bufferFiles = () => fs.readdirSync(path.join(root, "b")).filter((f) => f.startsWith("buffer."));
+  await add(0, 30);
+  const k0 = engine.info("b").num_partitions;
+  await add(30, 60);
+  await add(60, 90);
+  assert.equal(engine.info("b").num_partitions, k0, "buffered appends use the existing centroids");
+  assert.equal(bufferFiles().length, 1);
+  for (const i of [30, 59, 89]) assert.equal((await engine.search("b", req(corpus.docs[i]!)))[0]!.document_ids[0], i, `buffered document ${i} is searchable`);
+  await add(90, 160); // 60 buffered + 70 ≥ 100: expansion over all 130
+  assert.ok(engine.info("b").num_partitions > k0, "outliers got centroids");
+  assert.deepEqual(bufferFiles(), []);
+  assert.equal(engine.info("b").num_documents, 160);
+  for (const i of [0, 30, 89, 90, 159]) {
+    const [r] = await engine.search("b", req(corpus.docs[i]!));
+    assert.equal(r!.document_ids[0], i, `document ${i}`);
+    assert.equal(r!.metadata[0]!["doc"], i);
+  }
+  // The buffer survives a restart.
+  await add(0, 10);
+  assert.equal(bufferFiles().length, 1);
+  await engine.close();
+  const reopened = await PlaidEngine.create(root, 2);
+  assert.equal(reopened.info("b").num_documents, 170);
+  await reopened.add("b", docsOf(corpus.docs.slice(0, 95)), DIM, corpus.docs.slice(0, 95).map((_, i) => meta(i)));
+  assert.deepEqual(fs.readdirSync(path.join(root, "b")).filter((f) => f.startsWith("buffer.")), []);
+  assert.equal(reopened.info("b").num_documents, 265);
+  await reopened.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});

@@ -12,10 +12,13 @@ import { fuseRelative, fuseRrf } from "./fusion.js";
 import { Kernels } from "./kernels.js";
 import { MetadataDb, MetadataError, type FtsTokenizer, type MetadataRow } from "./metadata.js";
 import { append, build, numDocs, numTokens, remove, search, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
-import { loadSnapshot, readManifest, sweep, writeSnapshot, type Manifest } from "./store.js";
+import { loadSnapshot, readBuffer, readManifest, sweep, writeSnapshot, type Buffer, type Manifest, type Reuse } from "./store.js";
 import { DEFAULT_START_FROM_SCRATCH, IndexError, type IndexConfig, type IndexEngine, type IndexInfo, type Progress, type QueryResult, type SearchRequest } from "./types.js";
 
 export { IndexError };
+
+/** Appends smaller than this (with the documents already buffered) wait in the buffer before centroid expansion (NextPlaid's buffer_size). */
+const BUFFER_SIZE = 100;
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
@@ -179,18 +182,31 @@ export class PlaidEngine implements IndexEngine {
       const before = ix.snap ? numDocs(ix.snap) : 0;
       const total = before + docs.doclens.length;
       let snap: PlaidSnapshot;
-      let mode: "none" | "append";
+      let reuse: Reuse;
+      let buffer: Buffer | undefined;
       if (!ix.snap || before === 0 || (before <= cfg.start_from_scratch && ix.snap.raw)) {
         // Small indices are rebuilt from scratch (fresh centroids) with the raw embeddings kept.
         const all: Documents = ix.snap?.raw && before > 0 ? concatDocs({ data: ix.snap.raw, doclens: ix.snap.doclens }, docs) : docs;
         snap = await build(this.kernels, all, dim, { ...opts, keepRaw: total <= cfg.start_from_scratch });
-        mode = "none";
+        reuse = "none";
       } else {
-        snap = await append(this.kernels, ix.snap, docs, opts);
-        mode = "append";
+        const pending = ix.manifest ? readBuffer(ix.dir, ix.manifest) : undefined;
+        const buffered = pending?.documents ?? 0;
+        if (buffered + docs.doclens.length < BUFFER_SIZE) {
+          // A small update: indexed now with the current centroids, remembered for a later expansion.
+          snap = await append(this.kernels, ix.snap, docs, { ...opts, expand: false });
+          buffer = { documents: buffered + docs.doclens.length, raw: pending ? concatF32(pending.raw, docs.data) : docs.data };
+          reuse = { unchanged: before };
+        } else {
+          // Enough documents: the buffered ones are re-indexed with the new ones, after centroid expansion.
+          const base = buffered > 0 ? remove(ix.snap, Int32Array.from({ length: buffered }, (_, i) => before - buffered + i)) : ix.snap;
+          const combined = buffered > 0 ? concatDocs({ data: pending!.raw, doclens: ix.snap.doclens.slice(before - buffered) }, docs) : docs;
+          snap = await append(this.kernels, base, combined, opts);
+          reuse = { unchanged: before - buffered };
+        }
       }
       progress?.("index_write", "writing index chunks");
-      const manifest = writeSnapshot(ix.dir, snap, ix.manifest, mode, cfg.batch_size);
+      const manifest = writeSnapshot(ix.dir, snap, ix.manifest, reuse, cfg.batch_size, buffer);
       progress?.("metadata_write", "writing metadata database");
       try {
         db.transaction(() => {
@@ -370,6 +386,13 @@ function emptyInfo(name: string, config: IndexConfig): IndexInfo {
   const info: IndexInfo = { name, num_documents: 0, num_embeddings: 0, num_partitions: 0, avg_doclen: 0, dimension: 0, nbits: config.nbits, has_metadata: false, metadata_count: null };
   if (config.max_documents !== null) info.max_documents = config.max_documents;
   return info;
+}
+
+function concatF32(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 function concatDocs(a: Documents, b: Documents): Documents {

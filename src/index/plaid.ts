@@ -41,6 +41,8 @@ export interface BuildOptions {
   maxPointsPerCentroid?: number;
   /** Keep the raw embeddings (the index may be rebuilt from scratch later). */
   keepRaw: boolean;
+  /** append(): add centroids for outlier tokens (default true; off for buffered small updates). */
+  expand?: boolean;
   progress?: (stage: string, message: string) => Promise<void> | void;
 }
 
@@ -161,7 +163,7 @@ export async function append(kernels: Kernels, base: PlaidSnapshot, docs: Docume
   // Outliers get new centroids: k-means over them, ⌈outliers/256⌉·4 centroids.
   const outliers: number[] = [];
   for (let t = 0; t < tokens; t++) if (norms[t]! > base.clusterThreshold) outliers.push(t);
-  if (outliers.length > 0) {
+  if (outliers.length > 0 && opts.expand !== false) {
     await opts.progress?.("centroid_expansion", `${outliers.length} embeddings outside the existing centroids`);
     const kNew = Math.min(Math.max(1, Math.ceil(outliers.length / (opts.maxPointsPerCentroid ?? 256))) * 4, outliers.length);
     const points = new Float32Array(outliers.length * dim);
@@ -185,7 +187,9 @@ export async function append(kernels: Kernels, base: PlaidSnapshot, docs: Docume
   // The threshold follows the new residuals (weighted by token counts).
   const sortedNorms = norms.slice().sort();
   const oldTokens = numTokens(base);
-  const threshold = (base.clusterThreshold * oldTokens + quantileSorted(sortedNorms, 0.75) * tokens) / (oldTokens + tokens);
+  // (buffered small updates leave it alone, as NextPlaid's update_index without update_threshold)
+  const threshold =
+    opts.expand === false ? base.clusterThreshold : (base.clusterThreshold * oldTokens + quantileSorted(sortedNorms, 0.75) * tokens) / (oldTokens + tokens);
   const cat = <T extends Int32Array | Uint8Array | Float32Array>(a: T, b: T): T => {
     const out = new (a.constructor as new (n: number) => T)(a.length + b.length);
     out.set(a);

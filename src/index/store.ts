@@ -1,6 +1,6 @@
 /**
  * An index folder on disk. Vector data lives in immutable files (`centroids.<id>.npy`,
- * `chunk.<id>.{codes,residuals,doclens,raw}.npy`), each written to a temp name, fsynced and
+ * `chunk.<id>.{codes,residuals,doclens,raw}.npy`, `buffer.<id>.npy`), each written to a temp name, fsynced and
  * renamed; the manifest naming the files is a row of metadata.db, written in the same SQLite
  * transaction as the metadata change. That transaction is the commit point: after a kill at any
  * moment the folder loads as the state before or after it, and files no manifest names are swept.
@@ -33,12 +33,14 @@ export interface Manifest {
   chunks: ChunkRef[];
   numDocuments: number;
   numEmbeddings: number;
+  /** Trailing documents indexed without centroid expansion yet (NextPlaid's update buffer). */
+  buffer?: { documents: number; id: string };
 }
 
 /** Documents per chunk file; a trailing chunk smaller than this is rewritten together with appended documents. */
 const SMALL_CHUNK = 2000;
 const newId = () => crypto.randomBytes(6).toString("hex");
-const DATA_FILE = /^(chunk|centroids)\.[0-9a-f]+\.|^\..*\.tmp$/;
+const DATA_FILE = /^(chunk|centroids|buffer)\.[0-9a-f]+\.|^\..*\.tmp$/;
 
 export function readManifest(db: MetadataDb): Manifest | undefined {
   const text = db.getState("manifest");
@@ -91,26 +93,45 @@ export function loadSnapshot(dir: string, m: Manifest): PlaidSnapshot {
  * kept (`keepDocs` = how many leading documents of the old layout survive unchanged, per chunk);
  * the rest become new chunks, written here. Returns the new manifest (not yet committed).
  */
-export function writeSnapshot(dir: string, snap: PlaidSnapshot, prev: Manifest | undefined, reuse: "none" | "append" | { deleted: Int32Array }, batchSize: number): Manifest {
+export type Reuse =
+  /** Everything is new (a build). */
+  | "none"
+  /** The first `unchanged` documents are as in the previous manifest; the rest are new. */
+  | { unchanged: number }
+  /** The previous documents minus these ids (ascending). */
+  | { deleted: Int32Array };
+
+export interface Buffer {
+  /** Trailing documents appended without centroid expansion, and their original embeddings. */
+  documents: number;
+  raw: Float32Array;
+}
+
+export function writeSnapshot(dir: string, snap: PlaidSnapshot, prev: Manifest | undefined, reuse: Reuse, batchSize: number, buffer?: Buffer): Manifest {
   const { codec } = snap;
   const bytes = packedBytes(codec.dim, codec.nbits);
   const raw = snap.raw !== undefined;
   const chunks: ChunkRef[] = [];
   let reusedDocs = 0;
 
-  if (prev && reuse === "append") {
-    const kept = prev.chunks;
-    // keep every old chunk but a small trailing one, which is merged with the new documents
-    for (let i = 0; i < kept.length; i++) {
-      const c = kept[i]!;
-      if (i === kept.length - 1 && c.documents < SMALL_CHUNK) break;
+  if (prev && typeof reuse === "object" && "unchanged" in reuse) {
+    // Old chunks wholly within the unchanged documents stay, but a small trailing one, which is
+    // rewritten together with what follows (so small appends do not pile up files).
+    let end = 0;
+    const kept: ChunkRef[] = [];
+    for (const c of prev.chunks) {
+      if (end + c.documents > reuse.unchanged) break;
+      kept.push(c);
+      end += c.documents;
+    }
+    if (kept.length > 0 && kept[kept.length - 1]!.documents < SMALL_CHUNK) kept.pop();
+    for (const c of kept) {
       chunks.push({ ...c, raw: raw && c.raw });
       reusedDocs += c.documents;
-
     }
   }
   const fresh: { from: number; to: number }[] = [];
-  if (prev && typeof reuse === "object") {
+  if (prev && typeof reuse === "object" && "deleted" in reuse) {
     // Deletes: chunks without a deleted document stay; the others are rewritten.
     const del = reuse.deleted;
     let oldStart = 0;
@@ -152,6 +173,11 @@ export function writeSnapshot(dir: string, snap: PlaidSnapshot, prev: Manifest |
     writeNpy(files.doclens, snap.doclens.slice(from, to), [to - from]);
     if (raw) writeNpy(files.raw, snap.raw!.slice(t0 * codec.dim, t1 * codec.dim), [t1 - t0, codec.dim]);
   }
+  let bufferRef: Manifest["buffer"];
+  if (buffer && buffer.documents > 0) {
+    bufferRef = { documents: buffer.documents, id: newId() };
+    writeNpy(path.join(dir, `buffer.${bufferRef.id}.npy`), buffer.raw, [buffer.raw.length / codec.dim, codec.dim]);
+  }
   let centroids = prev?.centroids;
   if (!prev || prev.numPartitions !== codec.k || reuse === "none") {
     centroids = newId();
@@ -170,7 +196,14 @@ export function writeSnapshot(dir: string, snap: PlaidSnapshot, prev: Manifest |
     chunks,
     numDocuments: numDocs(snap),
     numEmbeddings: numTokens(snap),
+    buffer: bufferRef,
   };
+}
+
+/** The original embeddings of the buffered documents (see Buffer). */
+export function readBuffer(dir: string, m: Manifest): Buffer | undefined {
+  if (!m.buffer) return undefined;
+  return { documents: m.buffer.documents, raw: readNpy(path.join(dir, `buffer.${m.buffer.id}.npy`)).data as Float32Array };
 }
 
 /** Removes data files that `m` does not name (earlier states, interrupted writes). */
@@ -178,6 +211,7 @@ export function sweep(dir: string, m: Manifest | undefined): void {
   const keep = new Set<string>();
   if (m) {
     keep.add(`centroids.${m.centroids}.npy`);
+    if (m.buffer) keep.add(`buffer.${m.buffer.id}.npy`);
     for (const c of m.chunks) {
       const f = chunkFiles(dir, c);
       for (const [kind, file] of Object.entries(f)) if (kind !== "raw" || c.raw) keep.add(path.basename(file));
