@@ -4,7 +4,7 @@
  * parameters (top_k 10, 32-token queries), recall@10 against exact brute-force MaxSim on the
  * original embeddings, and the recall/latency curve over n_ivf_probe and n_full_scores.
  *
- *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100]
+ *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100] [--noise 0.5] [--query-noise 0.5] [--modes bulk,batches]
  *
  * Two ways in: "bulk" (one add of every document: NextPlaid's create, k-means over the whole
  * corpus) and "batches" (300-document adds as the server's update queue makes them: rebuilt while
@@ -26,20 +26,22 @@ const argv = process.argv.slice(2);
 const opt = (name: string, fallback: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1]! : fallback);
 
 if (argv[0] === "--one") {
-  await one(Number(argv[1]), argv[2] as "bulk" | "batches", Number(opt("--tokens", "100")), Number(opt("--queries", "100")));
+  await one(Number(argv[1]), argv[2] as "bulk" | "batches", Number(opt("--tokens", "100")), Number(opt("--queries", "100")), Number(opt("--noise", "0.5")), Number(opt("--query-noise", "0.5")));
 } else {
   console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
   for (const n of opt("--docs", "1000,10000,50000").split(",").map(Number)) {
-    for (const mode of n > 20_000 ? ["batches"] : ["bulk", "batches"]) {
-      const r = spawnSync(process.execPath, ["--import", "tsx", self, "--one", String(n), mode, "--tokens", opt("--tokens", "100"), "--queries", opt("--queries", "100")], { stdio: "inherit" });
+    const modes = argv.includes("--modes") ? opt("--modes", "").split(",") : n > 20_000 ? ["batches"] : ["bulk", "batches"];
+    for (const mode of modes) {
+      const pass = ["--tokens", "--queries", "--noise", "--query-noise"].flatMap((f) => (argv.includes(f) ? [f, opt(f, "")] : []));
+      const r = spawnSync(process.execPath, ["--import", "tsx", self, "--one", String(n), mode, ...pass], { stdio: "inherit" });
       if (r.status !== 0) process.exit(r.status ?? 1);
     }
   }
 }
 
-async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: number): Promise<void> {
+async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: number, noise: number, queryNoise: number): Promise<void> {
   const dim = 128;
-  const corpus = syntheticFlat({ docs: n, tokens, queries: nq, queryTokens: 32, dim, seed: 17 });
+  const corpus = syntheticFlat({ docs: n, tokens, queries: nq, queryTokens: 32, dim, seed: 17, noise, queryNoise });
   const total = corpus.doclens.reduce((a, b) => a + b, 0);
   const offsets = new Int32Array(n + 1);
   for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + corpus.doclens[i]!;
@@ -94,7 +96,7 @@ async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: numb
   await run({ topK: 10, nIvfProbe: 8, nFullScores: 4096 }); // warm-up
   const def = await run({ topK: 10, nIvfProbe: 8, nFullScores: 4096 });
   console.log(
-    `${n} docs × ~${tokens} tokens (${total} embeddings), ${mode}: build ${buildS.toFixed(1)} s, peak RSS ${peakMB.toFixed(0)} MB (${(rssData / 2 ** 20).toFixed(0)} MB of it the corpus), ` +
+    `${n} docs × ~${tokens} tokens (${total} embeddings, noise ${noise}/${queryNoise}), ${mode}: build ${buildS.toFixed(1)} s, peak RSS ${peakMB.toFixed(0)} MB (${(rssData / 2 ** 20).toFixed(0)} MB of it the corpus), ` +
       `K ${info.num_partitions}, ${(vectorBytes / total).toFixed(1)} B/token vectors (${(allBytes / total).toFixed(1)} with metadata.db); ` +
       `defaults: recall@10 ${def.recall.toFixed(3)}, p50 ${def.p50.toFixed(1)} ms, p90 ${def.p90.toFixed(1)} ms`,
   );

@@ -43,4 +43,30 @@ export async function f(): Promise<Embedding[]> {
   );
   const check = spawnSync(process.execPath, [TSC, "-p", work], { cwd: work, encoding: "utf8", timeout: 120_000 });
   assert.equal(check.status, 0, check.stdout + check.stderr);
+
+  // The server subpath and the index engine: Node's types (a server runs in Node), but not SQLite's.
+  fs.mkdirSync(path.join(work, "node_modules", "@types"), { recursive: true });
+  fs.symlinkSync(path.join(ROOT, "node_modules", "@types", "node"), path.join(work, "node_modules", "@types", "node"));
+  fs.writeFileSync(
+    path.join(work, "server-consumer.ts"),
+    `import { createServer, startIndexEngine, IndexError, type SearchRequest, type QueryResult } from "pylate-onnx-export/server";
+export async function g(q: Float32Array): Promise<QueryResult[]> {
+  const indexEngine = await startIndexEngine("./indices");
+  createServer({ indexEngine }).listen(8080);
+  const request: SearchRequest = { queries: [{ data: q, dim: 128 }], params: { topK: 10, nIvfProbe: 8, nFullScores: 4096 }, alpha: 0.75, fusion: "rrf", filterParameters: [] };
+  try {
+    return await indexEngine.search("docs", request);
+  } catch (e) {
+    if (e instanceof IndexError && e.code === "INDEX_NOT_FOUND") return [];
+    throw e;
+  }
+}
+`,
+  );
+  fs.writeFileSync(
+    path.join(work, "tsconfig.server.json"),
+    JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, types: ["node"], skipLibCheck: false }, files: ["server-consumer.ts"] }),
+  );
+  const checkServer = spawnSync(process.execPath, [TSC, "-p", path.join(work, "tsconfig.server.json")], { cwd: work, encoding: "utf8", timeout: 120_000 });
+  assert.equal(checkServer.status, 0, checkServer.stdout + checkServer.stderr);
 });

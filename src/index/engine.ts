@@ -10,10 +10,10 @@ import { writeJsonAtomic } from "../util/fs.js";
 import { FilterError } from "./filter.js";
 import { fuseRelative, fuseRrf } from "./fusion.js";
 import { Kernels } from "./kernels.js";
-import { MetadataDb, MetadataError, type FtsTokenizer, type MetadataRow } from "./metadata.js";
+import { MetadataDb, MetadataError, type FtsTokenizer } from "./metadata.js";
 import { append, build, numDocs, numTokens, remove, search, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
 import { loadSnapshot, readBuffer, readManifest, sweep, writeSnapshot, type Buffer, type Manifest, type Reuse } from "./store.js";
-import { DEFAULT_START_FROM_SCRATCH, IndexError, type IndexConfig, type IndexEngine, type IndexInfo, type Progress, type QueryResult, type SearchRequest } from "./types.js";
+import { DEFAULT_START_FROM_SCRATCH, IndexError, type MetadataRow, type IndexConfig, type IndexEngine, type IndexInfo, type Progress, type QueryResult, type SearchRequest } from "./types.js";
 
 export { IndexError };
 

@@ -8,7 +8,9 @@
 import Database from "better-sqlite3";
 import { FilterError, validateFilter } from "./filter.js";
 
-export type MetadataRow = Record<string, unknown>;
+import type { MetadataRow } from "./types.js";
+
+export type { MetadataRow };
 export type FtsTokenizer = "unicode61" | "trigram";
 
 const COLUMN_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;

@@ -4,8 +4,10 @@
  * that only talks to an engine (the HTTP layer, the worker client) loads without them.
  */
 import type { Fusion } from "./fusion.js";
-import type { MetadataRow } from "./metadata.js";
 import type { Documents, SearchParams } from "./plaid.js";
+
+/** A document's metadata as stored: its JSON keys (booleans as 1/0, arrays/objects as JSON text) and `_subset_`, its id. */
+export type MetadataRow = Record<string, unknown>;
 
 export type IndexErrorCode = "INDEX_NOT_FOUND" | "INDEX_ALREADY_EXISTS" | "INDEX_NOT_DECLARED" | "METADATA_NOT_FOUND" | "BAD_REQUEST" | "DIMENSION_MISMATCH";
 

@@ -1,2 +1,7 @@
-/** The NextPlaid-compatible HTTP server, as a library (`pylate-onnx-export/server`). */
+/**
+ * The NextPlaid-compatible HTTP server, as a library (`pylate-onnx-export/server`), and the index
+ * engine it serves (`startIndexEngine(dir)` → `createServer({ indexEngine })`, or call it directly).
+ */
 export { createServer, createRequestHandler, type ServerOptions } from "./server.js";
+export { startIndexEngine, type RemoteEngine } from "../index/client.js";
+export { IndexError, type IndexConfig, type IndexEngine, type IndexInfo, type MetadataRow, type Query, type QueryResult, type SearchRequest } from "../index/types.js";

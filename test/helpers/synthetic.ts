@@ -33,6 +33,10 @@ export interface SyntheticOptions {
   dim?: number;
   topics?: number;
   seed?: number;
+  /** Spread of document tokens around their concept (default 0.5). */
+  noise?: number;
+  /** Spread of query tokens around the document tokens they copy (default 0.5). */
+  queryNoise?: number;
 }
 
 /** Documents one by one (each a fresh [tokens, dim] array), then queries drawn from random documents. */
@@ -58,7 +62,7 @@ function* generate(opts: SyntheticOptions, keep: (doc: Float32Array) => void): G
     const mine = Array.from({ length: 6 }, () => concepts[topic * conceptsPerTopic + rng.below(conceptsPerTopic)]!);
     const len = Math.max(1, Math.round(opts.tokens * (0.7 + 0.6 * (rng.nextU32() / 4294967296))));
     const data = new Float32Array(len * dim);
-    for (let t = 0; t < len; t++) data.set(token(mine[rng.below(mine.length)]!, 0.5), t * dim);
+    for (let t = 0; t < len; t++) data.set(token(mine[rng.below(mine.length)]!, opts.noise ?? 0.5), t * dim);
     if (wanted.has(d)) kept.set(d, data);
     keep(data);
   }
@@ -69,7 +73,7 @@ function* generate(opts: SyntheticOptions, keep: (doc: Float32Array) => void): G
     const q = new Float32Array(qt * dim);
     for (let t = 0; t < qt; t++) {
       const i = rng.below(len);
-      q.set(token(src.subarray(i * dim, (i + 1) * dim), 0.5), t * dim);
+      q.set(token(src.subarray(i * dim, (i + 1) * dim), opts.queryNoise ?? 0.5), t * dim);
     }
     return q;
   });
