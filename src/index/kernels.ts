@@ -11,8 +11,8 @@ import { DataType } from "../onnx/model.js";
 import { encodeModel } from "../onnx/writer.js";
 import { VERSION } from "../version.js";
 
-/** Score-matrix block for assignment: rows × K floats kept ≤ this many (64 MiB). */
-const BLOCK_FLOATS = 16 * 2 ** 20;
+/** Score-matrix block for assignment: rows × K floats kept ≤ this many (16 MiB; a block is also the longest the index thread is busy in one go). */
+const BLOCK_FLOATS = 4 * 2 ** 20;
 
 function assignGraph(): Uint8Array {
   const g = new GraphBuilder();

@@ -60,6 +60,8 @@ export async function kmeans(kernels: Kernels, points: Float32Array, n: number, 
     sums.fill(0);
     counts.fill(0);
     for (let i = 0; i < m; i++) {
+      // Let queued work (searches) run now and then: this thread also answers them.
+      if ((i & 0xffff) === 0xffff) await new Promise<void>((resolve) => setImmediate(resolve));
       const c = codes[i]!;
       counts[c]!++;
       const base = c * d;

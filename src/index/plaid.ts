@@ -46,6 +46,25 @@ export interface BuildOptions {
   progress?: (stage: string, message: string) => Promise<void> | void;
 }
 
+/** Tokens compressed between two chances for other work (searches) on this thread. */
+const SLICE_TOKENS = 65_536;
+const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** compressResiduals over many tokens, in slices, letting queued work (searches) run in between. */
+async function compressAll(codec: Codec, embeddings: Float32Array, codes: Int32Array, rows: number): Promise<{ packed: Uint8Array; norms: Float32Array }> {
+  const bytes = packedBytes(codec.dim, codec.nbits);
+  const packed = new Uint8Array(rows * bytes);
+  const norms = new Float32Array(rows);
+  for (let start = 0; start < rows; start += SLICE_TOKENS) {
+    const end = Math.min(rows, start + SLICE_TOKENS);
+    const part = compressResiduals(codec, embeddings.subarray(start * codec.dim, end * codec.dim), codes.subarray(start, end), end - start);
+    packed.set(part.packed, start * bytes);
+    norms.set(part.norms, start);
+    if (end < rows) await yieldToEvents();
+  }
+  return { packed, norms };
+}
+
 export const numDocs = (s: PlaidSnapshot) => s.doclens.length;
 export const numTokens = (s: PlaidSnapshot) => s.codes.length;
 
@@ -138,7 +157,7 @@ export async function build(kernels: Kernels, docs: Documents, dim: number, opts
   // 3. Every token: nearest centroid + packed residual.
   await opts.progress?.("index_write", `compressing ${total} embeddings`);
   const { codes } = await kernels.nearest(docs.data, total, dim, centroidsT, k);
-  const { packed } = compressResiduals(codec, docs.data, codes, total);
+  const { packed } = await compressAll(codec, docs.data, codes, total);
   return assemble({
     codec,
     clusterThreshold: buckets.clusterThreshold,
@@ -159,7 +178,8 @@ export async function append(kernels: Kernels, base: PlaidSnapshot, docs: Docume
   const tokens = docs.data.length / dim;
   let centroidsT = base.centroidsT;
   let { codes } = await kernels.nearest(docs.data, tokens, dim, centroidsT, codec.k);
-  let { norms } = compressResiduals(codec, docs.data, codes, tokens);
+  let compressed = await compressAll(codec, docs.data, codes, tokens);
+  let norms = compressed.norms;
   // Outliers get new centroids: k-means over them, ⌈outliers/256⌉·4 centroids.
   const outliers: number[] = [];
   for (let t = 0; t < tokens; t++) if (norms[t]! > base.clusterThreshold) outliers.push(t);
@@ -181,9 +201,9 @@ export async function append(kernels: Kernels, base: PlaidSnapshot, docs: Docume
     codec = { ...codec, k: codec.k + kNew, centroids };
     centroidsT = transpose(centroids, codec.k, dim);
     codes = (await kernels.nearest(docs.data, tokens, dim, centroidsT, codec.k)).codes;
+    compressed = await compressAll(codec, docs.data, codes, tokens);
+    norms = compressed.norms;
   }
-  const compressed = compressResiduals(codec, docs.data, codes, tokens);
-  norms = compressed.norms;
   // The threshold follows the new residuals (weighted by token counts).
   const sortedNorms = norms.slice().sort();
   const oldTokens = numTokens(base);

@@ -4,6 +4,7 @@ import type { ColbertEncoder, Embedding } from "../runtime/encoder.js";
 import type { InputType } from "../runtime/tokenizer.js";
 import { HttpError } from "./http.js";
 import type { RemoteEngine } from "../index/client.js";
+import type { IndexInfo } from "../index/types.js";
 import { UpdateQueues, UpdateTracker, type QueueOptions } from "./updates.js";
 
 export interface ServerOptions {
@@ -54,6 +55,30 @@ export class ServerContext {
   updates(): UpdateQueues {
     this.indices();
     return this.queues!;
+  }
+
+  private overviewCache?: IndexInfo[];
+  private overviewPending?: Promise<IndexInfo[]>;
+
+  /**
+   * Every index's summary for /health. The engine answers between its work slices; when it is
+   * busy for longer than 100 ms, /health answers with the last summary instead of waiting.
+   */
+  async indexOverview(): Promise<IndexInfo[]> {
+    const engine = this.opts.indexEngine;
+    if (!engine) return [];
+    this.overviewPending ??= engine
+      .overview()
+      .then((v) => (this.overviewCache = v))
+      .finally(() => (this.overviewPending = undefined));
+    if (this.overviewCache === undefined) return this.overviewPending;
+    let timer: NodeJS.Timeout | undefined;
+    const stale = new Promise<IndexInfo[]>((resolve) => (timer = setTimeout(() => resolve(this.overviewCache!), 100)));
+    try {
+      return await Promise.race([this.overviewPending, stale]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Resolves when queued index writes are done (graceful shutdown). */

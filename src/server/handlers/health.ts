@@ -4,8 +4,7 @@ import { VERSION } from "../../version.js";
 import type { ServerContext } from "../context.js";
 
 export async function health(ctx: ServerContext) {
-  const engine = ctx.opts.indexEngine;
-  const indices = engine ? await engine.overview() : [];
+  const indices = await ctx.indexOverview();
   const encoder = ctx.opts.encoder;
   const cfg = encoder?.config;
   return {
