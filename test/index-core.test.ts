@@ -130,6 +130,17 @@ test("search: recall@10 against brute-force MaxSim, and exact scores when every 
   }
 });
 
+test("centroid_score_threshold prunes probed centroids whose best score is below it", async () => {
+  const c = syntheticCorpus({ docs: 100, tokens: 20, queries: 2, queryTokens: 8, seed: 8 });
+  const snap = await build(kernels, corpusDocs(c.docs, c.dim), c.dim, { nbits: 4, seed: 3, keepRaw: false });
+  const q = c.queries[0]!;
+  const params = { topK: 10, nIvfProbe: 8, nFullScores: 4096 };
+  assert.equal((await search(kernels, snap, q, q.length / c.dim, params)).ids.length, 10);
+  // Unit vectors score at most 1 against unit centroids: a threshold above that prunes everything.
+  assert.deepEqual((await search(kernels, snap, q, q.length / c.dim, { ...params, centroidScoreThreshold: 1.01 })).ids, []);
+  assert.equal((await search(kernels, snap, q, q.length / c.dim, { ...params, centroidScoreThreshold: -1 })).ids.length, 10);
+});
+
 test("search within a subset returns only subset documents, probing enough to find them all", async () => {
   const c = syntheticCorpus({ docs: 200, tokens: 30, queries: 3, seed: 5 });
   const snap = await build(kernels, corpusDocs(c.docs, c.dim), c.dim, { nbits: 2, seed: 7, keepRaw: false });

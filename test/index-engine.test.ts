@@ -138,6 +138,20 @@ test("filters, subsets, keyword and hybrid search", async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
+test("trigram keyword search matches inside words; REGEXP filters work", async () => {
+  const root = tmpdir();
+  const engine = await PlaidEngine.create(root, 2);
+  engine.declare("t", { fts_tokenizer: "trigram" });
+  const titles = ["unbelievable results", "believe it", "nothing here"];
+  await engine.add("t", docsOf(corpus.docs.slice(0, 3)), DIM, titles.map((title) => ({ title })));
+  const [kw] = await engine.search("t", { ...req(new Float32Array()), queries: [], textQuery: ["liev"] });
+  assert.deepEqual([...kw!.document_ids].sort(), [0, 1]);
+  assert.deepEqual(engine.matching("t", "title REGEXP ?", ["^bel"]), [1]);
+  assert.throws(() => engine.matching("t", "title REGEXP ?", ["("]), /Invalid regex|Invalid condition/);
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
 test("max_documents evicts the oldest documents; a dimension change is refused", async () => {
   const root = tmpdir();
   const engine = await PlaidEngine.create(root, 2);
