@@ -9,9 +9,9 @@ import { byteLookup, compressResiduals, decompress, quantileSorted, type Codec }
 import { validateFilter, FilterError } from "../src/index/filter.js";
 import { Kernels, transpose } from "../src/index/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/index/kmeans.js";
-import { build, numDocs, remove, search, type Documents } from "../src/index/plaid.js";
+import { build, numDocs, remove, search } from "../src/index/plaid.js";
 import { fuseRelative, fuseRrf } from "../src/index/fusion.js";
-import { syntheticCorpus } from "./helpers/synthetic.js";
+import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 
 let kernels: Kernels;
 before(async () => {
@@ -19,16 +19,7 @@ before(async () => {
 });
 after(async () => kernels.release());
 
-function corpusDocs(docs: Float32Array[], dim: number): Documents {
-  const doclens = Int32Array.from(docs, (d) => d.length / dim);
-  const data = new Float32Array(docs.reduce((s, d) => s + d.length, 0));
-  let at = 0;
-  for (const d of docs) {
-    data.set(d, at);
-    at += d.length;
-  }
-  return { data, doclens };
-}
+const corpusDocs = flatten;
 
 /** Σ_q max_t q·d_t, straightforwardly. */
 function maxSim(q: Float32Array, d: Float32Array, dim: number): number {

@@ -11,21 +11,12 @@ import path from "node:path";
 import { test } from "node:test";
 import { PlaidEngine } from "../src/index/engine.js";
 import { IndexError, type SearchRequest } from "../src/index/types.js";
-import { syntheticCorpus } from "./helpers/synthetic.js";
+import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 
 const DIM = 32;
 const corpus = syntheticCorpus({ docs: 160, tokens: 12, queries: 6, queryTokens: 8, dim: DIM, seed: 11 });
 
-function docsOf(list: Float32Array[]) {
-  const doclens = Int32Array.from(list, (d) => d.length / DIM);
-  const data = new Float32Array(list.reduce((s, d) => s + d.length, 0));
-  let at = 0;
-  for (const d of list) {
-    data.set(d, at);
-    at += d.length;
-  }
-  return { data, doclens };
-}
+const docsOf = (list: Float32Array[]) => flatten(list, DIM);
 
 const meta = (i: number) => ({ doc: i, title: `document ${i} about ${i % 2 ? "rivers" : "mountains"}`, year: 2000 + (i % 10), even: i % 2 === 0 });
 

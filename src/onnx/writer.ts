@@ -102,6 +102,22 @@ function encodeNode(n: NodeDef): ProtoWriter {
   return w;
 }
 
+/** ModelProto fields other than the graph: versions, producer, opsets, metadata. */
+function encodeModelFields(model: ModelDef): ProtoWriter {
+  const m = new ProtoWriter();
+  m.varint(1, model.irVersion);
+  m.string(2, model.producerName);
+  m.string(3, model.producerVersion);
+  for (const o of model.opsetImports) {
+    const op = new ProtoWriter();
+    if (o.domain) op.string(1, o.domain);
+    op.varint(2, o.version);
+    m.message(8, op);
+  }
+  for (const [k, v] of Object.entries(model.metadata ?? {})) m.message(14, new ProtoWriter().string(1, k).string(2, v));
+  return m;
+}
+
 class FileSink {
   readonly fd: number;
   written = 0;
@@ -181,19 +197,7 @@ export function writeModel(file: string, model: ModelDef, opts: WriteOptions = {
   const graphLength =
     headBytes.length + planned.reduce((s, p) => s + 1 + varintSize(p.messageLength) + p.messageLength, 0);
 
-  const modelHead = new ProtoWriter();
-  modelHead.varint(1, model.irVersion);
-  modelHead.string(2, model.producerName);
-  modelHead.string(3, model.producerVersion);
-  for (const o of model.opsetImports) {
-    const op = new ProtoWriter();
-    if (o.domain) op.string(1, o.domain);
-    op.varint(2, o.version);
-    modelHead.message(8, op);
-  }
-  for (const [k, v] of Object.entries(model.metadata ?? {})) {
-    modelHead.message(14, new ProtoWriter().string(1, k).string(2, v));
-  }
+  const modelHead = encodeModelFields(model);
   modelHead.lengthDelimitedHeader(7, graphLength);
 
   const tmpModel = tempPathFor(file);
@@ -259,16 +263,5 @@ export function encodeModel(model: ModelDef): Uint8Array {
   for (const t of model.initializers) graph.message(5, encodeTensorInline(t));
   for (const i of model.inputs) graph.message(11, encodeValueInfo(i));
   for (const o of model.outputs) graph.message(12, encodeValueInfo(o));
-  const m = new ProtoWriter();
-  m.varint(1, model.irVersion);
-  m.string(2, model.producerName);
-  m.string(3, model.producerVersion);
-  for (const o of model.opsetImports) {
-    const op = new ProtoWriter();
-    if (o.domain) op.string(1, o.domain);
-    op.varint(2, o.version);
-    m.message(8, op);
-  }
-  m.message(7, graph);
-  return m.finish();
+  return encodeModelFields(model).message(7, graph).finish();
 }

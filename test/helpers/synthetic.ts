@@ -113,3 +113,15 @@ export function syntheticFlat(opts: SyntheticOptions): { dim: number; data: Floa
   );
   return { dim, data: data.subarray(0, at), doclens, queries };
 }
+
+/** Documents ([tokens, dim] arrays) as one array + lengths, as the index takes them. */
+export function flatten(docs: Float32Array[], dim: number): { data: Float32Array; doclens: Int32Array } {
+  const doclens = Int32Array.from(docs, (d) => d.length / dim);
+  const data = new Float32Array(docs.reduce((s, d) => s + d.length, 0));
+  let at = 0;
+  for (const d of docs) {
+    data.set(d, at);
+    at += d.length;
+  }
+  return { data, doclens };
+}
