@@ -213,3 +213,23 @@ test("small appends wait in the buffer (no new centroids) until 100 documents, t
   await reopened.close();
   fs.rmSync(root, { recursive: true, force: true });
 });
+
+test("searches running while a delete renumbers ids return ids and metadata of one state", async () => {
+  const root = tmpdir();
+  const engine = await PlaidEngine.create(root, 2);
+  engine.declare("r", { start_from_scratch: 10 });
+  await engine.add("r", docsOf(corpus.docs), DIM, corpus.docs.map((_, i) => meta(i)));
+  // Odd documents search for themselves while the even ones are deleted.
+  const odd = [...Array(80).keys()].map((i) => 2 * i + 1);
+  const searches = odd.map((i) => engine.search("r", req(corpus.docs[i]!, { params: { topK: 1, nIvfProbe: 8, nFullScores: 4096 } })));
+  const deleting = engine.deleteWhere("r", "even = ?", [true]);
+  const results = await Promise.all(searches);
+  await deleting;
+  results.forEach(([r], j) => {
+    const id = r!.document_ids[0]!;
+    assert.equal(r!.metadata[0]!["doc"], odd[j], "the metadata is the found document's");
+    assert.ok(id === odd[j] || id === j, `id ${id} is document ${odd[j]} before or after the renumbering`);
+  });
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});

@@ -278,9 +278,26 @@ export class PlaidEngine implements IndexEngine {
     });
   }
 
+  /**
+   * Searches one snapshot; the ids it found are joined with their metadata only if no write
+   * committed meanwhile (a delete renumbers ids) — otherwise it searches again, on the new state.
+   */
   async search(name: string, r: SearchRequest): Promise<QueryResult[]> {
     const keywordOnly = r.queries.length === 0;
     const ix = keywordOnly ? this.get(name) : this.built(name);
+    for (let attempt = 0; ; attempt++) {
+      const snap = ix?.snap;
+      const hits = await this.searchSnapshot(name, ix, snap, r);
+      if (ix?.snap !== snap && attempt < 3) continue;
+      return hits.map((h, i) => {
+        const rows = ix?.db ? new Map(ix.db.getByIds(h.ids).map((row) => [Number(row["_subset_"]), row])) : new Map<number, MetadataRow>();
+        return { query_id: i, document_ids: h.ids, scores: h.scores, metadata: h.ids.map((id) => rows.get(id) ?? null) };
+      });
+    }
+  }
+
+  private async searchSnapshot(name: string, ix: OpenIndex | undefined, snap: PlaidSnapshot | undefined, r: SearchRequest): Promise<Hits[]> {
+    // The filter's ids and `snap` are read together (no await between): they agree.
     let subset = r.subset;
     if (r.filterCondition !== undefined) {
       if (!ix?.db) throw new IndexError("METADATA_NOT_FOUND", name);
@@ -291,18 +308,20 @@ export class PlaidEngine implements IndexEngine {
         throw e;
       }
     }
+    const keywordOnly = r.queries.length === 0;
     const hybrid = !keywordOnly && r.textQuery !== undefined && r.textQuery.length > 0;
     const fetchK = hybrid ? r.params.topK * 3 : r.params.topK;
     const subsetIds = subset ? Int32Array.from(subset) : undefined;
-    const results: QueryResult[] = [];
     const n = keywordOnly ? r.textQuery!.length : r.queries.length;
+    if (!keywordOnly) {
+      for (const q of r.queries) if (q.dim !== snap!.codec.dim) throw new IndexError("DIMENSION_MISMATCH", `Expected dimension ${snap!.codec.dim}, got ${q.dim}`);
+    }
+    const out: Hits[] = [];
     for (let i = 0; i < n; i++) {
       let semantic: Hits | undefined;
       if (!keywordOnly) {
         const q = r.queries[i]!;
-        const snap = ix!.snap!;
-        if (q.dim !== snap.codec.dim) throw new IndexError("DIMENSION_MISMATCH", `Expected dimension ${snap.codec.dim}, got ${q.dim}`);
-        semantic = await search(this.kernels, snap, q.data, q.data.length / q.dim, { ...r.params, topK: fetchK }, subsetIds);
+        semantic = await search(this.kernels, snap!, q.data, q.data.length / q.dim, { ...r.params, topK: fetchK }, subsetIds);
       }
       let keyword: Hits | undefined;
       const text = r.textQuery?.[i];
@@ -313,16 +332,13 @@ export class PlaidEngine implements IndexEngine {
           keyword = undefined; // FTS5 syntax errors mean "no keyword result", as NextPlaid
         }
       }
-      let hits: Hits;
-      if (semantic && keyword) hits = r.fusion === "rrf" ? fuseRrf(semantic, keyword, r.alpha, r.params.topK) : fuseRelative(semantic, keyword, r.alpha, r.params.topK);
+      if (semantic && keyword) out.push(r.fusion === "rrf" ? fuseRrf(semantic, keyword, r.alpha, r.params.topK) : fuseRelative(semantic, keyword, r.alpha, r.params.topK));
       else {
         const h = semantic ?? keyword ?? { ids: [], scores: [] };
-        hits = { ids: h.ids.slice(0, r.params.topK), scores: h.scores.slice(0, r.params.topK) };
+        out.push({ ids: h.ids.slice(0, r.params.topK), scores: h.scores.slice(0, r.params.topK) });
       }
-      const rows = ix?.db ? new Map(ix.db.getByIds(hits.ids).map((row) => [Number(row["_subset_"]), row])) : new Map<number, MetadataRow>();
-      results.push({ query_id: i, document_ids: hits.ids, scores: hits.scores, metadata: hits.ids.map((id) => rows.get(id) ?? null) });
     }
-    return results;
+    return out;
   }
 
   metadataAll(name: string): MetadataRow[] {
