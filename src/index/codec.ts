@@ -135,9 +135,22 @@ export function byteLookup(codec: Codec): Float32Array {
 
 /**
  * Decompresses tokens `[from, to)` (codes and packed residuals of the whole index) into `out`
- * ([to − from, dim]): centroid + bucket weights, each row L2-normalised.
+ * ([to − from, dim]): centroid + bucket weights, each row L2-normalised — or, when `invNorms` is
+ * given, left unnormalised with each row's 1 / max(‖row‖, 1e-12) written there instead (the
+ * caller scales dot products: one multiply per score instead of one per dimension).
  */
-export function decompress(codec: Codec, lut: Float32Array, codes: Int32Array, packed: Uint8Array, from: number, to: number, out: Float32Array, outOffset = 0): void {
+export function decompress(
+  codec: Codec,
+  lut: Float32Array,
+  codes: Int32Array,
+  packed: Uint8Array,
+  from: number,
+  to: number,
+  out: Float32Array,
+  outOffset = 0,
+  invNorms?: Float32Array,
+  invOffset = 0,
+): void {
   const { dim, nbits, centroids } = codec;
   const bytes = packedBytes(dim, nbits);
   const perByte = 8 / nbits;
@@ -168,6 +181,7 @@ export function decompress(codec: Codec, lut: Float32Array, codes: Int32Array, p
       }
     }
     const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-    for (let j = 0; j < dim; j++) out[o + j]! *= inv;
+    if (invNorms) invNorms[invOffset + t - from] = inv;
+    else for (let j = 0; j < dim; j++) out[o + j]! *= inv;
   }
 }

@@ -373,13 +373,15 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
   const nDecompress = Math.min(Math.max(Math.floor(params.nFullScores / 4), params.topK), nFull);
   const chosen = Array.from(order.subarray(0, nDecompress), (i) => candidates[i]!);
 
-  // Exact MaxSim on the decompressed documents: one GEMM for all of them.
+  // Exact MaxSim on the decompressed documents: one GEMM for all of them; rows are normalised by
+  // scaling their scores (nq multiplies per token instead of dim).
   let tokens = 0;
   for (const d of chosen) tokens += snap.doclens[d]!;
   const emb = new Float32Array(tokens * dim);
+  const inv = new Float32Array(tokens);
   let at = 0;
   for (const d of chosen) {
-    decompress(codec, snap.lut, snap.codes, snap.residuals, snap.offsets[d]!, snap.offsets[d + 1]!, emb, at * dim);
+    decompress(codec, snap.lut, snap.codes, snap.residuals, snap.offsets[d]!, snap.offsets[d + 1]!, emb, at * dim, inv, at);
     at += snap.doclens[d]!;
   }
   const sim = await kernels.matmul(emb, tokens, dim, transpose(query, nq, dim), nq);
@@ -389,8 +391,9 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
     const len = snap.doclens[chosen[i]!]!;
     best.fill(-Infinity);
     for (let t = at; t < at + len; t++) {
+      const scale = inv[t]!;
       for (let q = 0; q < nq; q++) {
-        const v = sim[t * nq + q]!;
+        const v = sim[t * nq + q]! * scale;
         if (v > best[q]!) best[q] = v;
       }
     }
