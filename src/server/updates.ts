@@ -184,8 +184,9 @@ export class UpdateQueues {
         q.items.shift();
         try {
           await this.engine.deleteWhere(name, first.condition, first.parameters);
-        } catch {
-          /* a condition that no longer applies is skipped, as NextPlaid does */
+        } catch (e) {
+          // The condition was valid when queued; a delete that fails now is reported, not retried.
+          this.tracker.failed(name, `delete failed: ${(e as Error).message}`);
         }
         continue;
       }
