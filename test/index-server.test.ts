@@ -47,7 +47,7 @@ const docCount = async (name: string) => (await call("GET", `/indices/${name}`))
 
 before(async () => {
   root = tempDir("index-server-");
-  engine = await startIndexEngine(root, 2);
+  engine = await startIndexEngine(root, { threads: 2 });
   encoder = await ColbertEncoder.load(await exportedFixture("bert-tiny-colbert"), { batchSize: 8 });
   server = createServer({ indexEngine: engine, indexDir: root, encoder, updateQueue: { capacity: 2, batchWindowMs: 20 } });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import { Worker, type ResourceLimits } from "node:worker_threads";
 
 /**
  * Starts the worker module `name` (without extension) that sits beside `base` (an import.meta.url):
@@ -8,10 +8,10 @@ import { Worker } from "node:worker_threads";
  * host process's Node options are not passed on (`execArgv: []`): flags such as `--input-type`
  * (node -e) make a worker fail to start, and none is needed.
  */
-export function startWorker(base: string, name: string): Worker {
+export function startWorker(base: string, name: string, resourceLimits?: ResourceLimits): Worker {
   const js = new URL(`./${name}.js`, base);
-  if (fs.existsSync(fileURLToPath(js))) return new Worker(js, { execArgv: [] });
+  if (fs.existsSync(fileURLToPath(js))) return new Worker(js, { execArgv: [], resourceLimits });
   const ts = new URL(`./${name}.ts`, base).href;
   const tsx = import.meta.resolve("tsx/esm/api");
-  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); });`, { eval: true, execArgv: [] });
+  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); });`, { eval: true, execArgv: [], resourceLimits });
 }

@@ -1,0 +1,33 @@
+/**
+ * The index thread dying (here: out of memory on a request too large for its heap) fails the calls
+ * in flight, not the process; the next call starts a new thread on the same folder, which loads
+ * the last committed state.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { test } from "node:test";
+import { startIndexEngine } from "../src/index/client.js";
+import { tempDir } from "./helpers/fixtures.js";
+import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
+
+test("a request that kills the index thread fails alone; the engine restarts with the committed state", { timeout: 120_000 }, async () => {
+  const root = tempDir("index-worker-");
+  const engine = await startIndexEngine(root, { threads: 1, heapMb: 96 });
+  const c = syntheticCorpus({ docs: 30, tokens: 8, dim: 8, queries: 1, queryTokens: 4, seed: 2 });
+  await engine.declare("w", {});
+  await engine.add("w", flatten(c.docs, 8), 8, c.docs.map((_, i) => ({ i })));
+  const before = await engine.search("w", { queries: [{ data: c.queries[0]!, dim: 8 }], params: { topK: 5, nIvfProbe: 8, nFullScores: 64 }, alpha: 0.75, fusion: "rrf", filterParameters: [] });
+  // ~2 M metadata objects: far beyond a 96 MB heap once the index thread receives them.
+  const n = 2_000_000;
+  const huge = { data: new Float32Array(n * 8), doclens: new Int32Array(n).fill(1) };
+  const metadata = Array.from({ length: n }, (_, i) => ({ title: `document number ${i}`, i }));
+  await assert.rejects(engine.add("w", huge, 8, metadata), /index engine stopped/);
+  // The next calls run on a new thread, on the state committed before.
+  assert.equal((await engine.info("w")).num_documents, 30);
+  const after = await engine.search("w", { queries: [{ data: c.queries[0]!, dim: 8 }], params: { topK: 5, nIvfProbe: 8, nFullScores: 64 }, alpha: 0.75, fusion: "rrf", filterParameters: [] });
+  assert.deepEqual(after, before);
+  await engine.add("w", flatten(c.docs.slice(0, 5), 8), 8, c.docs.slice(0, 5).map((_, i) => ({ i: 30 + i })));
+  assert.equal((await engine.info("w")).num_documents, 35);
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
