@@ -63,6 +63,9 @@ after(async () => {
 
 test("declare: 200 with the stored config, 409 twice, 400/422 on bad input; declared indices are not listed", async () => {
   assert.deepEqual((await call("GET", "/indices")).json, []);
+  // Request ids: echoed when sent, generated otherwise.
+  assert.equal((await fetch(base + "/indices", { headers: { "x-request-id": "abc-123" } })).headers.get("x-request-id"), "abc-123");
+  assert.match((await fetch(base + "/indices")).headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
   const ok = await call("POST", "/indices", { name: "papers", config: { nbits: 4, start_from_scratch: 20 } });
   assert.equal(ok.status, 200);
   assert.deepEqual(ok.json.config, { nbits: 4, batch_size: 50000, seed: null, start_from_scratch: 20, max_documents: null, fts_tokenizer: "unicode61" });

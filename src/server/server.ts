@@ -4,6 +4,7 @@
  * own threads (runtime/session-pool.ts), so this thread keeps answering — /health included —
  * while requests are being encoded.
  */
+import crypto from "node:crypto";
 import http from "node:http";
 import { HttpError, parseJson, readBody, Reply } from "./http.js";
 import { IndexError, type IndexErrorCode } from "../index/types.js";
@@ -99,7 +100,9 @@ export function loadingHandler(): http.RequestListener {
 
 export function createRequestHandler(opts: ServerOptions, ctx = new ServerContext(opts)): http.RequestListener {
   return (req, res) => {
-    const cors = corsHeaders(req);
+    // Every answer carries a request id, the client's own when it sent one (as NextPlaid).
+    const incoming = req.headers["x-request-id"];
+    const cors = { ...corsHeaders(req), "x-request-id": typeof incoming === "string" && incoming.length <= 200 ? incoming : crypto.randomUUID() };
     const send = (status: number, value: unknown) => {
       if (res.headersSent || res.destroyed) return;
       const data = JSON.stringify(value);
