@@ -1,6 +1,7 @@
 /** INT8 models other quantizers write (full-range weights) get a warning on CPUs whose kernels saturate. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
 import { quantizeModel } from "../src/quantize/index.js";
 import { cpuFlags, int8SaturationWarning, int8WeightPeak, saturatingInt8Kernels } from "../src/quantize/saturation.js";
@@ -31,6 +32,15 @@ test("our INT8 weights stay within ±64 and are never warned about; full-range o
   assert.equal(int8WeightPeak(read.model), 64);
   read.close();
   for (const flags of [AVX2, AVX512_NO_VNNI, AVX512_VNNI, undefined]) assert.equal(int8SaturationWarning(ours, flags), undefined);
+
+  // onnxruntime's default levels (the benches' baseline) are ±127 and are warned about.
+  const ortDefault = path.join(dir, "model_int8_ort.onnx");
+  await quantizeModel(path.join(dir, "model.onnx"), ortDefault, undefined, { perChannel: false, weightLevels: 127 });
+  const ortRead = readModel(ortDefault);
+  assert.equal(int8WeightPeak(ortRead.model), 127);
+  ortRead.close();
+  assert.match(int8SaturationWarning(ortDefault, AVX2) ?? "", /full-range/);
+  fs.rmSync(ortDefault);
 
   fullRange(dir);
   const full = readModel(ours);

@@ -30,6 +30,12 @@ export interface QuantizeOptions {
   perChannel?: boolean;
   /** Quantize embedding tables too (default true). */
   embeddings?: boolean;
+  /**
+   * Largest |q| of MatMul weights (default MATMUL_WEIGHT_LEVELS = 64, saturation-safe). 127
+   * reproduces onnxruntime's quantize_dynamic default — for comparisons only (benches): it is exact
+   * on VNNI/ARM CPUs and saturates on AVX2-only ones.
+   */
+  weightLevels?: number;
 }
 
 export interface QuantizeStats {
@@ -74,19 +80,20 @@ function scaleOf(absMax: number, levels: number): number {
 }
 
 /** Per-tensor or per-column scales of a [K, N] weight. */
-function weightScales(w: Float32Array, k: number, n: number, perChannel: boolean): Float32Array {
+function weightScales(w: Float32Array, k: number, n: number, perChannel: boolean, levels: number): Float32Array {
   if (!perChannel) {
     let m = 0;
     for (let i = 0; i < w.length; i++) m = Math.max(m, Math.abs(w[i]!));
-    return Float32Array.of(scaleOf(m, MATMUL_WEIGHT_LEVELS));
+    return Float32Array.of(scaleOf(m, levels));
   }
   const m = new Float32Array(n);
   for (let r = 0; r < k; r++) for (let c = 0; c < n; c++) m[c] = Math.max(m[c]!, Math.abs(w[r * n + c]!));
-  return m.map((x) => scaleOf(x, MATMUL_WEIGHT_LEVELS));
+  return m.map((x) => scaleOf(x, levels));
 }
 
 export function quantizeDynamic(model: ModelDef, opts: QuantizeOptions = {}): { model: ModelDef; stats: QuantizeStats } {
   const perChannel = opts.perChannel ?? true;
+  const levels = opts.weightLevels ?? MATMUL_WEIGHT_LEVELS;
   const inits = new Map(model.initializers.map((t) => [t.name, t]));
   const uses = new Map<string, number>();
   for (const n of model.nodes) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
@@ -134,8 +141,8 @@ export function quantizeDynamic(model: ModelDef, opts: QuantizeOptions = {}): { 
       const compute = () => {
         if (computed) return;
         const f = asF32(w);
-        scales.set(weightScales(f, k, cols, perChannel));
-        q = quantizeSymmetric(f, cols, scales, perChannel, MATMUL_WEIGHT_LEVELS);
+        scales.set(weightScales(f, k, cols, perChannel, levels));
+        q = quantizeSymmetric(f, cols, scales, perChannel, levels);
         computed = true;
       };
       const wq = fresh(`${w.name}_quantized`);
