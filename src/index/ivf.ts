@@ -36,3 +36,31 @@ export function buildIvf(codes: Int32Array, docOffsets: Int32Array, numDocs: num
   }
   return { offsets: counts, docs };
 }
+
+/** Each document's distinct centroid ids (CSR: `offsets` [numDocs + 1] into `codes`). */
+export interface DocCodes {
+  offsets: Int32Array;
+  codes: Int32Array;
+}
+
+/**
+ * The distinct codes of every document: the approximate score (max over a document's codes) needs
+ * each code once, and documents repeat codes a lot (tokens of one concept share a centroid).
+ */
+export function distinctCodes(codes: Int32Array, docOffsets: Int32Array, numDocs: number, k: number): DocCodes {
+  const last = new Int32Array(k).fill(-1);
+  const offsets = new Int32Array(numDocs + 1);
+  const out = new Int32Array(codes.length);
+  let n = 0;
+  for (let doc = 0; doc < numDocs; doc++) {
+    for (let t = docOffsets[doc]!; t < docOffsets[doc + 1]!; t++) {
+      const c = codes[t]!;
+      if (last[c] !== doc) {
+        last[c] = doc;
+        out[n++] = c;
+      }
+    }
+    offsets[doc + 1] = n;
+  }
+  return { offsets, codes: out.slice(0, n) };
+}

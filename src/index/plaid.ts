@@ -4,7 +4,7 @@
  * an old one (build, append, delete) or read it (search). Persistence is store.ts's job.
  */
 import { byteLookup, compressResiduals, decompress, packedBytes, quantileSorted, trainBuckets, type Codec } from "./codec.js";
-import { buildIvf, type Ivf } from "./ivf.js";
+import { buildIvf, distinctCodes, type DocCodes, type Ivf } from "./ivf.js";
 import { Kernels, transpose } from "./kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "./kmeans.js";
 import { Rng } from "./rng.js";
@@ -24,6 +24,7 @@ export interface PlaidSnapshot {
   raw?: Float32Array;
   /** Derived on load. */
   ivf: Ivf;
+  docCodes: DocCodes;
   lut: Float32Array;
   centroidsT: Float32Array;
 }
@@ -65,6 +66,20 @@ async function compressAll(codec: Codec, embeddings: Float32Array, codes: Int32A
   return { packed, norms };
 }
 
+/**
+ * Reusable buffers for the decompressed candidates (tens of MB per search): allocating and
+ * zero-filling them each time cost as much as filling them. A buffer is held by one search from
+ * take() to give(), so searches interleaved on this thread never share one.
+ */
+const scratch: Float32Array[] = [];
+function takeScratch(n: number): Float32Array {
+  const i = scratch.findIndex((b) => b.length >= n);
+  return i >= 0 ? scratch.splice(i, 1)[0]! : new Float32Array(Math.max(n, 1 << 16));
+}
+function giveScratch(b: Float32Array): void {
+  if (scratch.length < 4) scratch.push(b);
+}
+
 export const numDocs = (s: PlaidSnapshot) => s.doclens.length;
 export const numTokens = (s: PlaidSnapshot) => s.codes.length;
 
@@ -75,13 +90,14 @@ export function offsetsOf(doclens: Int32Array): Int32Array {
 }
 
 /** Completes a snapshot from its stored parts (IVF, decompression table, transposed centroids). */
-export function assemble(parts: Omit<PlaidSnapshot, "ivf" | "lut" | "centroidsT" | "offsets">): PlaidSnapshot {
+export function assemble(parts: Omit<PlaidSnapshot, "ivf" | "docCodes" | "lut" | "centroidsT" | "offsets">): PlaidSnapshot {
   const offsets = offsetsOf(parts.doclens);
   const { codec } = parts;
   return {
     ...parts,
     offsets,
     ivf: buildIvf(parts.codes, offsets, parts.doclens.length, codec.k),
+    docCodes: distinctCodes(parts.codes, offsets, parts.doclens.length, codec.k),
     lut: byteLookup(codec),
     centroidsT: transpose(codec.centroids, codec.k, codec.dim),
   };
@@ -321,8 +337,8 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
       if (id < 0 || id >= n || inSubset[id]) continue;
       inSubset[id] = 1;
       members++;
-      for (let t = snap.offsets[id]!; t < snap.offsets[id + 1]!; t++) {
-        const c = snap.codes[t]!;
+      for (let u = snap.docCodes.offsets[id]!; u < snap.docCodes.offsets[id + 1]!; u++) {
+        const c = snap.docCodes.codes[u]!;
         if (!allowed[c]) {
           allowed[c] = 1;
           eligible++;
@@ -350,15 +366,17 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
   for (let d = 0; d < n; d++) if (mark[d] && (!inSubset || inSubset[d])) candidates.push(d);
   if (candidates.length === 0) return { ids: [], scores: [] };
 
-  // Approximate scores: Σ_q max over the document's codes of S[q, code] (S transposed for locality).
+  // Approximate scores: Σ_q max over the document's (distinct) codes of S[q, code] (S transposed
+  // for locality).
   const st = transpose(s, nq, k);
   const approx = new Float32Array(candidates.length);
   const best = new Float32Array(nq);
+  const { offsets: uo, codes: uc } = snap.docCodes;
   for (let i = 0; i < candidates.length; i++) {
     const d = candidates[i]!;
     best.fill(-Infinity);
-    for (let t = snap.offsets[d]!; t < snap.offsets[d + 1]!; t++) {
-      const base = snap.codes[t]! * nq;
+    for (let u = uo[d]!; u < uo[d + 1]!; u++) {
+      const base = uc[u]! * nq;
       for (let q = 0; q < nq; q++) {
         const v = st[base + q]!;
         if (v > best[q]!) best[q] = v;
@@ -377,14 +395,19 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
   // scaling their scores (nq multiplies per token instead of dim).
   let tokens = 0;
   for (const d of chosen) tokens += snap.doclens[d]!;
-  const emb = new Float32Array(tokens * dim);
+  const emb = takeScratch(tokens * dim);
   const inv = new Float32Array(tokens);
   let at = 0;
   for (const d of chosen) {
     decompress(codec, snap.lut, snap.codes, snap.residuals, snap.offsets[d]!, snap.offsets[d + 1]!, emb, at * dim, inv, at);
     at += snap.doclens[d]!;
   }
-  const sim = await kernels.matmul(emb, tokens, dim, transpose(query, nq, dim), nq);
+  let sim: Float32Array;
+  try {
+    sim = await kernels.matmul(emb, tokens, dim, transpose(query, nq, dim), nq);
+  } finally {
+    giveScratch(emb);
+  }
   const exact = new Float64Array(chosen.length);
   at = 0;
   for (let i = 0; i < chosen.length; i++) {
