@@ -1,46 +1,20 @@
 /**
  * The inverted file: for each centroid, the ascending ids of the documents with at least one
- * token assigned to it (NextPlaid's ivf.npy + ivf_lengths.npy). Derived from the codes, so it is
- * rebuilt in memory on load rather than stored.
+ * token assigned to it (NextPlaid's ivf.npy + ivf_lengths.npy), and its transpose, each document's
+ * distinct codes. Both derive from the codes, so they are rebuilt in memory on load rather than
+ * stored.
  */
-export interface Ivf {
-  /** [k + 1] start of each centroid's list in `docs`. */
-  offsets: Int32Array;
-  docs: Int32Array;
-}
-
-export function buildIvf(codes: Int32Array, docOffsets: Int32Array, numDocs: number, k: number): Ivf {
-  const last = new Int32Array(k).fill(-1);
-  const counts = new Int32Array(k + 1);
-  for (let doc = 0; doc < numDocs; doc++) {
-    for (let t = docOffsets[doc]!; t < docOffsets[doc + 1]!; t++) {
-      const c = codes[t]!;
-      if (last[c] !== doc) {
-        last[c] = doc;
-        counts[c + 1]!++;
-      }
-    }
-  }
-  for (let c = 0; c < k; c++) counts[c + 1]! += counts[c]!;
-  const docs = new Int32Array(counts[k]!);
-  const fill = counts.slice(0, k);
-  last.fill(-1);
-  for (let doc = 0; doc < numDocs; doc++) {
-    for (let t = docOffsets[doc]!; t < docOffsets[doc + 1]!; t++) {
-      const c = codes[t]!;
-      if (last[c] !== doc) {
-        last[c] = doc;
-        docs[fill[c]!++] = doc;
-      }
-    }
-  }
-  return { offsets: counts, docs };
-}
 
 /** Each document's distinct centroid ids (CSR: `offsets` [numDocs + 1] into `codes`). */
 export interface DocCodes {
   offsets: Int32Array;
   codes: Int32Array;
+}
+
+export interface Ivf {
+  /** [k + 1] start of each centroid's list in `docs`. */
+  offsets: Int32Array;
+  docs: Int32Array;
 }
 
 /**
@@ -63,4 +37,18 @@ export function distinctCodes(codes: Int32Array, docOffsets: Int32Array, numDocs
     offsets[doc + 1] = n;
   }
   return { offsets, codes: out.slice(0, n) };
+}
+
+/** Centroid → documents, by transposing the documents' distinct codes (lists come out ascending). */
+export function buildIvf(docCodes: DocCodes, k: number): Ivf {
+  const numDocs = docCodes.offsets.length - 1;
+  const offsets = new Int32Array(k + 1);
+  for (const c of docCodes.codes) offsets[c + 1]!++;
+  for (let c = 0; c < k; c++) offsets[c + 1]! += offsets[c]!;
+  const docs = new Int32Array(docCodes.codes.length);
+  const fill = offsets.slice(0, k);
+  for (let doc = 0; doc < numDocs; doc++) {
+    for (let u = docCodes.offsets[doc]!; u < docCodes.offsets[doc + 1]!; u++) docs[fill[docCodes.codes[u]!]!++] = doc;
+  }
+  return { offsets, docs };
 }

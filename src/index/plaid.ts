@@ -93,11 +93,12 @@ export function offsetsOf(doclens: Int32Array): Int32Array {
 export function assemble(parts: Omit<PlaidSnapshot, "ivf" | "docCodes" | "lut" | "centroidsT" | "offsets">): PlaidSnapshot {
   const offsets = offsetsOf(parts.doclens);
   const { codec } = parts;
+  const docCodes = distinctCodes(parts.codes, offsets, parts.doclens.length, codec.k);
   return {
     ...parts,
     offsets,
-    ivf: buildIvf(parts.codes, offsets, parts.doclens.length, codec.k),
-    docCodes: distinctCodes(parts.codes, offsets, parts.doclens.length, codec.k),
+    ivf: buildIvf(docCodes, codec.k),
+    docCodes,
     lut: byteLookup(codec),
     centroidsT: transpose(codec.centroids, codec.k, codec.dim),
   };
