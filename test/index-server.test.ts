@@ -253,3 +253,27 @@ test("DELETE /indices/{name} removes the index and its folder", async () => {
   assert.equal((await call("GET", "/indices/busy")).status, 404);
   assert.ok(!fs.existsSync(`${root}/busy`));
 });
+
+test("without a model: the *_with_encoding routes answer 400 MODEL_NOT_LOADED and record no failed update", async () => {
+  const bare = createServer({ indexEngine: engine, indexDir: root });
+  await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(bare.address() as AddressInfo).port}`;
+  try {
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(url + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      return { status: res.status, json: (await res.json()) as { code: string } };
+    };
+    const up = await post("/indices/papers/update_with_encoding", { documents: ["a text"], metadata: [{}] });
+    assert.deepEqual([up.status, up.json.code], [400, "MODEL_NOT_LOADED"]);
+    const s = await post("/indices/papers/search_with_encoding", { queries: ["a query"] });
+    assert.deepEqual([s.status, s.json.code], [400, "MODEL_NOT_LOADED"]);
+    const health = (await (await fetch(url + "/health")).json()) as { updates: { index: string; status: string }[]; model: unknown };
+    assert.equal(health.model, null);
+    assert.ok(!health.updates.some((u) => u.status === "failed" && u.index === "papers"));
+    // Embedding routes work without a model.
+    const r = await post("/indices/papers/search", { queries: [{ embeddings: rows(corpus.docs[30]!) }], params: { top_k: 1 } });
+    assert.equal(r.status, 200);
+  } finally {
+    bare.close();
+  }
+});
