@@ -44,7 +44,10 @@ export class ServerContext {
     this.maxBody = opts.maxBodyBytes ?? 100 * 2 ** 20;
     this.maxTexts = opts.maxTexts ?? 10_000;
     this.maxQueued = opts.maxQueuedTexts ?? 4096;
-    if (opts.indexEngine) this.queues = new UpdateQueues(opts.indexEngine, this.tracker, opts.updateQueue);
+    if (opts.indexEngine) {
+      this.queues = new UpdateQueues(opts.indexEngine, this.tracker, opts.updateQueue);
+      void this.indexOverview(); // warm: the first /health need not wait for the engine
+    }
   }
 
   indices(): RemoteEngine {
@@ -67,9 +70,11 @@ export class ServerContext {
   async indexOverview(): Promise<IndexInfo[]> {
     const engine = this.opts.indexEngine;
     if (!engine) return [];
+    // An engine that fails (its thread restarting) must not fail /health: the last summary stands.
     this.overviewPending ??= engine
       .overview()
       .then((v) => (this.overviewCache = v))
+      .catch(() => this.overviewCache ?? [])
       .finally(() => (this.overviewPending = undefined));
     if (this.overviewCache === undefined) return this.overviewPending;
     let timer: NodeJS.Timeout | undefined;
