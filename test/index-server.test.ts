@@ -208,6 +208,22 @@ test("delete: 400 on empty or invalid conditions, 202 'No documents match', then
   assert.deepEqual(r.json.results[0].document_ids, [left.indexOf(30)]);
 });
 
+test("legacy POST /documents: the index must exist, dimensions are checked at once, then 202", async () => {
+  await call("POST", "/indices", { name: "declared-only" });
+  assert.equal((await call("POST", "/indices/declared-only/documents", { documents: [b64(corpus.docs[0]!)], metadata: [{}] })).json.code, "INDEX_NOT_FOUND");
+  assert.equal((await call("POST", "/indices/papers/documents", { documents: [], metadata: [] })).status, 400);
+  assert.equal((await call("POST", "/indices/papers/documents", { documents: [{ embeddings: [[1, 2, 3]] }], metadata: [{}] })).json.code, "DIMENSION_MISMATCH");
+  const before = await docCount("papers");
+  const r = await call("POST", "/indices/papers/documents", { documents: [b64(corpus.docs[5]!)], metadata: [{ title: "legacy" }] });
+  assert.equal(r.status, 202);
+  assert.equal(r.json, "Update queued in background");
+  await waitFor(async () => (await docCount("papers")) === before + 1, "the legacy add");
+  assert.equal((await call("POST", "/indices/papers/metadata/get", { document_ids: [before] })).json.metadata[0].title, "legacy");
+  await call("DELETE", "/indices/papers/documents", { condition: "title = ?", parameters: ["legacy"] });
+  await waitFor(async () => (await docCount("papers")) === before, "its removal");
+  await call("DELETE", "/indices/declared-only");
+});
+
 test("PUT config sets max_documents; the next update evicts the oldest", async () => {
   const put = await call("PUT", "/indices/papers/config", { max_documents: 35 });
   assert.equal(put.status, 200);
