@@ -18,6 +18,10 @@ const corpus = syntheticCorpus({ docs: 160, tokens: 12, queries: 6, queryTokens:
 
 const docsOf = (list: Float32Array[]) => flatten(list, DIM);
 
+/** Adds corpus documents [from, to) with their metadata (doc = their corpus index). */
+const addDocs = (engine: PlaidEngine, name: string, from: number, to: number) =>
+  engine.add(name, docsOf(corpus.docs.slice(from, to)), DIM, corpus.docs.slice(from, to).map((_, i) => meta(from + i)));
+
 const meta = (i: number) => ({ doc: i, title: `document ${i} about ${i % 2 ? "rivers" : "mountains"}`, year: 2000 + (i % 10), even: i % 2 === 0 });
 
 function req(q: Float32Array, extra: Partial<SearchRequest> = {}): SearchRequest {
@@ -37,12 +41,12 @@ test("build, append past start_from_scratch, delete, and reopen: documents, meta
   assert.deepEqual(engine.list(), [], "a declared index is not listed until it has documents");
 
   // 50 (rebuilt) + 40 (rebuilt from the raw embeddings: 50 ≤ 60) + 70 (appended: 90 > 60).
-  await engine.add("ix", docsOf(corpus.docs.slice(0, 50)), DIM, corpus.docs.slice(0, 50).map((_, i) => meta(i)));
+  await addDocs(engine, "ix", 0, 50);
   const k1 = engine.info("ix").num_partitions;
-  await engine.add("ix", docsOf(corpus.docs.slice(50, 90)), DIM, corpus.docs.slice(50, 90).map((_, i) => meta(50 + i)));
+  await addDocs(engine, "ix", 50, 90);
   const k2 = engine.info("ix").num_partitions;
   assert.ok(k2 > k1, "a rebuild over more embeddings has more centroids");
-  await engine.add("ix", docsOf(corpus.docs.slice(90)), DIM, corpus.docs.slice(90).map((_, i) => meta(90 + i)));
+  await addDocs(engine, "ix", 90, corpus.docs.length);
   const info = engine.info("ix");
   assert.equal(info.num_documents, 160);
   assert.equal(info.num_embeddings, corpus.docs.reduce((s, d) => s + d.length / DIM, 0));
@@ -96,7 +100,7 @@ test("filters, subsets, keyword and hybrid search", async () => {
   const root = tmpdir();
   const engine = await PlaidEngine.create(root, 2);
   engine.declare("h", {});
-  await engine.add("h", docsOf(corpus.docs.slice(0, 40)), DIM, corpus.docs.slice(0, 40).map((_, i) => meta(i)));
+  await addDocs(engine, "h", 0, 40);
   const q = corpus.docs[7]!;
   const [filtered] = await engine.search("h", req(q, { filterCondition: "year = ? OR doc = ?", filterParameters: [2003, 7], params: { topK: 50, nIvfProbe: 8, nFullScores: 4096 } }));
   assert.deepEqual([...filtered!.document_ids].sort((a, b) => a - b), [3, 7, 13, 23, 33]);
@@ -147,8 +151,8 @@ test("max_documents evicts the oldest documents; a dimension change is refused",
   const root = tmpdir();
   const engine = await PlaidEngine.create(root, 2);
   engine.declare("m", { max_documents: 30 });
-  await engine.add("m", docsOf(corpus.docs.slice(0, 25)), DIM, corpus.docs.slice(0, 25).map((_, i) => meta(i)));
-  await engine.add("m", docsOf(corpus.docs.slice(25, 45)), DIM, corpus.docs.slice(25, 45).map((_, i) => meta(25 + i)));
+  await addDocs(engine, "m", 0, 25);
+  await addDocs(engine, "m", 25, 45);
   assert.equal(engine.info("m").num_documents, 30);
   assert.deepEqual(engine.metadataAll("m").map((r) => r["doc"]), [...Array(30).keys()].map((i) => 15 + i));
   const [r] = await engine.search("m", req(corpus.docs[44]!));
@@ -164,7 +168,7 @@ test("a write interrupted before its commit leaves the state before it (stray fi
   const root = tmpdir();
   const engine = await PlaidEngine.create(root, 2);
   engine.declare("c", { start_from_scratch: 10 });
-  await engine.add("c", docsOf(corpus.docs.slice(0, 30)), DIM, corpus.docs.slice(0, 30).map((_, i) => meta(i)));
+  await addDocs(engine, "c", 0, 30);
   const before = await engine.search("c", req(corpus.queries[0]!));
   await engine.close();
   // What a kill between writing chunk files and the SQLite commit leaves: files no manifest names.
