@@ -293,3 +293,18 @@ test("without a model: the *_with_encoding routes answer 400 MODEL_NOT_LOADED an
     bare.close();
   }
 });
+
+test("/health answers while the index engine builds (the update is still running when it answers)", async () => {
+  await call("POST", "/indices", { name: "big" });
+  const dim = 64;
+  const big = syntheticCorpus({ docs: 1500, tokens: 100, dim, seed: 9 });
+  const body = { documents: big.docs.map((d) => ({ embeddings_b64: Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString("base64"), shape: [d.length / dim, dim] })), metadata: big.docs.map(() => ({})) };
+  assert.equal((await call("POST", "/indices/big/update", body)).status, 202);
+  // Wait until the engine has started on it, then ask for /health: it must answer before the build ends.
+  await waitFor(async () => (await call("GET", "/health")).json.updates.some((u: { index: string; status: string }) => u.index === "big" && u.status === "running"), "the build to start");
+  const health = await call("GET", "/health");
+  assert.equal(health.status, 200);
+  assert.equal(health.json.updates.find((u: { index: string }) => u.index === "big").status, "running", "answered during the build");
+  await waitFor(async () => (await docCount("big")) === 1500, "the build", 120_000);
+  await call("DELETE", "/indices/big");
+});

@@ -12,7 +12,7 @@ import { fuseRelative, fuseRrf } from "./fusion.js";
 import { Kernels } from "./kernels.js";
 import { MetadataDb, MetadataError, type FtsTokenizer } from "./metadata.js";
 import { append, build, numDocs, numTokens, remove, search, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
-import { loadSnapshot, readBuffer, readManifest, sweep, writeSnapshot, type Buffer, type Manifest, type Reuse } from "./store.js";
+import { loadSnapshot, readBuffer, readManifest, sweep, writeSnapshot, type UpdateBuffer, type Manifest, type Reuse } from "./store.js";
 import { DEFAULT_START_FROM_SCRATCH, IndexError, type MetadataRow, type IndexConfig, type IndexEngine, type IndexInfo, type Progress, type QueryResult, type SearchRequest } from "./types.js";
 
 export { IndexError };
@@ -183,7 +183,7 @@ export class PlaidEngine implements IndexEngine {
       const total = before + docs.doclens.length;
       let snap: PlaidSnapshot;
       let reuse: Reuse;
-      let buffer: Buffer | undefined;
+      let buffer: UpdateBuffer | undefined;
       if (!ix.snap || before === 0 || (before <= cfg.start_from_scratch && ix.snap.raw)) {
         // Small indices are rebuilt from scratch (fresh centroids) with the raw embeddings kept.
         const all: Documents = ix.snap?.raw && before > 0 ? concatDocs({ data: ix.snap.raw, doclens: ix.snap.doclens }, docs) : docs;

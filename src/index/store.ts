@@ -101,13 +101,13 @@ export type Reuse =
   /** The previous documents minus these ids (ascending). */
   | { deleted: Int32Array };
 
-export interface Buffer {
+export interface UpdateBuffer {
   /** Trailing documents appended without centroid expansion, and their original embeddings. */
   documents: number;
   raw: Float32Array;
 }
 
-export function writeSnapshot(dir: string, snap: PlaidSnapshot, prev: Manifest | undefined, reuse: Reuse, batchSize: number, buffer?: Buffer): Manifest {
+export function writeSnapshot(dir: string, snap: PlaidSnapshot, prev: Manifest | undefined, reuse: Reuse, batchSize: number, buffer?: UpdateBuffer): Manifest {
   const { codec } = snap;
   const bytes = packedBytes(codec.dim, codec.nbits);
   const raw = snap.raw !== undefined;
@@ -200,8 +200,8 @@ export function writeSnapshot(dir: string, snap: PlaidSnapshot, prev: Manifest |
   };
 }
 
-/** The original embeddings of the buffered documents (see Buffer). */
-export function readBuffer(dir: string, m: Manifest): Buffer | undefined {
+/** The original embeddings of the buffered documents (see UpdateBuffer). */
+export function readBuffer(dir: string, m: Manifest): UpdateBuffer | undefined {
   if (!m.buffer) return undefined;
   return { documents: m.buffer.documents, raw: readNpy(path.join(dir, `buffer.${m.buffer.id}.npy`)).data as Float32Array };
 }
