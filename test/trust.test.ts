@@ -13,6 +13,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { exportModel } from "../src/export/exporter.js";
 import { MANIFEST_FILE, mismatch, sourceIdOf } from "../src/export/manifest.js";
+import { DEFAULT_CHUNK_TOKENS } from "../src/export/chunks.js";
 import { environmentError } from "../src/errors.js";
 import type { Logger } from "../src/util/log.js";
 import { copyFixture, fixtureModelDir, tempDir } from "./helpers/fixtures.js";
@@ -63,15 +64,19 @@ test("another model with the same folder name is exported, not answered with the
   assert.equal(again.reused, true, "the same source is reused");
 });
 
-test("reuse needs the same Hub id, revision, explicit settings and embedding size", () => {
+test("reuse needs the same Hub id, revision, explicit settings, embedding size and chunking", () => {
   const hub = sourceIdOf("org1/x", undefined, false);
-  const m = { tool: "pylate-onnx-export" as const, version: "0", source: hub, overrides: { queryLength: 16 }, embedding_size: null, files: [] };
+  const m = { tool: "pylate-onnx-export" as const, version: "0", source: hub, overrides: { queryLength: 16 }, embedding_size: null, chunk_tokens: DEFAULT_CHUNK_TOKENS, files: [] };
   assert.equal(mismatch(m, sourceIdOf("org1/x", "main", false), { queryLength: 16 }, undefined), undefined);
   assert.match(mismatch(m, sourceIdOf("org2/x", undefined, false), { queryLength: 16 }, undefined)!, /exported from org1\/x@main/);
   assert.match(mismatch(m, sourceIdOf("org1/x", "v2", false), { queryLength: 16 }, undefined)!, /exported from org1\/x@main/);
   assert.match(mismatch(m, hub, {}, undefined)!, /other settings/, "dropping an override is a change too");
   assert.match(mismatch(m, hub, { queryLength: 16 }, 64)!, /embedding-size/);
   assert.match(mismatch(undefined, hub, {}, undefined)!, /no record of its source/);
+  assert.match(mismatch(m, hub, { queryLength: 16 }, undefined, 0)!, new RegExp(`with --chunk-tokens ${DEFAULT_CHUNK_TOKENS}`));
+  const { chunk_tokens: _, ...older } = m; // exports made before the batch loop
+  assert.match(mismatch(older, hub, { queryLength: 16 }, undefined)!, /without chunks/);
+  assert.equal(mismatch(older, hub, { queryLength: 16 }, undefined, 0), undefined);
 });
 
 test("files the tool did not write survive --force and a settings change", async () => {

@@ -9,6 +9,7 @@ import { loadColbertCheckpoint } from "../colbert/checkpoint.js";
 import type { SettingsOverrides } from "../colbert/settings.js";
 import { writeModel } from "../onnx/writer.js";
 import { buildColbertModel } from "./graph.js";
+import { DEFAULT_CHUNK_TOKENS } from "./chunks.js";
 import { exportedHfConfig, exportedSentenceTransformersConfig } from "./files.js";
 import { onnxConfig, ONNX_CONFIG_KEYS, type OnnxConfig } from "../colbert/onnx-config.js";
 import { selfCheck, type SelfCheckResult } from "./selfcheck.js";
@@ -35,6 +36,8 @@ export interface ExportOptions {
   revision?: string;
   overrides?: SettingsOverrides;
   embeddingSize?: number;
+  /** Tokens per chunk of the graph's batch loop (default DEFAULT_CHUNK_TOKENS); 0: whole batches (GPU serving). */
+  chunkTokens?: number;
   logger?: Logger;
 }
 
@@ -111,18 +114,20 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const quantize = opts.quantize ?? true;
   const sourceId = sourceIdOf(opts.model, opts.revision, looksLocal(opts.model) || fs.existsSync(opts.model));
   const overrides = opts.overrides ?? {};
+  const chunkTokens = opts.chunkTokens ?? DEFAULT_CHUNK_TOKENS;
+  if (!Number.isInteger(chunkTokens) || chunkTokens < 0) throw new UserError(`--chunk-tokens must be 0 (whole batches) or a positive integer, got ${chunkTokens}`);
   ensureWritable(path.dirname(target));
   // Work files of interrupted runs (killed before they could clean up) go first.
   sweepDeadWorkFiles(path.dirname(target));
   sweepDeadWorkFiles(target);
 
   const existing = readCompleteExport(target);
-  const why = existing && mismatch(readManifest(target), sourceId, overrides, opts.embeddingSize);
+  const why = existing && mismatch(readManifest(target), sourceId, overrides, opts.embeddingSize, chunkTokens);
   if (existing && !opts.force && !why) {
     log.info(`Reusing the complete export in ${target} (use --force to re-export)`);
     if (quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) {
       await quantizeInto(target, log);
-      writeManifest(target, sourceId, overrides, opts.embeddingSize);
+      writeManifest(target, sourceId, overrides, opts.embeddingSize, chunkTokens);
     }
     return { dir: target, files: listFiles(target), reused: true, onnxConfig: existing, seconds: seconds() };
   }
@@ -139,7 +144,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     fs.rmSync(staging, { recursive: true, force: true });
     fs.mkdirSync(staging, { recursive: true });
 
-    const model = buildColbertModel(ck, warn);
+    const model = buildColbertModel(ck, warn, chunkTokens);
     const totalBytes = model.initializers.reduce((s, t) => s + t.byteLength, 0);
     const bar = log.bar("Writing model.onnx", Math.round(totalBytes / 2 ** 20), " MB");
     let written = 0;
@@ -165,7 +170,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     writeJsonAtomic(path.join(staging, "onnx_config.json"), cfg);
 
     if (quantize) await quantizeInto(staging, log);
-    writeManifest(staging, sourceId, overrides, opts.embeddingSize);
+    writeManifest(staging, sourceId, overrides, opts.embeddingSize, chunkTokens);
 
     const kept = replaceDir(staging, target);
     if (kept.length > 0) log.info(`Kept ${kept.length} file(s) of yours in ${target}: ${kept.join(", ")}`);

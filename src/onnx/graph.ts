@@ -3,7 +3,7 @@
  * node and returns its output name. Backbones are written against this (and nn.ts), so they read
  * like the PyTorch forward they mirror.
  */
-import { DataType, tensorFromArray, type Attribute, type Dim, type ModelDef, type NodeDef, type TensorDef, type ValueInfo } from "./model.js";
+import { DataType, tensorFromArray, type Attribute, type Dim, type GraphDef, type ModelDef, type NodeDef, type TensorDef, type ValueInfo } from "./model.js";
 
 export type Value = string;
 
@@ -18,6 +18,8 @@ export class GraphBuilder {
   private readonly used = new Set<string>();
   private readonly constants = new Map<string, Value>();
   private scopes: string[] = [];
+  /** Where new nodes go: the main graph, or the subgraph being built. */
+  private target: NodeDef[] = this.nodes;
 
   /** Runs `fn` with node names prefixed by `name` (e.g. "layer.3/attn"). */
   scope<T>(name: string, fn: () => T): T {
@@ -29,7 +31,8 @@ export class GraphBuilder {
     }
   }
 
-  private unique(base: string): string {
+  /** A name no value of the model has yet (for subgraph inputs). */
+  unique(base: string): string {
     const prefix = this.scopes.length > 0 ? this.scopes.join("/") + "/" : "";
     let name = prefix + base;
     for (let i = 1; this.used.has(name); i++) name = `${prefix}${base}_${i}`;
@@ -47,7 +50,7 @@ export class GraphBuilder {
   output(value: Value, name: string, elemType: DataType, shape: Dim[]): void {
     if (value !== name) {
       this.used.add(name);
-      this.nodes.push({ name: this.unique("output"), opType: "Identity", inputs: [value], outputs: [name], attributes: {} });
+      this.target.push({ name: this.unique("output"), opType: "Identity", inputs: [value], outputs: [name], attributes: {} });
     }
     this.outputs.push({ name, elemType, shape });
   }
@@ -65,8 +68,25 @@ export class GraphBuilder {
     const name = this.unique(opType);
     const outs = Array.from({ length: outputs }, (_, i) => (outputs === 1 ? name : `${name}:${i}`));
     outs.forEach((o) => this.used.add(o));
-    this.nodes.push({ name, opType, inputs, outputs: outs, attributes });
+    this.target.push({ name, opType, inputs, outputs: outs, attributes });
     return outs;
+  }
+
+  /**
+   * Builds a subgraph (the body of a Loop or Scan): the nodes appended while `build` runs go to it.
+   * Constants and weights stay in the main graph, which the body reads by name; names stay unique
+   * across both, as ONNX requires. `build` returns the body's outputs.
+   */
+  subgraph(name: string, inputs: ValueInfo[], build: () => ValueInfo[]): GraphDef {
+    const outer = this.target;
+    const nodes: NodeDef[] = [];
+    this.target = nodes;
+    try {
+      const outputs = build();
+      return { name, inputs, outputs, nodes };
+    } finally {
+      this.target = outer;
+    }
   }
 
   op(opType: string, inputs: Value[], attributes: Record<string, Attribute> = {}): Value {
@@ -91,7 +111,11 @@ export class GraphBuilder {
     return this.constI64([v], []);
   }
 
-  private constant(type: DataType, dims: number[], data: Float32Array | BigInt64Array, tag: string): Value {
+  scalarBool(v: boolean): Value {
+    return this.constant(DataType.BOOL, [], Uint8Array.of(v ? 1 : 0), "b");
+  }
+
+  private constant(type: DataType, dims: number[], data: Float32Array | BigInt64Array | Uint8Array, tag: string): Value {
     const key = data.length <= 16 ? `${tag}[${dims}]${Array.from(data as ArrayLike<number | bigint>).join(",")}` : undefined;
     const known = key && this.constants.get(key);
     if (known) return known;

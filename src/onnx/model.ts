@@ -36,7 +36,8 @@ export type Dim = number | string;
 export interface ValueInfo {
   name: string;
   elemType: DataType;
-  shape: Dim[];
+  /** undefined: shape not stated (e.g. a loop-carried value whose length grows). */
+  shape?: Dim[];
 }
 
 /** Typed tensor payload (little-endian, row-major). */
@@ -60,7 +61,21 @@ export type Attribute =
   | { kind: "string"; value: string }
   | { kind: "ints"; value: number[] }
   | { kind: "floats"; value: number[] }
-  | { kind: "tensor"; value: TensorDef };
+  | { kind: "tensor"; value: TensorDef }
+  | { kind: "graph"; value: GraphDef };
+
+/**
+ * A subgraph (the body of Loop, Scan, If). It may read any value of the graphs around it, their
+ * initializers included: weights stay in the main graph.
+ */
+export interface GraphDef {
+  name: string;
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  nodes: NodeDef[];
+  /** Constants of its own (other tools write them; ours keeps every tensor in the main graph). */
+  initializers?: TensorDef[];
+}
 
 export interface NodeDef {
   name: string;
@@ -88,6 +103,14 @@ export interface ModelDef {
   initializers: TensorDef[];
   /** Written as ModelProto.metadata_props. */
   metadata?: Record<string, string>;
+}
+
+/** Every node of `nodes` and, depth first, of the subgraphs their attributes hold. */
+export function* allNodes(nodes: NodeDef[]): Generator<NodeDef> {
+  for (const n of nodes) {
+    yield n;
+    for (const a of Object.values(n.attributes)) if (a.kind === "graph") yield* allNodes(a.value.nodes);
+  }
 }
 
 /** A tensor whose payload is already in memory. */

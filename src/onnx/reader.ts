@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { DataType, dataTypeSize, type Attribute, type Dim, type ModelDef, type NodeDef, type OpsetImport, type TensorDef, type ValueInfo } from "./model.js";
+import { DataType, dataTypeSize, type Attribute, type Dim, type GraphDef, type ModelDef, type NodeDef, type OpsetImport, type TensorDef, type ValueInfo } from "./model.js";
 import { UserError } from "../errors.js";
 
 /** Random-access byte source over an open file, buffered for the many small reads. */
@@ -230,7 +230,7 @@ function readTensor(m: Message, src: FileBytes, modelDir: string, externalFiles?
 function readValueInfo(m: Message): ValueInfo {
   let name = "";
   let elemType = DataType.FLOAT;
-  const shape: Dim[] = [];
+  let shape: Dim[] | undefined;
   for (const f of m.fields()) {
     if (f.field === 1) name = m.string(f);
     if (f.field === 2) {
@@ -241,6 +241,7 @@ function readValueInfo(m: Message): ValueInfo {
         for (const ttf of tt.fields()) {
           if (ttf.field === 1) elemType = Number(ttf.varint) as DataType;
           if (ttf.field === 2) {
+            shape = [];
             const sh = tt.sub(ttf);
             for (const df of sh.fields()) {
               if (df.field !== 1) continue;
@@ -257,7 +258,7 @@ function readValueInfo(m: Message): ValueInfo {
       }
     }
   }
-  return { name, elemType, shape };
+  return shape ? { name, elemType, shape } : { name, elemType };
 }
 
 function readAttribute(m: Message, src: FileBytes, modelDir: string): [string, Attribute] {
@@ -267,6 +268,7 @@ function readAttribute(m: Message, src: FileBytes, modelDir: string): [string, A
   let i64 = 0;
   let s = "";
   let t: TensorDef | undefined;
+  let g: GraphDef | undefined;
   const fl: number[] = [];
   const ints: number[] = [];
   for (const f of m.fields()) {
@@ -276,7 +278,8 @@ function readAttribute(m: Message, src: FileBytes, modelDir: string): [string, A
       case 3: i64 = int64(f.varint!); break;
       case 4: s = m.string(f); break;
       case 5: t = readTensor(m.sub(f), src, modelDir); break;
-      case 6: case 11: throw new UserError(`Attribute "${name}" holds a subgraph; models with control flow are not supported`);
+      case 6: g = readGraph(m.sub(f), src, modelDir); break;
+      case 11: throw new UserError(`Attribute "${name}" holds a list of subgraphs, which this tool does not handle`);
       case 7: floats(m, f, fl); break;
       case 8: varints(m, f, ints); break;
       case 20: type = Number(f.varint); break;
@@ -290,8 +293,25 @@ function readAttribute(m: Message, src: FileBytes, modelDir: string): [string, A
     case 4: return [name, { kind: "tensor", value: t! }];
     case 6: return [name, { kind: "floats", value: fl }];
     case 7: return [name, { kind: "ints", value: ints }];
+    case 5: return [name, { kind: "graph", value: g! }];
     default: throw new UserError(`Attribute "${name}" has a type (${type}) this tool does not handle`);
   }
+}
+
+/** The body of a Loop, Scan or If. */
+function readGraph(m: Message, src: FileBytes, modelDir: string): GraphDef {
+  const g: GraphDef = { name: "", inputs: [], outputs: [], nodes: [] };
+  for (const f of m.fields()) {
+    switch (f.field) {
+      case 1: g.nodes.push(readNode(m.sub(f), src, modelDir)); break;
+      case 2: g.name = m.string(f); break;
+      case 5: (g.initializers ??= []).push(readTensor(m.sub(f), src, modelDir)); break;
+      case 11: g.inputs.push(readValueInfo(m.sub(f))); break;
+      case 12: g.outputs.push(readValueInfo(m.sub(f))); break;
+      default: break;
+    }
+  }
+  return g;
 }
 
 function readNode(m: Message, src: FileBytes, modelDir: string): NodeDef {

@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ProtoWriter, varintSize } from "./proto.js";
-import type { Attribute, ModelDef, NodeDef, TensorDef, ValueInfo } from "./model.js";
+import type { Attribute, GraphDef, ModelDef, NodeDef, TensorDef, ValueInfo } from "./model.js";
 import { removeOnInterrupt } from "../util/cleanup.js";
 import { tempPathFor } from "../util/fs.js";
 
@@ -37,14 +37,17 @@ export interface WriteResult {
 }
 
 function encodeValueInfo(v: ValueInfo): ProtoWriter {
-  const shape = new ProtoWriter();
-  for (const d of v.shape) {
-    const dim = new ProtoWriter();
-    if (typeof d === "number") dim.varint(1, d);
-    else dim.string(2, d);
-    shape.message(1, dim);
+  const tensorType = new ProtoWriter().varint(1, v.elemType);
+  if (v.shape) {
+    const shape = new ProtoWriter();
+    for (const d of v.shape) {
+      const dim = new ProtoWriter();
+      if (typeof d === "number") dim.varint(1, d);
+      else dim.string(2, d);
+      shape.message(1, dim);
+    }
+    tensorType.message(2, shape);
   }
-  const tensorType = new ProtoWriter().varint(1, v.elemType).message(2, shape);
   const type = new ProtoWriter().message(1, tensorType);
   return new ProtoWriter().string(1, v.name).message(2, type);
 }
@@ -88,7 +91,20 @@ function encodeAttribute(name: string, a: Attribute): ProtoWriter {
     case "ints":
       for (const v of a.value) w.varint(8, v);
       return w.varint(20, 7);
+    case "graph":
+      return w.message(6, encodeSubgraph(a.value)).varint(20, 5);
   }
+}
+
+/** GraphProto of a subgraph; its own constants, if any, inline (our weights live in the main graph). */
+function encodeSubgraph(g: GraphDef): ProtoWriter {
+  const w = new ProtoWriter();
+  for (const n of g.nodes) w.message(1, encodeNode(n));
+  w.string(2, g.name);
+  for (const t of g.initializers ?? []) w.message(5, encodeTensorInline(t));
+  for (const i of g.inputs) w.message(11, encodeValueInfo(i));
+  for (const o of g.outputs) w.message(12, encodeValueInfo(o));
+  return w;
 }
 
 function encodeNode(n: NodeDef): ProtoWriter {

@@ -23,7 +23,7 @@
  * cost is one bit of weight resolution (mean cosine 0.9999 instead of 0.99996 where nothing
  * saturates) and no speed.
  */
-import { DataType, type ModelDef, type NodeDef, type TensorDef } from "../onnx/model.js";
+import { allNodes, DataType, type ModelDef, type NodeDef, type TensorDef } from "../onnx/model.js";
 
 export interface QuantizeOptions {
   /** One scale per output column of each weight (default true); false: one per tensor. */
@@ -95,9 +95,11 @@ export function quantizeDynamic(model: ModelDef, opts: QuantizeOptions = {}): { 
   const perChannel = opts.perChannel ?? true;
   const levels = opts.weightLevels ?? MATMUL_WEIGHT_LEVELS;
   const inits = new Map(model.initializers.map((t) => [t.name, t]));
-  const uses = new Map<string, number>();
-  for (const n of model.nodes) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
-  const taken = new Set<string>([...model.nodes.flatMap((n) => [...n.inputs, ...n.outputs]), ...inits.keys()]);
+  const taken = new Set<string>(inits.keys());
+  for (const n of allNodes(model.nodes)) {
+    for (const v of [...n.inputs, ...n.outputs]) taken.add(v);
+    for (const a of Object.values(n.attributes)) if (a.kind === "graph") for (const v of a.value.inputs) taken.add(v.name);
+  }
   const fresh = (base: string) => {
     let name = base;
     for (let i = 1; taken.has(name); i++) name = `${base}_${i}`;
@@ -105,110 +107,124 @@ export function quantizeDynamic(model: ModelDef, opts: QuantizeOptions = {}): { 
     return name;
   };
 
-  const nodes: NodeDef[] = [];
   const added: TensorDef[] = [];
   const replaced = new Set<string>();
-  const dql = new Map<string, [string, string, string]>();
   const stats: QuantizeStats = { matmuls: 0, gathers: 0 };
-  const node = (opType: string, inputs: string[], outputs: string[], attributes: NodeDef["attributes"] = {}) =>
-    nodes.push({ name: fresh(`${outputs[0]}_${opType}`), opType, inputs, outputs, attributes });
-
-  /** The shared DynamicQuantizeLinear of an activation. */
-  const quantizedActivation = (a: string): [string, string, string] => {
-    if (!dql.has(a)) {
-      const outs: [string, string, string] = [fresh(`${a}_quantized`), fresh(`${a}_scale`), fresh(`${a}_zero_point`)];
-      node("DynamicQuantizeLinear", [a], outs);
-      dql.set(a, outs);
-    }
-    return dql.get(a)!;
-  };
 
   const isFloatMatrix = (name: string | undefined) => {
     const t = name === undefined ? undefined : inits.get(name);
     return t !== undefined && t.dataType === DataType.FLOAT && t.dims.length === 2;
   };
 
-  for (const n of model.nodes) {
-    const plain = !n.domain || n.domain === "ai.onnx";
-    if (plain && n.opType === "MatMul" && isFloatMatrix(n.inputs[1]) && !inits.has(n.inputs[0]!)) {
-      const w = inits.get(n.inputs[1]!)!;
-      const [k, cols] = w.dims as [number, number];
-      const scalesDims = perChannel ? [cols] : [];
-      const scales = new Float32Array(perChannel ? cols : 1);
-      let computed = false;
-      let q: Int8Array | undefined;
-      // Quantized on demand, when the writer reaches the tensors (scale first, then weight).
-      const compute = () => {
-        if (computed) return;
-        const f = asF32(w);
-        scales.set(weightScales(f, k, cols, perChannel, levels));
-        q = quantizeSymmetric(f, cols, scales, perChannel, levels);
-        computed = true;
-      };
-      const wq = fresh(`${w.name}_quantized`);
-      const ws = fresh(`${w.name}_scale`);
-      const wz = fresh(`${w.name}_zero_point`);
-      added.push(
-        { name: ws, dataType: DataType.FLOAT, dims: scalesDims, byteLength: scales.length * 4, data: () => (compute(), scales) },
-        { name: wz, dataType: DataType.INT8, dims: scalesDims, byteLength: scales.length, data: () => new Int8Array(scales.length) },
-        { name: wq, dataType: DataType.INT8, dims: [k, cols], byteLength: k * cols, data: () => (compute(), q!) },
+  /** The nodes of one graph, rewritten; subgraphs (a Loop body) too, their weights added to the main graph. */
+  const rewrite = (graphNodes: NodeDef[]): NodeDef[] => {
+    const nodes: NodeDef[] = [];
+    const dql = new Map<string, [string, string, string]>();
+    const node = (opType: string, inputs: string[], outputs: string[], attributes: NodeDef["attributes"] = {}) =>
+      nodes.push({ name: fresh(`${outputs[0]}_${opType}`), opType, inputs, outputs, attributes });
+
+    /** The shared DynamicQuantizeLinear of an activation (within this graph). */
+    const quantizedActivation = (a: string): [string, string, string] => {
+      if (!dql.has(a)) {
+        const outs: [string, string, string] = [fresh(`${a}_quantized`), fresh(`${a}_scale`), fresh(`${a}_zero_point`)];
+        node("DynamicQuantizeLinear", [a], outs);
+        dql.set(a, outs);
+      }
+      return dql.get(a)!;
+    };
+
+    for (const n of graphNodes) {
+      const plain = !n.domain || n.domain === "ai.onnx";
+      if (plain && n.opType === "MatMul" && isFloatMatrix(n.inputs[1]) && !inits.has(n.inputs[0]!)) {
+        const w = inits.get(n.inputs[1]!)!;
+        const [k, cols] = w.dims as [number, number];
+        const scalesDims = perChannel ? [cols] : [];
+        const scales = new Float32Array(perChannel ? cols : 1);
+        let computed = false;
+        let q: Int8Array | undefined;
+        // Quantized on demand, when the writer reaches the tensors (scale first, then weight).
+        const compute = () => {
+          if (computed) return;
+          const f = asF32(w);
+          scales.set(weightScales(f, k, cols, perChannel, levels));
+          q = quantizeSymmetric(f, cols, scales, perChannel, levels);
+          computed = true;
+        };
+        const wq = fresh(`${w.name}_quantized`);
+        const ws = fresh(`${w.name}_scale`);
+        const wz = fresh(`${w.name}_zero_point`);
+        added.push(
+          { name: ws, dataType: DataType.FLOAT, dims: scalesDims, byteLength: scales.length * 4, data: () => (compute(), scales) },
+          { name: wz, dataType: DataType.INT8, dims: scalesDims, byteLength: scales.length, data: () => new Int8Array(scales.length) },
+          { name: wq, dataType: DataType.INT8, dims: [k, cols], byteLength: k * cols, data: () => (compute(), q!) },
+        );
+        const [aq, as, az] = quantizedActivation(n.inputs[0]!);
+        const out = n.outputs[0]!;
+        const yInt = fresh(`${out}_int32`);
+        const yF = fresh(`${out}_float`);
+        const scale = fresh(`${out}_scale`);
+        node("MatMulInteger", [aq, wq, az, wz], [yInt]);
+        node("Cast", [yInt], [yF], { to: { kind: "int", value: DataType.FLOAT } });
+        node("Mul", [as, ws], [scale]);
+        node("Mul", [yF, scale], [out]);
+        replaced.add(w.name);
+        stats.matmuls++;
+        continue;
+      }
+      const axis = n.attributes["axis"]?.kind === "int" ? n.attributes["axis"].value : 0;
+      if (plain && n.opType === "Gather" && (opts.embeddings ?? true) && axis === 0 && isFloatMatrix(n.inputs[0]) && !inits.has(n.inputs[1]!)) {
+        const table = inits.get(n.inputs[0]!)!;
+        const [rows, hidden] = table.dims as [number, number];
+        const scales = new Float32Array(rows);
+        let q: Int8Array | undefined;
+        const compute = () => {
+          if (q) return;
+          const f = asF32(table);
+          for (let r = 0; r < rows; r++) {
+            let m = 0;
+            for (let c = 0; c < hidden; c++) m = Math.max(m, Math.abs(f[r * hidden + c]!));
+            scales[r] = scaleOf(m, EMBEDDING_LEVELS);
+          }
+          q = quantizeSymmetric(f, hidden, scales, false, EMBEDDING_LEVELS);
+        };
+        const tq = fresh(`${table.name}_quantized`);
+        const ts = fresh(`${table.name}_row_scale`);
+        added.push(
+          { name: tq, dataType: DataType.INT8, dims: [rows, hidden], byteLength: rows * hidden, data: () => (compute(), q!) },
+          { name: ts, dataType: DataType.FLOAT, dims: [rows], byteLength: rows * 4, data: () => (compute(), scales) },
+        );
+        const out = n.outputs[0]!;
+        const gq = fresh(`${out}_int8`);
+        const gf = fresh(`${out}_float`);
+        const gs = fresh(`${out}_row_scale`);
+        const gsu = fresh(`${out}_row_scale_unsqueezed`);
+        const minusOne = fresh(`${out}_axes`);
+        added.push({ name: minusOne, dataType: DataType.INT64, dims: [1], byteLength: 8, data: () => BigInt64Array.of(-1n) });
+        node("Gather", [tq, n.inputs[1]!], [gq], { axis: { kind: "int", value: 0 } });
+        node("Cast", [gq], [gf], { to: { kind: "int", value: DataType.FLOAT } });
+        node("Gather", [ts, n.inputs[1]!], [gs], { axis: { kind: "int", value: 0 } });
+        node("Unsqueeze", [gs, minusOne], [gsu]);
+        node("Mul", [gf, gsu], [out]);
+        replaced.add(table.name);
+        stats.gathers++;
+        continue;
+      }
+      const withBody = Object.entries(n.attributes).some(([, a]) => a.kind === "graph");
+      if (!withBody) {
+        nodes.push(n);
+        continue;
+      }
+      const attributes = Object.fromEntries(
+        Object.entries(n.attributes).map(([k, a]) => [k, a.kind === "graph" ? { kind: "graph" as const, value: { ...a.value, nodes: rewrite(a.value.nodes) } } : a]),
       );
-      const [aq, as, az] = quantizedActivation(n.inputs[0]!);
-      const out = n.outputs[0]!;
-      const yInt = fresh(`${out}_int32`);
-      const yF = fresh(`${out}_float`);
-      const scale = fresh(`${out}_scale`);
-      node("MatMulInteger", [aq, wq, az, wz], [yInt]);
-      node("Cast", [yInt], [yF], { to: { kind: "int", value: DataType.FLOAT } });
-      node("Mul", [as, ws], [scale]);
-      node("Mul", [yF, scale], [out]);
-      replaced.add(w.name);
-      stats.matmuls++;
-      continue;
+      nodes.push({ ...n, attributes });
     }
-    const axis = n.attributes["axis"]?.kind === "int" ? n.attributes["axis"].value : 0;
-    if (plain && n.opType === "Gather" && (opts.embeddings ?? true) && axis === 0 && isFloatMatrix(n.inputs[0]) && !inits.has(n.inputs[1]!)) {
-      const table = inits.get(n.inputs[0]!)!;
-      const [rows, hidden] = table.dims as [number, number];
-      const scales = new Float32Array(rows);
-      let q: Int8Array | undefined;
-      const compute = () => {
-        if (q) return;
-        const f = asF32(table);
-        for (let r = 0; r < rows; r++) {
-          let m = 0;
-          for (let c = 0; c < hidden; c++) m = Math.max(m, Math.abs(f[r * hidden + c]!));
-          scales[r] = scaleOf(m, EMBEDDING_LEVELS);
-        }
-        q = quantizeSymmetric(f, hidden, scales, false, EMBEDDING_LEVELS);
-      };
-      const tq = fresh(`${table.name}_quantized`);
-      const ts = fresh(`${table.name}_row_scale`);
-      added.push(
-        { name: tq, dataType: DataType.INT8, dims: [rows, hidden], byteLength: rows * hidden, data: () => (compute(), q!) },
-        { name: ts, dataType: DataType.FLOAT, dims: [rows], byteLength: rows * 4, data: () => (compute(), scales) },
-      );
-      const out = n.outputs[0]!;
-      const gq = fresh(`${out}_int8`);
-      const gf = fresh(`${out}_float`);
-      const gs = fresh(`${out}_row_scale`);
-      const gsu = fresh(`${out}_row_scale_unsqueezed`);
-      const minusOne = fresh(`${out}_axes`);
-      added.push({ name: minusOne, dataType: DataType.INT64, dims: [1], byteLength: 8, data: () => BigInt64Array.of(-1n) });
-      node("Gather", [tq, n.inputs[1]!], [gq], { axis: { kind: "int", value: 0 } });
-      node("Cast", [gq], [gf], { to: { kind: "int", value: DataType.FLOAT } });
-      node("Gather", [ts, n.inputs[1]!], [gs], { axis: { kind: "int", value: 0 } });
-      node("Unsqueeze", [gs, minusOne], [gsu]);
-      node("Mul", [gf, gsu], [out]);
-      replaced.add(table.name);
-      stats.gathers++;
-      continue;
-    }
-    nodes.push(n);
-  }
+    return nodes;
+  };
+  const nodes = rewrite(model.nodes);
 
   // Float originals go unless something else still reads them.
-  const stillUsed = new Set(nodes.flatMap((n) => n.inputs));
+  const stillUsed = new Set([...allNodes(nodes)].flatMap((n) => n.inputs));
   const initializers = [...model.initializers.filter((t) => !replaced.has(t.name) || stillUsed.has(t.name)), ...added];
   return { model: { ...model, nodes, initializers, producerName: model.producerName || "pylate-onnx-export" }, stats };
 }

@@ -6,7 +6,7 @@
  * pylate-onnx-export) do.
  */
 import fs from "node:fs";
-import { DataType, type ModelDef } from "../onnx/model.js";
+import { allNodes, DataType, type ModelDef } from "../onnx/model.js";
 import { readModel } from "../onnx/reader.js";
 import { MATMUL_WEIGHT_LEVELS } from "./dynamic.js";
 
@@ -38,7 +38,7 @@ export function saturatingInt8Kernels(flags: Set<string> | undefined): boolean {
 /** Largest |q| of the first signed int8 integer-MatMul weight in `model` (every quantizer uses one range for all). */
 export function int8WeightPeak(model: ModelDef): number | undefined {
   const inits = new Map(model.initializers.map((t) => [t.name, t]));
-  for (const n of model.nodes) {
+  for (const n of allNodes(model.nodes)) {
     const index = INTEGER_MATMULS[n.opType];
     const w = index === undefined ? undefined : inits.get(n.inputs[index] ?? "");
     if (!w || w.dataType !== DataType.INT8) continue;

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { readModel } from "../../src/onnx/reader.js";
 import { writeModel } from "../../src/onnx/writer.js";
-import { DataType, type ModelDef, type TensorDef } from "../../src/onnx/model.js";
+import { allNodes, DataType, type ModelDef, type TensorDef } from "../../src/onnx/model.js";
 
 type Values = Float32Array | Int8Array;
 
@@ -50,7 +50,7 @@ export function editInitializers(file: string, edit: (t: TensorDef, model: Model
 /** The folder's model_int8.onnx rewritten as a full-range quantizer would: q doubled (±127), scale halved. */
 export function fullRangeInt8(dir: string): void {
   editInitializers(path.join(dir, "model_int8.onnx"), (t, model) => {
-    const weights = new Set(model.nodes.filter((n) => n.opType === "MatMulInteger").map((n) => n.inputs[1]!));
+    const weights = new Set([...allNodes(model.nodes)].filter((n) => n.opType === "MatMulInteger").map((n) => n.inputs[1]!));
     if (weights.has(t.name)) return (q) => q.forEach((v, i) => (q[i] = Math.max(-127, Math.min(127, 2 * v))));
     if ([...weights].some((w) => w.replace(/_quantized$/, "_scale") === t.name)) {
       assert.equal(t.dataType, DataType.FLOAT);

@@ -1,0 +1,76 @@
+/**
+ * The encoder's batch loop (export/chunks.ts): chunked graphs compute every row as the whole-batch
+ * graph does, PyLate-exact, for any chunk size (one row, ragged last chunk, one chunk), and the
+ * INT8 model is quantized inside the loop body.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { exportModel } from "../src/export/exporter.js";
+import { DEFAULT_CHUNK_TOKENS } from "../src/export/chunks.js";
+import { readModel } from "../src/onnx/reader.js";
+import { allNodes, type NodeDef } from "../src/onnx/model.js";
+import { silentLogger } from "../src/util/log.js";
+import { expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
+
+async function exported(name: string, chunkTokens: number, quantize = false): Promise<string> {
+  return (await exportModel({ model: fixtureModelDir(name), outputDir: tempDir(), logger: silentLogger, chunkTokens, quantize })).dir;
+}
+
+function maxDiff(a: number[][][], b: number[][][]): number {
+  let max = 0;
+  a.forEach((seq, i) => seq.forEach((row, j) => row.forEach((v, k) => (max = Math.max(max, Math.abs(v - b[i]![j]![k]!))))));
+  return max;
+}
+
+function opCounts(nodes: Iterable<NodeDef>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const n of nodes) counts.set(n.opType, (counts.get(n.opType) ?? 0) + 1);
+  return counts;
+}
+
+for (const name of FIXTURE_NAMES) {
+  test(`${name}: chunked graphs (1 row, 2 rows with a ragged last chunk, the default) give the whole-batch output, PyLate-exact`, async () => {
+    const exp = expected(name);
+    const seq = exp.raw_batch.input_ids[0]!.length;
+    assert.equal(exp.raw_batch.input_ids.length, 3, "three rows: chunks of two leave a ragged last one");
+    const whole = await exported(name, 0);
+    const withTypes = (await readModel(path.join(whole, "model.onnx"))).model.inputs.some((i) => i.name === "token_type_ids");
+    const reference = await runModel(path.join(whole, "model.onnx"), exp.raw_batch, withTypes);
+    for (const chunkTokens of [1, 2 * seq, DEFAULT_CHUNK_TOKENS]) {
+      const dir = await exported(name, chunkTokens);
+      const out = await runModel(path.join(dir, "model.onnx"), exp.raw_batch, withTypes);
+      // Every position, padding included: each row is computed on its own either way.
+      assert.ok(maxDiff(out, reference) <= 1e-6, `--chunk-tokens ${chunkTokens}: max |diff| ${maxDiff(out, reference)} vs the whole-batch graph`);
+      const diff = maxDiffOnAttended(out, exp.raw_batch.output, exp.raw_batch.attention_mask);
+      assert.ok(diff <= FP32_TOLERANCE, `--chunk-tokens ${chunkTokens}: max |diff| ${diff} vs PyLate`);
+    }
+  });
+}
+
+test("the chunked graph is one Loop over the batch holding the whole encoder; INT8 quantizes inside it", async () => {
+  const whole = await exported("bert-tiny-colbert", 0, true);
+  const chunked = await exported("bert-tiny-colbert", DEFAULT_CHUNK_TOKENS, true);
+  const fp32 = readModel(path.join(chunked, "model.onnx"));
+  fp32.close();
+  const loops = fp32.model.nodes.filter((n) => n.opType === "Loop");
+  assert.equal(loops.length, 1);
+  const body = loops[0]!.attributes["body"];
+  assert.ok(body?.kind === "graph");
+  assert.deepEqual(body.value.inputs.map((i) => i.shape), [[], [], undefined], "iteration, condition, rows so far (length grows)");
+  const plain = readModel(path.join(whole, "model.onnx"));
+  plain.close();
+  const inBody = opCounts(allNodes(body.value.nodes));
+  const wholeOps = opCounts(plain.model.nodes);
+  assert.equal(inBody.get("MatMul"), wholeOps.get("MatMul"), "every MatMul runs per chunk");
+  assert.equal(fp32.model.initializers.length >= plain.model.initializers.length, true, "weights stay in the main graph");
+
+  const q = readModel(path.join(chunked, "model_int8.onnx"));
+  q.close();
+  const qWhole = readModel(path.join(whole, "model_int8.onnx"));
+  qWhole.close();
+  const qOps = opCounts(allNodes(q.model.nodes));
+  const qWholeOps = opCounts(qWhole.model.nodes);
+  assert.ok((qOps.get("MatMulInteger") ?? 0) > 0);
+  for (const op of ["MatMulInteger", "DynamicQuantizeLinear", "MatMul"]) assert.equal(qOps.get(op), qWholeOps.get(op), op);
+});
