@@ -66,20 +66,32 @@ export function modernBertDims(config: HFConfig): ModernBertDims {
   };
 }
 
-/** cos and sin tables [seq, headDim] for RoPE with base `theta` (rotate-half layout). */
-function rotaryTables(g: GraphBuilder, pos: Value, headDim: number, theta: number): [Value, Value] {
+/** RoPE tables [seq, headDim] (rotate-half layout): cos, and sin with rotate_half's sign folded in. */
+interface Rotary {
+  cos: Value;
+  /** sin · [-1 (first half), +1 (second half)] */
+  signedSin: Value;
+}
+
+function rotaryTables(g: GraphBuilder, pos: Value, headDim: number, theta: number): Rotary {
   const half = headDim / 2;
   const invFreq = Float32Array.from({ length: half }, (_, i) => 1 / Math.pow(theta, (2 * i) / headDim));
   const freqs = g.mul(g.unsqueeze(g.cast(pos, DataType.FLOAT), [1]), g.constF32(invFreq, [1, half]));
   const emb = g.op("Concat", [freqs, freqs], { axis: { kind: "int", value: -1 } });
-  return [g.op("Cos", [emb]), g.op("Sin", [emb])];
+  const sign = g.constF32(Array.from({ length: headDim }, (_, i) => (i < half ? -1 : 1)));
+  return { cos: g.op("Cos", [emb]), signedSin: g.mul(g.op("Sin", [emb]), sign) };
 }
 
-/** x * cos + rotate_half(x) * sin, with rotate_half(x) = cat(-x2, x1). */
-function applyRotary(g: GraphBuilder, x: Value, [cos, sin]: [Value, Value]): Value {
-  const [x1, x2] = g.chunk(x, 2, -1) as [Value, Value];
-  const rotated = g.op("Concat", [g.op("Neg", [x2]), x1], { axis: { kind: "int", value: -1 } });
-  return g.add(g.mul(x, cos), g.mul(rotated, sin));
+/**
+ * x * cos + rotate_half(x) * sin, with rotate_half(x) = cat(-x2, x1) computed as cat(x2, x1) — one
+ * Gather swapping the halves of x viewed as [..., 2, headDim / 2] — times the signed sin. Exactly
+ * the same numbers as Split/Neg/Concat, in one op instead of three (1.07× documents/s on
+ * ModernBERT-base, BENCHMARKS.md). `x` is 4-D, head dimension last.
+ */
+function applyRotary(g: GraphBuilder, x: Value, { cos, signedSin }: Rotary, headDim: number): Value {
+  const halves = g.reshape(x, [0, 0, 0, 2, headDim / 2]);
+  const swapped = g.reshape(g.gather(halves, g.constI64([1, 0]), -2), [0, 0, 0, headDim]);
+  return g.add(g.mul(x, cos), g.mul(swapped, signedSin));
 }
 
 interface LocalMask {
@@ -105,10 +117,10 @@ function slidingWindowMask(g: GraphBuilder, pos: Value, attentionMask: Value, gl
   return { bias, rowHasKeys };
 }
 
-function attention(ctx: Ctx, x: Value, p: string, d: ModernBertDims, rope: [Value, Value], mask: { bias: Value; rowHasKeys?: Value }): Value {
+function attention(ctx: Ctx, x: Value, p: string, d: ModernBertDims, rope: Rotary, mask: { bias: Value; rowHasKeys?: Value }): Value {
   const { g } = ctx;
   const [q, k, v] = g.chunk(linear(ctx, x, `${p}.Wqkv`), 3, -1).map((t) => splitHeads(g, t, d.heads, d.headDim)) as [Value, Value, Value];
-  let out = scaledDotProductAttention(g, applyRotary(g, q, rope), applyRotary(g, k, rope), v, mask.bias, d.headDim);
+  let out = scaledDotProductAttention(g, applyRotary(g, q, rope, d.headDim), applyRotary(g, k, rope, d.headDim), v, mask.bias, d.headDim);
   if (mask.rowHasKeys) out = g.mul(out, mask.rowHasKeys);
   return linear(ctx, mergeHeads(g, out, d.hidden), `${p}.Wo`);
 }
@@ -141,7 +153,7 @@ export const modernBert: Backbone = {
     const pos = positions(g, inputs.inputIds);
     const globalBias = g.scope("mask", () => keyMaskBias(g, inputs.attentionMask));
     const localMask = g.scope("mask", () => slidingWindowMask(g, pos, inputs.attentionMask, globalBias, d.halfWindow));
-    const ropeByTheta = new Map<number, [Value, Value]>();
+    const ropeByTheta = new Map<number, Rotary>();
     const rope = (theta: number) => {
       if (!ropeByTheta.has(theta)) ropeByTheta.set(theta, g.scope("rope", () => rotaryTables(g, pos, d.headDim, theta)));
       return ropeByTheta.get(theta)!;
