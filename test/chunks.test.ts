@@ -7,7 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { exportModel } from "../src/export/exporter.js";
-import { DEFAULT_CHUNK_TOKENS } from "../src/export/chunks.js";
+import { CHUNK_TOKENS_INITIALIZER, DEFAULT_CHUNK_TOKENS, WHOLE_BATCH_TOKENS } from "../src/export/chunks.js";
+import { withModelView } from "../src/runtime/model-view.js";
 import { readModel } from "../src/onnx/reader.js";
 import { allNodes, type NodeDef } from "../src/onnx/model.js";
 import { silentLogger } from "../src/util/log.js";
@@ -73,4 +74,30 @@ test("the chunked graph is one Loop over the batch holding the whole encoder; IN
   const qWholeOps = opCounts(qWhole.model.nodes);
   assert.ok((qOps.get("MatMulInteger") ?? 0) > 0);
   for (const op of ["MatMulInteger", "DynamicQuantizeLinear", "MatMul"]) assert.equal(qOps.get(op), qWholeOps.get(op), op);
+});
+
+test("a view for GPU-like providers runs whole batches: chunk_tokens raised, same output", async () => {
+  const exp = expected("bert-tiny-colbert");
+  const model = path.join(await exported("bert-tiny-colbert", 180), "model.onnx");
+  const chunkTokensIn = (file: string) => {
+    const read = readModel(file);
+    try {
+      const t = read.model.initializers.find((i) => i.name === CHUNK_TOKENS_INITIALIZER)!;
+      const d = t.data();
+      return new BigInt64Array(d.buffer.slice(d.byteOffset, d.byteOffset + 8))[0];
+    } finally {
+      read.close();
+    }
+  };
+  assert.equal(chunkTokensIn(model), 180n);
+  const seen: bigint[] = [];
+  for (const wholeBatches of [false, true]) {
+    const out = await withModelView(model, async (file) => {
+      seen.push(chunkTokensIn(file)!);
+      return runModel(file, exp.raw_batch, true);
+    }, { wholeBatches });
+    assert.ok(maxDiffOnAttended(out, exp.raw_batch.output, exp.raw_batch.attention_mask) <= FP32_TOLERANCE);
+  }
+  assert.deepEqual(seen, [180n, WHOLE_BATCH_TOKENS]);
+  assert.equal(chunkTokensIn(model), 180n, "the model itself is unchanged");
 });

@@ -48,7 +48,16 @@ test("pylate-onnx-export: each settings option lands in onnx_config.json; --forc
   assert.equal(JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize"]).stdout).reused, false);
   assert.equal(JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize"]).stdout).reused, true);
   assert.equal(JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize", "--force"]).stdout).reused, false);
+  // --chunk-tokens: another value re-exports; 0 writes the graph without its batch loop.
+  const whole = JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize", "--chunk-tokens", "0"]).stdout) as { dir: string; reused: boolean };
+  assert.equal(whole.reused, false);
+  const read = readModel(path.join(whole.dir, "model.onnx"));
+  read.close();
+  assert.equal(read.model.nodes.some((n) => n.opType === "Loop"), false);
+  assert.equal(read.model.metadata?.["chunk_tokens"], "0");
   for (const [args, pattern] of [
+    [["--chunk-tokens", "-1"], /--chunk-tokens must be 0 \(whole batches\) or a positive integer/],
+    [["--chunk-tokens", "1.5"], /--chunk-tokens must be 0 \(whole batches\) or a positive integer/],
     [["--query-length", "0"], /--query-length must be a positive integer/],
     [["--document-length", "abc"], /--document-length must be a positive integer/],
     [["--no-such-option"], /unknown option '--no-such-option'/],

@@ -11,14 +11,20 @@
  * faster, not only ours.
  *
  * A chunk holds max(1, ⌊tokens / sequence length⌋) rows: a batch of 32-token queries runs in
- * chunks of ~22, 180-token documents in chunks of 4, 512-token ones one by one. On a GPU, whole
- * batches are faster: export with chunking off (`--chunk-tokens 0`) for GPU serving.
+ * chunks of 22, 180-token documents in chunks of 4, 512-token ones one by one. The token count is
+ * the int64 initializer `chunk_tokens`: on a GPU, whole batches are faster, and our runtime, given
+ * another execution provider, loads the model through a view where it is WHOLE_BATCH_TOKENS
+ * (runtime/model-view.ts); other runtimes can do the same, or export with `--chunk-tokens 0`.
  */
 import type { GraphBuilder, Value } from "../onnx/graph.js";
-import { DataType } from "../onnx/model.js";
+import { DataType, tensorFromArray } from "../onnx/model.js";
 
 /** Default tokens per chunk (the CPU sweet spot measured on base-size encoders, BENCHMARKS.md). */
 export const DEFAULT_CHUNK_TOKENS = 720;
+/** The initializer holding the tokens per chunk. */
+export const CHUNK_TOKENS_INITIALIZER = "chunk_tokens";
+/** A `chunk_tokens` value that makes any batch one chunk. */
+export const WHOLE_BATCH_TOKENS = 2n ** 62n;
 
 /**
  * `encode(rows)` built as the body of a Loop over row chunks of `feeds` (each [batch, seq, …]);
@@ -27,7 +33,8 @@ export const DEFAULT_CHUNK_TOKENS = 720;
 export function overBatchChunks(g: GraphBuilder, feeds: Value[], tokens: number, dim: number, encode: (rows: Value[]) => Value): Value {
   const batch = g.dim(feeds[0]!, 0); // [1]
   const seq = g.dim(feeds[0]!, 1);
-  const rows = g.op("Max", [g.div(g.constI64([tokens]), seq), g.constI64([1])]); // [1]
+  const budget = g.initializer(tensorFromArray(CHUNK_TOKENS_INITIALIZER, DataType.INT64, [1], BigInt64Array.of(BigInt(tokens))));
+  const rows = g.op("Max", [g.div(budget, seq), g.constI64([1])]); // [1]
   const chunks = g.reshape(g.div(g.sub(g.add(batch, rows), g.constI64([1])), rows), []); // ⌈batch / rows⌉, a scalar
   const empty = g.op("ConstantOfShape", [g.op("Concat", [g.constI64([0]), seq, g.constI64([dim])], { axis: { kind: "int", value: 0 } })], {
     value: { kind: "tensor", value: { name: "zero", dataType: DataType.FLOAT, dims: [1], byteLength: 4, data: () => Float32Array.of(0) } },

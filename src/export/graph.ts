@@ -36,5 +36,5 @@ export function buildColbertModel(ck: ColbertCheckpoint, warn: (m: string) => vo
   };
   const output = chunkTokens > 0 ? overBatchChunks(g, feeds, chunkTokens, ck.embeddingDim, encode) : encode(feeds);
   g.output(output, "output", DataType.FLOAT, ["batch", "sequence", ck.embeddingDim]);
-  return g.toModel("colbert", VERSION, { model_class: ck.backbone.modelClass(ck.config), embedding_dim: String(ck.embeddingDim) });
+  return g.toModel("colbert", VERSION, { model_class: ck.backbone.modelClass(ck.config), embedding_dim: String(ck.embeddingDim), chunk_tokens: String(chunkTokens) });
 }

@@ -17,6 +17,8 @@ import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { readModel } from "../onnx/reader.js";
 import { writeModel } from "../onnx/writer.js";
+import { DataType, tensorFromArray } from "../onnx/model.js";
+import { CHUNK_TOKENS_INITIALIZER, WHOLE_BATCH_TOKENS } from "../export/chunks.js";
 import { removeOnInterrupt, sweepDeadWorkFiles } from "../util/cleanup.js";
 
 // Every onnxruntime session of this package is created through this module. onnxruntime's own log
@@ -38,8 +40,8 @@ export const PROBE_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
  * carry) or onnxruntime refuses the view (e.g. model-local functions, which the view drops): any
  * ONNX model onnxruntime loads still loads, at its usual memory cost.
  */
-export async function withModelView<T>(modelFile: string, load: (file: string) => Promise<T>): Promise<T> {
-  const view = writeView(modelFile);
+export async function withModelView<T>(modelFile: string, load: (file: string) => Promise<T>, opts: ViewOptions = {}): Promise<T> {
+  const view = writeView(modelFile, opts);
   if (!view) return load(modelFile);
   const release = removeOnInterrupt(view);
   try {
@@ -52,14 +54,24 @@ export async function withModelView<T>(modelFile: string, load: (file: string) =
   }
 }
 
+export interface ViewOptions {
+  /**
+   * Run a chunked export's batch loop (export/chunks.ts) on whole batches: for GPU-like execution
+   * providers, where big batches are faster. Models without the loop are unaffected.
+   */
+  wholeBatches?: boolean;
+}
+
 /** Writes the view beside `modelFile`; undefined when it cannot. */
-function writeView(modelFile: string): string | undefined {
+function writeView(modelFile: string, opts: ViewOptions): string | undefined {
   const view = path.join(path.dirname(modelFile), `.${path.basename(modelFile)}.${process.pid}.view.onnx`);
   try {
     sweepDeadWorkFiles(path.dirname(modelFile)); // views (and temp files) of processes killed mid-load
     const read = readModel(modelFile);
     try {
-      writeModel(view, read.model, { referenceStored: true });
+      const whole = tensorFromArray(CHUNK_TOKENS_INITIALIZER, DataType.INT64, [1], BigInt64Array.of(WHOLE_BATCH_TOKENS));
+      const initializers = opts.wholeBatches ? read.model.initializers.map((t) => (t.name === CHUNK_TOKENS_INITIALIZER ? whole : t)) : read.model.initializers;
+      writeModel(view, { ...read.model, initializers }, { referenceStored: true });
     } finally {
       read.close();
     }

@@ -96,6 +96,9 @@ export class SessionPool {
   /** Starts `opts.sessions` workers, each with a session of `modelFile`; throws the first load error. */
   static async create(modelFile: string, opts: PoolOptions): Promise<SessionPool> {
     const workers: SessionWorker[] = [];
+    // Chunked batches suit CPUs; GPU-like providers get whole batches (export/chunks.ts).
+    const providers = opts.sessionOptions.executionProviders ?? ["cpu"];
+    const wholeBatches = providers.some((p) => (typeof p === "string" ? p : p.name) !== "cpu");
     try {
       await withModelView(modelFile, async (file) => {
         const files = file === modelFile ? [modelFile] : [file, modelFile];
@@ -107,7 +110,7 @@ export class SessionPool {
             if (reply.type !== "ready") throw new Error(reply.type === "init-error" || reply.type === "error" ? reply.message : "unexpected reply");
           }),
         );
-      });
+      }, { wholeBatches });
     } catch (e) {
       await Promise.all(workers.map((w) => w.worker.terminate()));
       throw e;
