@@ -1,17 +1,18 @@
 /**
  * The encoder run over the batch a few rows at a time, inside the graph (an ONNX Loop).
  *
- * On a CPU the encoder is faster on small batches: with ~700 tokens per run the activations of a
- * layer (and the [heads, seq, seq] attention scores) stay in the L2/L3 caches, where a batch of
- * 32 × 180 tokens streams ~50 MB per attention op through memory. Measured on ModernBERT-base
- * shapes, 32 × 180-token documents: 1.27× (FP32) and 1.44× (INT8) the documents/s of the same
- * graph run on the whole batch (1.07× / 1.05× while another VM on the host thrashed the shared
- * cache): BENCHMARKS.md. Rows are computed exactly as before — FP32 outputs are bit-identical.
- * Doing it in the graph makes every runtime fed batches of 32 (NextPlaid, onnxruntime loops)
+ * On a CPU the encoder is faster on small batches: with ~1000 tokens per run a layer's activations
+ * (and its [heads, seq, seq] attention scores) stay in cache, where a batch of 32 × 180 tokens
+ * streams ~50 MB per attention op through memory. Measured on ModernBERT-base and BERT-base shapes,
+ * 32 × 180-token documents, against the same graph run on the whole batch: 1.2–1.3× the
+ * documents/s in FP32 and 1.4–1.5× in INT8 (less, down to 1.1×, while this shared VM's memory was
+ * busy): BENCHMARKS.md. Rows are computed exactly as before — FP32 outputs are bit-identical.
+ * Doing it in the graph makes every runtime fed whole batches (NextPlaid, onnxruntime loops)
  * faster, not only ours.
  *
- * A chunk holds max(1, ⌊tokens / sequence length⌋) rows: a batch of 32-token queries runs in
- * chunks of 22, 180-token documents in chunks of 4, 512-token ones one by one. The token count is
+ * A chunk holds max(1, ⌊tokens / sequence length⌋) rows: 32 queries of 32 tokens run as one chunk
+ * (splitting short sequences only adds per-chunk overhead), 180-token documents 5 at a time,
+ * 512-token ones 2 at a time. The token count is
  * the int64 initializer `chunk_tokens`: on a GPU, whole batches are faster, and our runtime, given
  * another execution provider, loads the model through a view where it is WHOLE_BATCH_TOKENS
  * (runtime/model-view.ts); other runtimes can do the same, or export with `--chunk-tokens 0`.
@@ -20,7 +21,7 @@ import type { GraphBuilder, Value } from "../onnx/graph.js";
 import { DataType, tensorFromArray } from "../onnx/model.js";
 
 /** Default tokens per chunk (the CPU sweet spot measured on base-size encoders, BENCHMARKS.md). */
-export const DEFAULT_CHUNK_TOKENS = 720;
+export const DEFAULT_CHUNK_TOKENS = 1024;
 /** The initializer holding the tokens per chunk. */
 export const CHUNK_TOKENS_INITIALIZER = "chunk_tokens";
 /** A `chunk_tokens` value that makes any batch one chunk. */
