@@ -4,6 +4,7 @@
  * one line with its fix, errors giving exit code 1.
  */
 import { test } from "node:test";
+import { DEFAULT_CHUNK_TOKENS } from "../src/export/chunks.js";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -35,6 +36,7 @@ for (const name of FIXTURE_NAMES) {
     assert.deepEqual(r.findings, []);
     assert.equal(r.ok, true);
     assert.ok(r.checked.some((c) => /probe/.test(c)) && r.checked.some((c) => /model_int8\.onnx vs model\.onnx/.test(c)) && r.checked.some((c) => /settings vs/.test(c)), r.checked.join("; "));
+    assert.ok(r.checked.includes(`model.onnx graph (batches run in chunks of ${DEFAULT_CHUNK_TOKENS} tokens)`), r.checked.join("; "));
   });
 }
 

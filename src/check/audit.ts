@@ -151,7 +151,8 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     try {
       const m = readModel(file("model.onnx"));
       m.close();
-      checked.push("model.onnx graph");
+      const chunkTokens = Number(m.model.metadata?.["chunk_tokens"] ?? 0);
+      checked.push(`model.onnx graph${chunkTokens > 0 ? ` (batches run in chunks of ${chunkTokens} tokens)` : ""}`);
       const inits = new Set(m.model.initializers.map((t) => t.name));
       const inputs = m.model.inputs.map((i) => i.name).filter((n) => !inits.has(n));
       for (const name of ["input_ids", "attention_mask"]) {
