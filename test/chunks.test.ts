@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
+import * as ort from "onnxruntime-node";
 import { exportModel } from "../src/export/exporter.js";
 import { CHUNK_TOKENS_INITIALIZER, DEFAULT_CHUNK_TOKENS, WHOLE_BATCH_TOKENS } from "../src/export/chunks.js";
 import { withModelView } from "../src/runtime/model-view.js";
@@ -100,4 +101,16 @@ test("a view for GPU-like providers runs whole batches: chunk_tokens raised, sam
   }
   assert.deepEqual(seen, [180n, WHOLE_BATCH_TOKENS]);
   assert.equal(chunkTokensIn(model), 180n, "the model itself is unchanged");
+});
+
+test("empty batches and empty sequences give empty outputs, chunked as whole", async () => {
+  for (const chunkTokens of [0, DEFAULT_CHUNK_TOKENS]) {
+    const session = await ort.InferenceSession.create(path.join(await exported("bert-tiny-colbert", chunkTokens), "model.onnx"));
+    for (const dims of [[2, 0], [0, 5]]) {
+      const z = new ort.Tensor("int64", new BigInt64Array(0), dims);
+      const out = (await session.run({ input_ids: z, attention_mask: z, token_type_ids: z }))["output"]!;
+      assert.deepEqual(out.dims, [...dims, 16], `--chunk-tokens ${chunkTokens}, input [${dims}]`);
+    }
+    await session.release();
+  }
 });

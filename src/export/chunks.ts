@@ -35,8 +35,9 @@ export function overBatchChunks(g: GraphBuilder, feeds: Value[], tokens: number,
   const batch = g.dim(feeds[0]!, 0); // [1]
   const seq = g.dim(feeds[0]!, 1);
   const budget = g.initializer(tensorFromArray(CHUNK_TOKENS_INITIALIZER, DataType.INT64, [1], BigInt64Array.of(BigInt(tokens))));
-  const rows = g.op("Max", [g.div(budget, seq), g.constI64([1])]); // [1]
-  const chunks = g.reshape(g.div(g.sub(g.add(batch, rows), g.constI64([1])), rows), []); // ⌈batch / rows⌉, a scalar
+  const one = g.constI64([1]);
+  const rows = g.op("Max", [g.div(budget, g.op("Max", [seq, one])), one]); // [1]; no integer division by an empty sequence
+  const chunks = g.reshape(g.div(g.sub(g.add(batch, rows), one), rows), []); // ⌈batch / rows⌉, a scalar
   const empty = g.op("ConstantOfShape", [g.op("Concat", [g.constI64([0]), seq, g.constI64([dim])], { axis: { kind: "int", value: 0 } })], {
     value: { kind: "tensor", value: { name: "zero", dataType: DataType.FLOAT, dims: [1], byteLength: 4, data: () => Float32Array.of(0) } },
   });
