@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { FakeHub, TOKEN } from "./helpers/hub-server.js";
 import { downloadModel, downloadRepo } from "../src/hub/download.js";
+import { DEFAULT_CHUNK_TOKENS } from "../src/export/chunks.js";
 import { pushFolder } from "../src/hub/upload.js";
 import { exportModel } from "../src/export/exporter.js";
 import { silentLogger } from "../src/util/log.js";
@@ -188,6 +189,7 @@ test("push: every file (LFS for large ones, external data included) and a model 
   assert.match(card, /base_model: lightonai\/GTE-ModernColBERT-v1/);
   assert.match(card, /ModernBertModel/);
   assert.match(card, /\| `model\.onnx` \|/);
+  assert.match(card, new RegExp(`chunks of about ${DEFAULT_CHUNK_TOKENS} tokens, the int64 initializer\\n\`chunk_tokens\``), "the card says how to run whole batches on a GPU");
   // Pushing again to the existing repo is fine.
   await pushFolder(dir, "me/pushed-colbert", {});
   // A fresh download of the pushed repo gives the same bytes and a model that runs.

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { OnnxConfig } from "../colbert/onnx-config.js";
 import { hubEndpoint } from "./env.js";
+import { readModel } from "../onnx/reader.js";
 import { UserError } from "../errors.js";
 
 export interface ModelCardInfo {
@@ -10,6 +11,19 @@ export interface ModelCardInfo {
   sourceModel: string;
   config: OnnxConfig;
   files: { name: string; bytes: number }[];
+  /** Tokens per chunk of model.onnx's batch loop (export/chunks.ts); 0: none. */
+  chunkTokens: number;
+}
+
+/** The chunk size pylate-onnx-export recorded in the model's metadata; 0 when absent or unreadable. */
+function chunkTokensOf(modelFile: string): number {
+  try {
+    const read = readModel(modelFile);
+    read.close();
+    return Number(read.model.metadata?.["chunk_tokens"] ?? 0) || 0;
+  } catch {
+    return 0;
+  }
 }
 
 export function modelCardInfoFromDir(dir: string, repo: string, sourceModel?: string): ModelCardInfo {
@@ -21,7 +35,7 @@ export function modelCardInfoFromDir(dir: string, repo: string, sourceModel?: st
     .filter((f) => !f.startsWith(".") && f !== "README.md" && fs.statSync(path.join(dir, f)).isFile())
     .sort()
     .map((name) => ({ name, bytes: fs.statSync(path.join(dir, name)).size }));
-  return { repo, sourceModel: sourceModel ?? config.model_name, config, files };
+  return { repo, sourceModel: sourceModel ?? config.model_name, config, files, chunkTokens: chunkTokensOf(path.join(dir, "model.onnx")) };
 }
 
 const size = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MB` : `${(n / 1024).toFixed(1)} kB`);
@@ -73,7 +87,14 @@ ${fileRows}
 Inputs: \`input_ids\`, \`attention_mask\`${c.uses_token_type_ids ? ", `token_type_ids`" : ""} (int64, [batch, sequence]).
 Output: \`output\` (float32, [batch, sequence, ${c.embedding_dim}]), every row L2-normalised.
 \`onnx_config.json\` holds the settings a ColBERT runtime needs (prefix ids, lengths, skiplist, mask token).
-
+${
+    info.chunkTokens > 0
+      ? `The graph runs each batch a few rows at a time (chunks of about ${info.chunkTokens} tokens, the int64 initializer
+\`chunk_tokens\`): faster on CPUs, where a chunk's activations stay in cache. On a GPU, whole batches are
+faster: raise \`chunk_tokens\` (e.g. to 2^62) — \`colbert-serve\` does so for GPU providers by itself.
+`
+      : ""
+  }
 ## Usage
 
 Encode with the runtime that ships with the exporter (PyLate-exact tokenization, query expansion,
