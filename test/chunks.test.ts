@@ -13,7 +13,8 @@ import { withModelView } from "../src/runtime/model-view.js";
 import { readModel } from "../src/onnx/reader.js";
 import { allNodes, type NodeDef } from "../src/onnx/model.js";
 import { silentLogger } from "../src/util/log.js";
-import { expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
+import { embeddingMaxDiff, expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
+import { ColbertEncoder } from "../src/runtime/encoder.js";
 
 async function exported(name: string, chunkTokens: number, quantize = false): Promise<string> {
   return (await exportModel({ model: fixtureModelDir(name), outputDir: tempDir(), logger: silentLogger, chunkTokens, quantize })).dir;
@@ -46,6 +47,21 @@ for (const name of FIXTURE_NAMES) {
       assert.ok(maxDiff(out, reference) <= 1e-6, `--chunk-tokens ${chunkTokens}: max |diff| ${maxDiff(out, reference)} vs the whole-batch graph`);
       const diff = maxDiffOnAttended(out, exp.raw_batch.output, exp.raw_batch.attention_mask);
       assert.ok(diff <= FP32_TOLERANCE, `--chunk-tokens ${chunkTokens}: max |diff| ${diff} vs PyLate`);
+    }
+  });
+}
+
+for (const name of FIXTURE_NAMES) {
+  test(`${name}: the runtime on a one-row-per-chunk export gives PyLate's queries (expansion included) and documents`, async () => {
+    const exp = expected(name);
+    const enc = await ColbertEncoder.load(await exported(name, 1), { batchSize: 32 });
+    try {
+      const queries = await enc.encodeQueries(exp.queries.map((q) => q.text));
+      queries.forEach((e, i) => assert.ok(embeddingMaxDiff(e, exp.queries[i]!.embeddings) <= FP32_TOLERANCE, exp.queries[i]!.text));
+      const docs = await enc.encodeDocuments(exp.documents.map((d) => d.text));
+      docs.forEach((e, i) => assert.ok(embeddingMaxDiff(e, exp.documents[i]!.embeddings) <= FP32_TOLERANCE, exp.documents[i]!.text));
+    } finally {
+      await enc.close();
     }
   });
 }

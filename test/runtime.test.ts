@@ -3,17 +3,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { ColbertEncoder, type Embedding } from "../src/runtime/encoder.js";
+import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { poolDocument } from "../src/runtime/pooling.js";
-import { expected, FIXTURE_NAMES, FP32_TOLERANCE } from "./helpers/fixtures.js";
+import { embeddingMaxDiff as maxDiff, expected, FIXTURE_NAMES, FP32_TOLERANCE } from "./helpers/fixtures.js";
 import { exportedFixture, exportedFixtureCopy } from "./helpers/exported.js";
 
-function maxDiff(e: Embedding, rows: number[][]): number {
-  assert.equal(e.rows, rows.length, "row count");
-  let max = 0;
-  rows.forEach((row, r) => row.forEach((v, c) => (max = Math.max(max, Math.abs(v - e.data[r * e.dim + c]!)))));
-  return max;
-}
 
 for (const name of FIXTURE_NAMES) {
   test(`${name}: tokenization gives PyLate's input_ids and attention masks`, async () => {

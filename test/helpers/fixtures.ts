@@ -2,7 +2,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import assert from "node:assert/strict";
 import * as ort from "onnxruntime-node";
+import type { Embedding } from "../../src/runtime/encoder.js";
 import { fileURLToPath } from "node:url";
 
 export const FIXTURES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
@@ -79,6 +81,14 @@ export async function runModel(
   } finally {
     await session.release();
   }
+}
+
+/** max |e - rows| of an encoder's embedding against PyLate's rows (asserts the row count). */
+export function embeddingMaxDiff(e: Embedding, rows: number[][]): number {
+  assert.equal(e.rows, rows.length, "row count");
+  let max = 0;
+  rows.forEach((row, r) => row.forEach((v, c) => (max = Math.max(max, Math.abs(v - e.data[r * e.dim + c]!)))));
+  return max;
 }
 
 /** max |a - b| over rows whose attention mask is 1. */
