@@ -4,9 +4,9 @@
  * On a CPU the encoder is faster on small batches: with ~1000 tokens per run a layer's activations
  * (and its [heads, seq, seq] attention scores) stay in cache, where a batch of 32 × 180 tokens
  * streams ~50 MB per attention op through memory. Measured on ModernBERT-base and BERT-base shapes,
- * 32 × 180-token documents, against the same graph run on the whole batch: 1.2–1.3× the
- * documents/s in FP32 and 1.4–1.5× in INT8 (less, down to 1.1×, while this shared VM's memory was
- * busy): BENCHMARKS.md. Rows are computed exactly as before — FP32 outputs are bit-identical.
+ * 32 × 180-token documents, against the same graph run on the whole batch: 1.1–1.3× the
+ * documents/s in FP32 and 1.25–1.5× in INT8 (down to 1.1× while the shared VM measured on was
+ * busy), more on bigger batches: BENCHMARKS.md. Rows are computed exactly as before — FP32 outputs are bit-identical.
  * Doing it in the graph makes every runtime fed whole batches (NextPlaid, onnxruntime loops)
  * faster, not only ours.
  *
