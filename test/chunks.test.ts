@@ -13,7 +13,7 @@ import { withModelView } from "../src/runtime/model-view.js";
 import { readModel } from "../src/onnx/reader.js";
 import { allNodes, type NodeDef } from "../src/onnx/model.js";
 import { silentLogger } from "../src/util/log.js";
-import { embeddingMaxDiff, expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
+import { assertEncodesLikePyLate, expected, FIXTURE_NAMES, fixtureModelDir, maxDiffOnAttended, runModel, tempDir, FP32_TOLERANCE } from "./helpers/fixtures.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 
 async function exported(name: string, chunkTokens: number, quantize = false): Promise<string> {
@@ -56,10 +56,7 @@ for (const name of FIXTURE_NAMES) {
     const exp = expected(name);
     const enc = await ColbertEncoder.load(await exported(name, 1), { batchSize: 32 });
     try {
-      const queries = await enc.encodeQueries(exp.queries.map((q) => q.text));
-      queries.forEach((e, i) => assert.ok(embeddingMaxDiff(e, exp.queries[i]!.embeddings) <= FP32_TOLERANCE, exp.queries[i]!.text));
-      const docs = await enc.encodeDocuments(exp.documents.map((d) => d.text));
-      docs.forEach((e, i) => assert.ok(embeddingMaxDiff(e, exp.documents[i]!.embeddings) <= FP32_TOLERANCE, exp.documents[i]!.text));
+      await assertEncodesLikePyLate(enc, exp);
     } finally {
       await enc.close();
     }

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { poolDocument } from "../src/runtime/pooling.js";
-import { embeddingMaxDiff as maxDiff, expected, FIXTURE_NAMES, FP32_TOLERANCE } from "./helpers/fixtures.js";
+import { assertEncodesLikePyLate, embeddingMaxDiff as maxDiff, expected, FIXTURE_NAMES, FP32_TOLERANCE } from "./helpers/fixtures.js";
 import { exportedFixture, exportedFixtureCopy } from "./helpers/exported.js";
 
 
@@ -29,10 +29,7 @@ for (const name of FIXTURE_NAMES) {
       const enc = await ColbertEncoder.load(dir, { batchSize, sessions: batchSize === 3 ? 2 : 1 });
       assert.deepEqual(fs.readdirSync(dir).sort(), files, "loading leaves nothing in the export folder");
       try {
-        const queries = await enc.encodeQueries(exp.queries.map((q) => q.text));
-        queries.forEach((e, i) => assert.ok(maxDiff(e, exp.queries[i]!.embeddings) <= FP32_TOLERANCE, exp.queries[i]!.text));
-        const docs = await enc.encodeDocuments(exp.documents.map((d) => d.text));
-        docs.forEach((e, i) => assert.ok(maxDiff(e, exp.documents[i]!.embeddings) <= FP32_TOLERANCE, exp.documents[i]!.text));
+        await assertEncodesLikePyLate(enc, exp);
       } finally {
         await enc.close();
       }

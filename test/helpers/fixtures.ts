@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-node";
-import type { Embedding } from "../../src/runtime/encoder.js";
+import type { ColbertEncoder, Embedding } from "../../src/runtime/encoder.js";
 import { fileURLToPath } from "node:url";
 
 export const FIXTURES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
@@ -89,6 +89,14 @@ export function embeddingMaxDiff(e: Embedding, rows: number[][]): number {
   let max = 0;
   rows.forEach((row, r) => row.forEach((v, c) => (max = Math.max(max, Math.abs(v - e.data[r * e.dim + c]!)))));
   return max;
+}
+
+/** Asserts `enc` encodes the fixture's queries and documents as PyLate did, within FP32_TOLERANCE. */
+export async function assertEncodesLikePyLate(enc: ColbertEncoder, exp: Expected): Promise<void> {
+  const queries = await enc.encodeQueries(exp.queries.map((q) => q.text));
+  queries.forEach((e, i) => assert.ok(embeddingMaxDiff(e, exp.queries[i]!.embeddings) <= FP32_TOLERANCE, exp.queries[i]!.text));
+  const docs = await enc.encodeDocuments(exp.documents.map((d) => d.text));
+  docs.forEach((e, i) => assert.ok(embeddingMaxDiff(e, exp.documents[i]!.embeddings) <= FP32_TOLERANCE, exp.documents[i]!.text));
 }
 
 /** max |a - b| over rows whose attention mask is 1. */
