@@ -9,7 +9,8 @@ import path from "node:path";
 import { writeJsonAtomic } from "../util/fs.js";
 import { FilterError } from "./filter.js";
 import { fuseRelative, fuseRrf } from "./fusion.js";
-import { Kernels } from "./kernels.js";
+import { Kernels, type KernelGate } from "./kernels.js";
+import { indexNames, invalidIndexName } from "./names.js";
 import { MetadataDb, MetadataError, type FtsTokenizer } from "./metadata.js";
 import { append, build, numDocs, numTokens, remove, search, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
 import { loadSnapshot, readBuffer, readManifest, sweep, writeSnapshot, type UpdateBuffer, type Manifest, type Reuse } from "./store.js";
@@ -19,8 +20,6 @@ export { IndexError };
 
 /** Appends smaller than this (with the documents already buffered) wait in the buffer before centroid expansion (NextPlaid's buffer_size). */
 const BUFFER_SIZE = 100;
-
-const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 interface OpenIndex {
   name: string;
@@ -41,16 +40,14 @@ export class PlaidEngine implements IndexEngine {
     private readonly kernels: Kernels,
   ) {}
 
-  static async create(root: string, threads?: number): Promise<PlaidEngine> {
+  static async create(root: string, threads?: number, gate?: KernelGate): Promise<PlaidEngine> {
     fs.mkdirSync(root, { recursive: true });
-    return new PlaidEngine(root, await Kernels.create(threads));
+    return new PlaidEngine(root, await Kernels.create(threads, gate));
   }
 
   private checkName(name: string): void {
-    if (name === "") throw new IndexError("BAD_REQUEST", "Index name cannot be empty");
-    if (!NAME.test(name) || name.includes("..")) {
-      throw new IndexError("BAD_REQUEST", `Invalid index name '${name}': use letters, digits, '_', '-' and '.' (at most 128 characters)`);
-    }
+    const invalid = invalidIndexName(name);
+    if (invalid) throw new IndexError("BAD_REQUEST", invalid);
   }
 
   /** The index `name` as on disk now (undefined when there is no such folder with a config). */
@@ -89,25 +86,26 @@ export class PlaidEngine implements IndexEngine {
   }
 
   private names(): string[] {
-    if (!fs.existsSync(this.root)) return [];
-    return fs
-      .readdirSync(this.root, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && NAME.test(e.name) && fs.existsSync(path.join(this.root, e.name, "config.json")))
-      .map((e) => e.name)
-      .sort();
+    return indexNames(this.root);
   }
 
   overview(): IndexInfo[] {
     const out: IndexInfo[] = [];
     for (const name of this.names()) {
       try {
-        const ix = this.get(name)!;
-        out.push(ix.snap ? this.info(name) : { ...emptyInfo(name, ix.config) });
+        const s = this.summary(name);
+        if (s) out.push(s.info);
       } catch {
         /* an unreadable index is left out, as NextPlaid does */
       }
     }
     return out;
+  }
+
+  summary(name: string): { info: IndexInfo; built: boolean } | undefined {
+    const ix = this.get(name);
+    if (!ix) return undefined;
+    return ix.snap ? { info: this.info(name), built: true } : { info: emptyInfo(name, ix.config), built: false };
   }
 
   declare(name: string, config: Partial<IndexConfig>): IndexConfig {
@@ -209,6 +207,7 @@ export class PlaidEngine implements IndexEngine {
       const manifest = writeSnapshot(ix.dir, snap, ix.manifest, reuse, cfg.batch_size, buffer);
       progress?.("metadata_write", "writing metadata database");
       try {
+        this.kernels.checkStop();
         db.transaction(() => {
           db.insert(metadata, before);
           db.setState("manifest", JSON.stringify(manifest));
@@ -249,6 +248,7 @@ export class PlaidEngine implements IndexEngine {
     const snap = remove(ix.snap, ids);
     const manifest = writeSnapshot(ix.dir, snap, ix.manifest, { deleted: ids }, ix.config.batch_size);
     const db = ix.db;
+    this.kernels.checkStop();
     db.transaction(() => {
       db.deleteAndRenumber(ids);
       db.setState("manifest", JSON.stringify(manifest));
@@ -354,7 +354,7 @@ export class PlaidEngine implements IndexEngine {
     const db = this.withDb(name);
     let rows: MetadataRow[];
     try {
-      rows = ids ? db.getByIds(ids) : db.getWhere(condition, parameters);
+      rows = ids ? db.getByIds(ids) : db.getWhere(condition, parameters, limit);
     } catch (e) {
       if (e instanceof FilterError) throw new IndexError("BAD_REQUEST", `Invalid condition: ${e.message}`);
       throw e;

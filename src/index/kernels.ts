@@ -33,6 +33,49 @@ function matmulGraph(): Uint8Array {
   return encodeModel(g.toModel("matmul", VERSION));
 }
 
+/**
+ * Stopping the index thread while onnxruntime runs a graph for it aborts the whole process (the
+ * binding's completion callback throws into a torn-down environment), so runs pass a gate shared
+ * with the thread's owner (client.ts): [0] = a stop was requested, [1] = runs in flight. A run
+ * counts itself in, then checks the stop flag — the owner sets the flag, then waits for zero runs
+ * before terminating — so no run is in flight when the thread stops, and none starts after.
+ */
+export class KernelGate {
+  constructor(readonly state: Int32Array) {}
+
+  static create(): KernelGate {
+    return new KernelGate(new Int32Array(new SharedArrayBuffer(8)));
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    Atomics.add(this.state, 1, 1);
+    try {
+      if (Atomics.load(this.state, 0) !== 0) throw new Error("The index thread is stopping: its operation ran past its time budget");
+      return await fn();
+    } finally {
+      Atomics.sub(this.state, 1, 1);
+    }
+  }
+
+  /** Throws when a stop was requested (called before a write commits, so a stopped write commits nothing). */
+  check(): void {
+    if (Atomics.load(this.state, 0) !== 0) throw new Error("The index thread is stopping: its operation ran past its time budget");
+  }
+
+  /** Runs in flight now. */
+  inFlight(): number {
+    return Atomics.load(this.state, 1);
+  }
+
+  /** Owner side: asks the thread to start no more runs; true once none is in flight. */
+  stopRequested(): boolean {
+    Atomics.store(this.state, 0, 1);
+    return Atomics.load(this.state, 1) === 0;
+  }
+}
+
+const ungated = { run: <T>(fn: () => Promise<T>) => fn(), check: () => undefined };
+
 export interface Assignment {
   /** Index of the best centroid per row. */
   codes: Int32Array;
@@ -44,13 +87,14 @@ export class Kernels {
   private constructor(
     private readonly assignSession: ort.InferenceSession,
     private readonly matmulSession: ort.InferenceSession,
+    private readonly gate: Pick<KernelGate, "run" | "check">,
   ) {}
 
-  static async create(threads = Math.max(1, os.availableParallelism())): Promise<Kernels> {
+  static async create(threads = Math.max(1, os.availableParallelism()), gate?: KernelGate): Promise<Kernels> {
     const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" };
     ort.env.logLevel = "fatal";
     const [a, m] = await Promise.all([ort.InferenceSession.create(assignGraph(), opts), ort.InferenceSession.create(matmulGraph(), opts)]);
-    return new Kernels(a, m);
+    return new Kernels(a, m, gate ?? ungated);
   }
 
   /**
@@ -66,7 +110,7 @@ export class Kernels {
     const block = Math.max(64, Math.floor(BLOCK_FLOATS / k));
     for (let start = 0; start < n; start += block) {
       const rows = Math.min(block, n - start);
-      const out = await this.assignSession.run({ x: new ort.Tensor("float32", x.subarray(start * d, (start + rows) * d), [rows, d]), ct: ctTensor, bias: biasTensor });
+      const out = await this.gate.run(() => this.assignSession.run({ x: new ort.Tensor("float32", x.subarray(start * d, (start + rows) * d), [rows, d]), ct: ctTensor, bias: biasTensor }));
       const c = out["code"]!.data as BigInt64Array;
       for (let i = 0; i < rows; i++) codes[start + i] = Number(c[i]!);
       scores.set(out["score"]!.data as Float32Array, start);
@@ -78,8 +122,13 @@ export class Kernels {
   /** a [m, k] × b [k, n] → [m, n]. */
   async matmul(a: Float32Array, m: number, k: number, b: Float32Array, n: number): Promise<Float32Array> {
     if (m === 0 || n === 0) return new Float32Array(m * n);
-    const out = await this.matmulSession.run({ a: new ort.Tensor("float32", a.subarray(0, m * k), [m, k]), b: new ort.Tensor("float32", b.subarray(0, k * n), [k, n]) });
+    const out = await this.gate.run(() => this.matmulSession.run({ a: new ort.Tensor("float32", a.subarray(0, m * k), [m, k]), b: new ort.Tensor("float32", b.subarray(0, k * n), [k, n]) }));
     return out["c"]!.data as Float32Array;
+  }
+
+  /** Throws when the thread's owner is stopping it (see KernelGate): called before a write commits. */
+  checkStop(): void {
+    this.gate.check();
   }
 
   async release(): Promise<void> {

@@ -6,6 +6,7 @@
  * `_PLAID_`, so that a vector update and its metadata commit in one SQLite transaction.
  */
 import Database from "better-sqlite3";
+import { RE2JS } from "re2js";
 import { FilterError, validateFilter } from "./filter.js";
 
 import type { MetadataRow } from "./types.js";
@@ -15,6 +16,8 @@ export type FtsTokenizer = "unicode61" | "trigram";
 
 const COLUMN_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const IN_CHUNK = 900;
+/** Longest REGEXP pattern accepted (RE2 compiles in time linear in it, but a program's size is memory). */
+const MAX_PATTERN = 4096;
 
 export class MetadataError extends Error {}
 
@@ -53,7 +56,7 @@ export function metadataText(v: unknown): string {
 
 export class MetadataDb {
   readonly db: Database.Database;
-  private regexCache = new Map<string, RegExp>();
+  private regexCache = new Map<string, RE2JS>();
 
   constructor(file: string, readonly tokenizer: FtsTokenizer = "unicode61") {
     this.db = new Database(file);
@@ -63,16 +66,7 @@ export class MetadataDb {
     this.db.function("regexp", { deterministic: true }, (pattern: unknown, text: unknown) => {
       if (typeof pattern !== "string") throw new MetadataError("REGEXP requires a string pattern parameter");
       if (text === null || text === undefined) return 0;
-      let re = this.regexCache.get(pattern);
-      if (!re) {
-        try {
-          re = new RegExp(pattern, "u");
-        } catch (e) {
-          throw new MetadataError(`Invalid regex pattern '${pattern}': ${(e as Error).message}`);
-        }
-        this.regexCache.set(pattern, re);
-      }
-      return re.test(String(text)) ? 1 : 0;
+      return this.regex(pattern).matches(String(text)) ? 1 : 0;
     });
     this.db.exec(`CREATE TABLE IF NOT EXISTS "_PLAID_" (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     this.db.exec(`CREATE TABLE IF NOT EXISTS METADATA ("_subset_" INTEGER NOT NULL)`);
@@ -81,6 +75,27 @@ export class MetadataDb {
     this.db.exec(
       `CREATE VIRTUAL TABLE IF NOT EXISTS "METADATA_FTS" USING fts5("_fts_content_", content='METADATA_FTS_TEXT', content_rowid='rowid', tokenize='${tokenizer === "trigram" ? "trigram" : "unicode61"}')`,
     );
+  }
+
+  /**
+   * A REGEXP pattern compiled by RE2JS, RE2's linear-time engine: no pattern can backtrack
+   * catastrophically (`(a+)+$` on 30 000 characters takes milliseconds). RE2 syntax: no
+   * backreferences or lookarounds — such patterns are refused with the parser's reason.
+   */
+  private regex(pattern: string): { matches(text: string): boolean } {
+    let re = this.regexCache.get(pattern);
+    if (!re) {
+      if (pattern.length > MAX_PATTERN) throw new MetadataError(`REGEXP pattern is ${pattern.length} characters; at most ${MAX_PATTERN} are accepted`);
+      try {
+        re = RE2JS.compile(pattern);
+      } catch (e) {
+        throw new MetadataError(`Invalid regex pattern '${pattern.slice(0, 200)}': ${(e as Error).message} (REGEXP uses RE2 syntax: no backreferences or lookarounds)`);
+      }
+      if (this.regexCache.size >= 64) this.regexCache.delete(this.regexCache.keys().next().value!);
+      this.regexCache.set(pattern, re);
+    }
+    const compiled = re;
+    return { matches: (text) => compiled.matcher(text).find() };
   }
 
   close(): void {
@@ -199,11 +214,12 @@ export class MetadataDb {
   }
 
   /** Rows matching `condition` (all when absent), ascending by id. */
-  getWhere(condition: string | undefined, parameters: unknown[]): MetadataRow[] {
-    if (condition === undefined) return this.db.prepare(`SELECT * FROM METADATA ORDER BY "_subset_"`).all() as MetadataRow[];
+  getWhere(condition: string | undefined, parameters: unknown[], limit?: number): MetadataRow[] {
+    const tail = limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(limit))}` : "";
+    if (condition === undefined) return this.db.prepare(`SELECT * FROM METADATA ORDER BY "_subset_"${tail}`).all() as MetadataRow[];
     const { sql, params } = this.prepareCondition(condition, parameters);
     try {
-      return this.db.prepare(`SELECT * FROM METADATA WHERE ${sql} ORDER BY "_subset_"`).all(...params) as MetadataRow[];
+      return this.db.prepare(`SELECT * FROM METADATA WHERE ${sql} ORDER BY "_subset_"${tail}`).all(...params) as MetadataRow[];
     } catch (e) {
       throw new FilterError((e as Error).message);
     }

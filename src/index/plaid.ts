@@ -328,7 +328,7 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
   // Subsets restrict the probe to the centroids their documents use, probing proportionally more.
   let allowed: Uint8Array | undefined;
   let inSubset: Uint8Array | undefined;
-  let probe = params.nIvfProbe;
+  let probe = Math.min(params.nIvfProbe, k);
   if (subset) {
     inSubset = new Uint8Array(n);
     allowed = new Uint8Array(k);

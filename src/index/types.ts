@@ -9,7 +9,17 @@ import type { Documents, SearchParams } from "./plaid.js";
 /** A document's metadata as stored: its JSON keys (booleans as 1/0, arrays/objects as JSON text) and `_subset_`, its id. */
 export type MetadataRow = Record<string, unknown>;
 
-export type IndexErrorCode = "INDEX_NOT_FOUND" | "INDEX_ALREADY_EXISTS" | "INDEX_NOT_DECLARED" | "METADATA_NOT_FOUND" | "BAD_REQUEST" | "DIMENSION_MISMATCH";
+export type IndexErrorCode =
+  | "INDEX_NOT_FOUND"
+  | "INDEX_ALREADY_EXISTS"
+  | "INDEX_NOT_DECLARED"
+  | "METADATA_NOT_FOUND"
+  | "BAD_REQUEST"
+  | "DIMENSION_MISMATCH"
+  /** The operation ran past its time budget; its thread was stopped (NextPlaid's route timeout answers 408). */
+  | "REQUEST_TIMEOUT"
+  /** The index's thread restarted under this call (another call ran out of time or memory): retry. */
+  | "SERVICE_UNAVAILABLE";
 
 /** An error a client caused; `code` is NextPlaid's error code. */
 export class IndexError extends Error {
@@ -78,6 +88,8 @@ export interface IndexEngine {
   list(): string[];
   /** Every index folder: declared (config only) or built. */
   overview(): IndexInfo[];
+  /** One index's summary (built: it has documents), undefined when there is no such index. */
+  summary(name: string): { info: IndexInfo; built: boolean } | undefined;
   declare(name: string, config: Partial<IndexConfig>): IndexConfig;
   config(name: string): IndexConfig | undefined;
   setMaxDocuments(name: string, max: number | null): IndexConfig;

@@ -5,9 +5,10 @@
  */
 import { parentPort } from "node:worker_threads";
 import { PlaidEngine } from "./engine.js";
+import { KernelGate } from "./kernels.js";
 import { IndexError, type IndexEngine } from "./types.js";
 
-export type WorkerRequest = { type: "init"; root: string; threads?: number } | { type: "call"; id: number; method: keyof IndexEngine; args: unknown[] };
+export type WorkerRequest = { type: "init"; root: string; threads?: number; gate: Int32Array } | { type: "call"; id: number; method: keyof IndexEngine; args: unknown[] };
 
 export type WorkerMessage =
   | { type: "ready" }
@@ -21,7 +22,7 @@ let engine: PlaidEngine | undefined;
 
 port.on("message", (msg: WorkerRequest) => {
   if (msg.type === "init") {
-    PlaidEngine.create(msg.root, msg.threads).then(
+    PlaidEngine.create(msg.root, msg.threads, new KernelGate(msg.gate)).then(
       (e) => {
         engine = e;
         port.postMessage({ type: "ready" } satisfies WorkerMessage);

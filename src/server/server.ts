@@ -73,6 +73,8 @@ const INDEX_ERROR_STATUS: Record<IndexErrorCode, number> = {
   INDEX_ALREADY_EXISTS: 409,
   BAD_REQUEST: 400,
   DIMENSION_MISMATCH: 400,
+  REQUEST_TIMEOUT: 408,
+  SERVICE_UNAVAILABLE: 503,
 };
 
 /** CORS as NextPlaid's tower-http layer sends it: any origin, method and header. */

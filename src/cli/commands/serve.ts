@@ -17,6 +17,8 @@ interface Flags extends EncoderFlags {
   maxQueue?: number;
   shutdownTimeout: number;
   indexDir?: string;
+  indexTimeout?: number;
+  indexWriteTimeout?: number;
 }
 
 function parsePort(value: string): number {
@@ -37,6 +39,8 @@ export async function main(): Promise<void> {
     .option("--max-body <bytes>", "largest request body (default 100 MB, as NextPlaid)", parseIntOption("--max-body"))
     .option("--max-queue <texts>", "texts allowed to wait for the model before requests get 503 (default 4096)", parseIntOption("--max-queue"))
     .option("--index-dir <dir>", "folder of indices: enables the /indices API (created if missing; --model is then optional)")
+    .option("--index-timeout <s>", "time budget of one index request (search, metadata, filter): past it the answer is 408 and the index's thread restarts (default 300, as NextPlaid)", parseIntOption("--index-timeout"))
+    .option("--index-write-timeout <s>", "time budget of one background index write (an update batch or a delete; default 3600)", parseIntOption("--index-write-timeout"))
     .option("--shutdown-timeout <s>", "on SIGTERM, seconds to let requests in flight finish", parseIntOption("--shutdown-timeout"), 30)
     .option("--quiet", "no startup output");
   withHelp(cmd, [
@@ -67,7 +71,12 @@ export async function main(): Promise<void> {
   let encoder: Awaited<ReturnType<typeof loadEncoder>> | undefined;
   let indexEngine: RemoteEngine | undefined;
   try {
-    if (flags.indexDir) indexEngine = await startIndexEngine(path.resolve(flags.indexDir));
+    if (flags.indexDir) {
+      indexEngine = await startIndexEngine(path.resolve(flags.indexDir), {
+        requestTimeoutMs: flags.indexTimeout !== undefined ? flags.indexTimeout * 1000 : undefined,
+        writeTimeoutMs: flags.indexWriteTimeout !== undefined ? flags.indexWriteTimeout * 1000 : undefined,
+      });
+    }
     if (flags.model || !flags.indexDir) encoder = await loadEncoder(flags, "auto");
   } catch (e) {
     server.close();

@@ -7,14 +7,17 @@ export async function health(ctx: ServerContext) {
   const indices = await ctx.indexOverview();
   const encoder = ctx.opts.encoder;
   const cfg = encoder?.config;
+  // An index thread restarting, or a request stuck for seconds, is said (other indices still answer).
+  const engine = ctx.opts.indexEngine?.status();
   return {
-    status: "healthy",
+    status: engine && engine.status !== "ready" ? "degraded" : "healthy",
     version: VERSION,
     loaded_indices: indices.filter((i) => i.num_documents > 0 || i.dimension > 0).length,
     index_dir: ctx.opts.indexDir ?? "",
     memory_usage_bytes: process.memoryUsage().rss,
     indices: indices.map(({ metadata_count: _, ...rest }) => rest),
     updates: ctx.tracker.list(),
+    index_engine: engine ?? null,
     model:
       encoder && cfg
         ? {

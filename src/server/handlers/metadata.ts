@@ -2,12 +2,16 @@
 import { badRequest, optionalArray, optionalCount, requiredString, unprocessable } from "../http.js";
 import type { RequestContext, ServerContext } from "../context.js";
 
+/** Most document ids one metadata request may name. */
+const MAX_IDS = 1_000_000;
+
 function ids(body: Record<string, unknown>, required: boolean): number[] | undefined {
   const v = body["document_ids"];
   if (v === undefined || v === null) {
     if (required) throw unprocessable("document_ids is required");
     return undefined;
   }
+  if (Array.isArray(v) && v.length > MAX_IDS) throw unprocessable(`document_ids holds ${v.length} ids; at most ${MAX_IDS} are accepted per request`);
   if (!Array.isArray(v) || v.some((x) => typeof x !== "number" || !Number.isInteger(x))) throw unprocessable("document_ids must be an array of integers");
   return v as number[];
 }

@@ -13,6 +13,13 @@ interface Options {
   allowSubset?: boolean;
 }
 
+/**
+ * Largest search parameters accepted: each sizes work and memory per query, so a small body could
+ * otherwise ask for gigabytes (422, before anything is allocated). Far beyond useful values:
+ * n_full_scores is exhaustive long before 1 M on any index this server holds per query.
+ */
+export const SEARCH_LIMITS = { top_k: 100_000, n_ivf_probe: 65_536, n_full_scores: 1_000_000, subset: 1_000_000 } as const;
+
 function paramsOf(body: Record<string, unknown>): SearchRequest["params"] {
   const p = body["params"] ?? {};
   if (typeof p !== "object" || Array.isArray(p)) throw unprocessable("params must be an object");
@@ -21,6 +28,8 @@ function paramsOf(body: Record<string, unknown>): SearchRequest["params"] {
     const v = o[field];
     if (v === undefined || v === null) return dflt;
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw unprocessable(`params.${field} must be a non-negative integer`);
+    const max = SEARCH_LIMITS[field as keyof typeof SEARCH_LIMITS];
+    if (v > max) throw unprocessable(`params.${field} is ${v}; at most ${max} is accepted`);
     return v;
   };
   const thr = o["centroid_score_threshold"];
@@ -51,6 +60,7 @@ function request(body: Record<string, unknown>, queries: Embedding[], opts: Opti
   let subset: number[] | undefined;
   if (opts.allowSubset !== false) {
     const s = optionalArray(body, "subset");
+    if (s && s.length > SEARCH_LIMITS.subset) throw unprocessable(`subset holds ${s.length} ids; at most ${SEARCH_LIMITS.subset} are accepted (use filter_condition to restrict a search to more documents)`);
     if (s && s.some((x) => typeof x !== "number" || !Number.isInteger(x))) throw unprocessable("subset must be an array of document ids");
     subset = s as number[] | undefined;
   }
