@@ -1,7 +1,9 @@
 /**
- * Does the index thread keep answering while it builds? A 10 000-document bulk add (k-means +
- * compression of 1 M embeddings) runs on the index worker while another index is searched every
- * 100 ms and /health-style overviews are asked for: their latencies, and the build's time.
+ * Does one index keep answering while another works? A 10 000-document bulk add (k-means +
+ * compression of 1 M embeddings) runs on one index, then a slow request (exhaustive search of 64
+ * queries: every centroid probed, every document scored), while another index is searched every
+ * 100 ms and /health-style overviews are asked for: their latencies, and the build's time. Each
+ * index has its own thread (client.ts), so the other index's searches only share the cores.
  *
  *   node --import tsx bench/index-concurrency.ts [--docs 10000]
  */
@@ -53,5 +55,11 @@ const building = engine.add("big", { data: big.data, doclens: big.doclens }, dim
 await measure(`during a ${n}-document build`, building);
 await building;
 console.log(`build: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+const slowQueries = syntheticFlat({ docs: 1, tokens: 1, queries: 64, queryTokens: 32, dim, seed: 5 }).queries;
+const t1 = performance.now();
+const slow = engine.search("big", { queries: slowQueries.map((data) => ({ data, dim })), params: { topK: 10, nIvfProbe: 65_536, nFullScores: 1_000_000 }, alpha: 0.75, fusion: "relative_score", filterParameters: [] });
+await measure("during a slow request on the other index (64 exhaustive queries)", slow);
+await slow;
+console.log(`slow request: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
 await engine.close();
 fs.rmSync(root, { recursive: true, force: true });
