@@ -36,9 +36,22 @@ for (const name of FIXTURE_NAMES) {
     assert.deepEqual(r.findings, []);
     assert.equal(r.ok, true);
     assert.ok(r.checked.some((c) => /probe/.test(c)) && r.checked.some((c) => /model_int8\.onnx vs model\.onnx/.test(c)) && r.checked.some((c) => /settings vs/.test(c)), r.checked.join("; "));
-    assert.ok(r.checked.includes(`model.onnx graph (batches run in chunks of ${DEFAULT_CHUNK_TOKENS} tokens)`), r.checked.join("; "));
+    assert.ok(r.checked.includes("model.onnx graph (plain: every ONNX tool and GPU runtime takes it)"), r.checked.join("; "));
+    assert.ok(r.checked.some((c) => c.startsWith(`model_int8.onnx graph (batches in chunks of ${DEFAULT_CHUNK_TOKENS} tokens`)), r.checked.join("; "));
   });
 }
+
+test("a model.onnx exported with --chunk-tokens is named as a Loop, with what it means for tools and GPUs", async () => {
+  const { exportModel } = await import("../src/export/exporter.js");
+  const { silentLogger } = await import("../src/util/log.js");
+  const dir = (await exportModel({ model: fixtureModelDir("bert-tiny-colbert"), outputDir: tempDir(), logger: silentLogger, chunkTokens: 256, quantize: false })).dir;
+  const r = await auditExport(dir);
+  assert.ok(r.checked.includes("model.onnx graph (batches in chunks of 256 tokens, an ONNX Loop)"), r.checked.join("; "));
+  assert.deepEqual(
+    lines(r, "warning").filter((l) => /Loop/.test(l)).map((l) => /quantize_dynamic/.test(l) && /GPU runtimes/.test(l) && /re-export without --chunk-tokens/.test(l)),
+    [true],
+  );
+});
 
 const CASES: { what: string; fixture?: string; mutate: (dir: string) => void; source?: boolean; error?: RegExp; warning?: RegExp }[] = [
   { what: "null mask_token_id", mutate: (d) => editJson(path.join(d, "onnx_config.json"), (j) => (j["mask_token_id"] = null)), error: /onnx_config\.json: mask_token_id is null: NextPlaid cannot parse/ },

@@ -127,3 +127,83 @@ test("empty batches and empty sequences give empty outputs, chunked as whole", a
     await session.release();
   }
 });
+
+const isMatMulWithWeight = (n: NodeDef, inits: Set<string>) => n.opType === "MatMul" && inits.has(n.inputs[1]!);
+
+test("by default model.onnx is a plain graph (what onnxruntime's quantize_dynamic quantizes) and model_int8.onnx runs in chunks", async () => {
+  const dir = (await exportModel({ model: fixtureModelDir("bert-tiny-colbert"), outputDir: tempDir(), logger: silentLogger })).dir;
+  const fp32 = readModel(path.join(dir, "model.onnx"));
+  fp32.close();
+  // quantize_dynamic walks the main graph's nodes and quantizes each MatMul whose weight is an
+  // initializer: here every one of them is there, no node holds a subgraph.
+  assert.equal(fp32.model.nodes.filter((n) => Object.values(n.attributes).some((a) => a.kind === "graph")).length, 0, "no Loop / If / Scan");
+  assert.equal(fp32.model.initializers.find((t) => t.name === CHUNK_TOKENS_INITIALIZER), undefined);
+  const inits = new Set(fp32.model.initializers.map((t) => t.name));
+  const quantizable = fp32.model.nodes.filter((n) => isMatMulWithWeight(n, inits)).length;
+  assert.equal(quantizable, [...allNodes(fp32.model.nodes)].filter((n) => n.opType === "MatMul" && inits.has(n.inputs[1]!)).length);
+  assert.ok(quantizable >= 2 * 6 + 1, `${quantizable} weight MatMuls at the top level (2 layers × 6 + the projection)`);
+  assert.equal(fp32.model.metadata?.["chunk_tokens"], "0");
+
+  const q = readModel(path.join(dir, "model_int8.onnx"));
+  const raw = q.model.initializers.find((t) => t.name === CHUNK_TOKENS_INITIALIZER)!.data();
+  const chunkTokens = new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + 8))[0];
+  q.close();
+  const loop = q.model.nodes.filter((n) => n.opType === "Loop");
+  assert.equal(loop.length, 1, "model_int8.onnx runs its batch in chunks");
+  assert.equal(chunkTokens, BigInt(DEFAULT_CHUNK_TOKENS));
+  const qOps = opCounts(allNodes(q.model.nodes));
+  assert.equal(qOps.get("MatMulInteger"), quantizable, "every weight MatMul quantized, inside the loop");
+  // The whole INT8 graph runs per chunk: it matches the FP32 model as closely as the plain INT8 does.
+  const exp = expected("bert-tiny-colbert");
+  const ref = await runModel(path.join(dir, "model.onnx"), exp.raw_batch, true);
+  const int8 = await runModel(path.join(dir, "model_int8.onnx"), exp.raw_batch, true);
+  const plainInt8 = await runModel(path.join(await exported("bert-tiny-colbert", 0, true), "model_int8.onnx"), exp.raw_batch, true);
+  assert.ok(maxDiff(int8, ref) < 0.05 && maxDiff(plainInt8, ref) < 0.05, `INT8 vs FP32: chunked ${maxDiff(int8, ref)}, plain ${maxDiff(plainInt8, ref)}`);
+});
+
+test("a plain graph wrapped in the batch loop (how model_int8.onnx gets its chunks) computes the plain graph's rows", async () => {
+  const { wrapInBatchLoop, chunkable, hasBatchLoop } = await import("../src/export/chunks.js");
+  const { writeModel } = await import("../src/onnx/writer.js");
+  const exp = expected("modernbert-tiny-colbert");
+  const plainDir = await exported("modernbert-tiny-colbert", 0);
+  const plain = readModel(path.join(plainDir, "model.onnx"));
+  try {
+    assert.ok(chunkable(plain.model));
+    for (const tokens of [1, DEFAULT_CHUNK_TOKENS]) {
+      const wrapped = wrapInBatchLoop(plain.model, tokens);
+      assert.ok(hasBatchLoop(wrapped) && !chunkable(wrapped));
+      const file = path.join(tempDir(), "wrapped.onnx");
+      writeModel(file, wrapped);
+      const out = await runModel(file, exp.raw_batch, false);
+      const reference = await runModel(path.join(plainDir, "model.onnx"), exp.raw_batch, false);
+      assert.ok(maxDiff(out, reference) <= 1e-6, `chunks of ${tokens} tokens: max |diff| ${maxDiff(out, reference)}`);
+    }
+  } finally {
+    plain.close();
+  }
+});
+
+for (const name of FIXTURE_NAMES) {
+  test(`${name}: the runtime splits a plain graph's batches itself on CPU (one row per piece here), PyLate-exact`, async () => {
+    const dir = await exported(name, 0);
+    const enc = await ColbertEncoder.load(dir, { batchSize: 32, chunkTokens: 1 });
+    try {
+      assert.equal(enc.chunkTokens, 1);
+      await assertEncodesLikePyLate(enc, expected(name));
+    } finally {
+      await enc.close();
+    }
+  });
+}
+
+test("the runtime leaves batching to a model that chunks in its graph, and defaults to 1024-token pieces for a plain one", async () => {
+  const chunked = await ColbertEncoder.load(await exported("bert-tiny-colbert", DEFAULT_CHUNK_TOKENS), { sessions: 1 });
+  const plain = await ColbertEncoder.load(await exported("bert-tiny-colbert", 0), { sessions: 1 });
+  try {
+    assert.equal(chunked.chunkTokens, 0);
+    assert.equal(plain.chunkTokens, DEFAULT_CHUNK_TOKENS);
+  } finally {
+    await chunked.close();
+    await plain.close();
+  }
+});

@@ -48,13 +48,18 @@ test("pylate-onnx-export: each settings option lands in onnx_config.json; --forc
   assert.equal(JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize"]).stdout).reused, false);
   assert.equal(JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize"]).stdout).reused, true);
   assert.equal(JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize", "--force"]).stdout).reused, false);
-  // --chunk-tokens: another value re-exports; 0 writes the graph without its batch loop.
-  const whole = JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize", "--chunk-tokens", "0"]).stdout) as { dir: string; reused: boolean };
-  assert.equal(whole.reused, false);
-  const read = readModel(path.join(whole.dir, "model.onnx"));
-  read.close();
-  assert.equal(read.model.nodes.some((n) => n.opType === "Loop"), false);
-  assert.equal(read.model.metadata?.["chunk_tokens"], "0");
+  // The default model.onnx is the plain graph; --chunk-tokens N re-exports it with its batch loop, 0 is the default again.
+  const loops = (dir: string) => {
+    const read = readModel(path.join(dir, "model.onnx"));
+    read.close();
+    return [read.model.nodes.some((n) => n.opType === "Loop"), read.model.metadata?.["chunk_tokens"]];
+  };
+  const plain = JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize", "--chunk-tokens", "0"]).stdout) as { dir: string; reused: boolean };
+  assert.equal(plain.reused, true, "--chunk-tokens 0 is the default");
+  assert.deepEqual(loops(plain.dir), [false, "0"]);
+  const chunked = JSON.parse(cli("export", [model, "-o", out, "--quiet", "--json", "--no-quantize", "--chunk-tokens", "512"]).stdout) as { dir: string; reused: boolean };
+  assert.equal(chunked.reused, false);
+  assert.deepEqual(loops(chunked.dir), [true, "512"]);
   for (const [args, pattern] of [
     [["--chunk-tokens", "-1"], /--chunk-tokens must be 0 \(whole batches\) or a positive integer/],
     [["--chunk-tokens", "1.5"], /--chunk-tokens must be 0 \(whole batches\) or a positive integer/],

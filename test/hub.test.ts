@@ -189,7 +189,8 @@ test("push: every file (LFS for large ones, external data included) and a model 
   assert.match(card, /base_model: lightonai\/GTE-ModernColBERT-v1/);
   assert.match(card, /ModernBertModel/);
   assert.match(card, /\| `model\.onnx` \|/);
-  assert.match(card, new RegExp(`chunks of about ${DEFAULT_CHUNK_TOKENS} tokens, the int64 initializer\\n\`chunk_tokens\``), "the card says how to run whole batches on a GPU");
+  assert.match(card, /model\.onnx is a plain graph .*every ONNX tool, optimizer and GPU runtime takes it/, "the card says model.onnx is the plain graph");
+  assert.match(card, new RegExp(`model_int8\\.onnx \\(dynamic INT8, which runs on CPUs\\) runs each batch in chunks of about ${DEFAULT_CHUNK_TOKENS} tokens`), "and that the INT8 model chunks its batches");
   // Pushing again to the existing repo is fine.
   await pushFolder(dir, "me/pushed-colbert", {});
   // A fresh download of the pushed repo gives the same bytes and a model that runs.

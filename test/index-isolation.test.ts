@@ -97,15 +97,18 @@ test("a search past its budget answers 408; another index answers meanwhile; /he
 
 test("an update past its write budget commits nothing; the index keeps serving its state and takes the next update", { timeout: 120_000 }, async () => {
   const dir = tempDir("index-write-budget-");
-  const e = await startIndexEngine(dir, { threads: 1, writeTimeoutMs: 300 });
+  const setup = await startIndexEngine(dir, { threads: 1 });
+  await setup.declare("w", {});
+  await setup.add("w", flatten(small.docs, DIM), DIM, small.docs.map((_, i) => ({ i })));
+  await setup.close();
+  const e = await startIndexEngine(dir, { threads: 1, writeTimeoutMs: 1000 });
   try {
-    await e.declare("w", {});
-    await e.add("w", flatten(small.docs, DIM), DIM, small.docs.map((_, i) => ({ i })));
     const req: SearchRequest = { queries: [{ data: small.queries[0]!, dim: DIM }], params: { topK: 5, nIvfProbe: 8, nFullScores: 64 }, alpha: 0.75, fusion: "rrf", filterParameters: [] };
     const before = await e.search("w", req);
-    // 1000 documents re-cluster the index: seconds of k-means, far past 300 ms.
+    // 2000 documents re-cluster the index: seconds of k-means on one thread, far past 1 s.
+    const many = [...big.docs, ...big.docs];
     await assert.rejects(
-      e.add("w", flatten(big.docs, DIM), DIM, big.docs.map((_, i) => ({ j: i }))),
+      e.add("w", flatten(many, DIM), DIM, many.map((_, i) => ({ j: i }))),
       (err: unknown) => err instanceof IndexError && err.code === "REQUEST_TIMEOUT",
     );
     assert.equal((await e.info("w")).num_documents, small.docs.length);

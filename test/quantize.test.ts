@@ -95,11 +95,27 @@ test("colbert-quantize DIR writes DIR/model_int8.onnx; MODEL.onnx -o OUT writes 
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, "");
   assert.ok(fs.existsSync(path.join(dir, "model_int8.onnx")));
+  // Again, right after: up to date (as after a default export), not an error; --json says so.
+  const before = fs.statSync(path.join(dir, "model_int8.onnx")).mtimeMs;
+  r = cli([dir, "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /model_int8\.onnx is up to date .*pass --force to quantize again/);
+  assert.equal(JSON.parse(r.stdout).up_to_date, true);
+  assert.equal(fs.statSync(path.join(dir, "model_int8.onnx")).mtimeMs, before, "left as it was");
+  // A model.onnx newer than its model_int8.onnx (re-exported, edited): quantized again.
+  const later = new Date(Date.now() + 5_000);
+  fs.utimesSync(path.join(dir, "model.onnx"), later, later);
   r = cli([dir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /is older than model\.onnx: quantizing again/);
+  // An explicit -o file that exists is the user's: refused without --force.
+  const out = path.join(tempDir(), "custom.onnx");
+  fs.writeFileSync(out, "mine");
+  r = cli([path.join(dir, "model.onnx"), "-o", out]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /already exists; pass --force/);
-  const out = path.join(tempDir(), "custom.onnx");
-  r = cli([path.join(dir, "model.onnx"), "-o", out, "--json"]);
+  assert.equal(fs.readFileSync(out, "utf8"), "mine");
+  r = cli([path.join(dir, "model.onnx"), "-o", out, "--json", "--force"]);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   assert.equal(report.output, out);

@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Tokenizer } from "tokenizers";
+import { hasBatchLoop } from "../export/chunks.js";
 import { readModel } from "../onnx/reader.js";
 import { DataType } from "../onnx/model.js";
 import { selfCheck } from "../export/selfcheck.js";
@@ -151,8 +152,14 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     try {
       const m = readModel(file("model.onnx"));
       m.close();
-      const chunkTokens = Number(m.model.metadata?.["chunk_tokens"] ?? 0);
-      checked.push(`model.onnx graph${chunkTokens > 0 ? ` (batches run in chunks of ${chunkTokens} tokens)` : ""}`);
+      if (hasBatchLoop(m.model)) {
+        const chunkTokens = Number(m.model.metadata?.["chunk_tokens"] ?? 0);
+        checked.push(`model.onnx graph (batches in chunks of ${chunkTokens || "some"} tokens, an ONNX Loop)`);
+        warning(
+          "model.onnx",
+          `runs each batch in chunks inside an ONNX Loop: onnxruntime's quantize_dynamic, graph optimizers and TensorRT/OpenVINO conversions do not see inside it, and GPU runtimes that feed whole batches run them ${chunkTokens || "a few"} tokens at a time; re-export without --chunk-tokens for a plain graph (colbert-serve and colbert-encode chunk CPU batches themselves)`,
+        );
+      } else checked.push("model.onnx graph (plain: every ONNX tool and GPU runtime takes it)");
       const inits = new Set(m.model.initializers.map((t) => t.name));
       const inputs = m.model.inputs.map((i) => i.name).filter((n) => !inits.has(n));
       for (const name of ["input_ids", "attention_mask"]) {
@@ -198,6 +205,11 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
       } finally {
         m.close();
       }
+      checked.push(
+        hasBatchLoop(m.model)
+          ? `model_int8.onnx graph (batches in chunks of ${m.model.metadata?.["chunk_tokens"] ?? "some"} tokens: faster on CPUs, where INT8 runs)`
+          : "model_int8.onnx graph (plain: whole batches)",
+      );
       const quantized = m.model.initializers.some((t) => t.dataType === DataType.INT8 || t.dataType === DataType.UINT8);
       if (!quantized) warning("model_int8.onnx", `holds no int8 weights: it is not quantized; run colbert-quantize ${dir} --force`);
       if (peak !== undefined && peak > MATMUL_WEIGHT_LEVELS) {

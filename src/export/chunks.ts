@@ -17,8 +17,8 @@
  * another execution provider, loads the model through a view where it is WHOLE_BATCH_TOKENS
  * (runtime/model-view.ts); other runtimes can do the same, or export with `--chunk-tokens 0`.
  */
-import type { GraphBuilder, Value } from "../onnx/graph.js";
-import { DataType, tensorFromArray } from "../onnx/model.js";
+import { GraphBuilder, type Value } from "../onnx/graph.js";
+import { allNodes, DataType, tensorFromArray, type ModelDef, type NodeDef } from "../onnx/model.js";
 
 /** Default tokens per chunk (the CPU sweet spot measured on base-size encoders, BENCHMARKS.md). */
 export const DEFAULT_CHUNK_TOKENS = 1024;
@@ -63,4 +63,66 @@ export function overBatchChunks(g: GraphBuilder, feeds: Value[], tokens: number,
     },
   );
   return g.op("Loop", [chunks, g.scalarBool(true), empty], { body: { kind: "graph", value: body } });
+}
+
+/** Whether `model` runs its batch in chunks (a top-level Loop with the chunk_tokens initializer). */
+export function hasBatchLoop(model: Pick<ModelDef, "nodes" | "initializers">): boolean {
+  return model.initializers.some((t) => t.name === CHUNK_TOKENS_INITIALIZER) && model.nodes.some((n) => n.opType === "Loop");
+}
+
+/**
+ * Whether `model` has the shape of a ColBERT export whose batch can be chunked: [batch, sequence]
+ * int64 inputs, one [batch, sequence, dim] float output, no batch loop yet.
+ */
+export function chunkable(model: ModelDef): boolean {
+  const out = model.outputs[0];
+  return (
+    !hasBatchLoop(model) &&
+    model.outputs.length === 1 &&
+    out?.elemType === DataType.FLOAT &&
+    out.shape?.length === 3 &&
+    typeof out.shape[2] === "number" &&
+    model.inputs.length > 0 &&
+    model.inputs.every((i) => i.elemType === DataType.INT64 && i.shape?.length === 2)
+  );
+}
+
+/**
+ * The same model with its batch run in chunks of about `tokens` tokens (overBatchChunks): every
+ * node moves into the loop's body, reading its rows of each input; weights stay in the main graph.
+ * This is how model_int8.onnx gets its chunks while model.onnx stays a plain graph.
+ */
+export function wrapInBatchLoop(model: ModelDef, tokens: number): ModelDef {
+  if (!chunkable(model)) throw new Error("wrapInBatchLoop: the model is not a plain [batch, sequence] → [batch, sequence, dim] graph");
+  const out = model.outputs[0]!;
+  const g = new GraphBuilder();
+  g.reserve(model.initializers.map((t) => t.name));
+  for (const n of allNodes(model.nodes)) g.reserve([n.name, ...n.inputs, ...n.outputs]);
+  for (const n of model.nodes) for (const a of Object.values(n.attributes)) if (a.kind === "graph") g.reserve(a.value.inputs.map((v) => v.name));
+  const feeds = model.inputs.map((i) => g.input(i.name, i.elemType, i.shape!));
+  const inner = g.unique(`${out.name}_chunk`);
+  const output = overBatchChunks(g, feeds, tokens, out.shape![2] as number, (rows) => {
+    const rename = new Map<string, string>(feeds.map((f, i) => [f, rows[i]!]));
+    rename.set(out.name, inner);
+    const renamed = (n: NodeDef): NodeDef => ({ ...n, inputs: n.inputs.map((v) => rename.get(v) ?? v), outputs: n.outputs.map((v) => rename.get(v) ?? v) });
+    // Subgraphs read outer values by name: the renamed inputs too.
+    const deep = (n: NodeDef): NodeDef => {
+      const r = renamed(n);
+      const attributes = Object.fromEntries(
+        Object.entries(r.attributes).map(([k, a]) => [k, a.kind === "graph" ? { kind: "graph" as const, value: { ...a.value, nodes: a.value.nodes.map(deep) } } : a]),
+      );
+      return { ...r, attributes };
+    };
+    g.append(model.nodes.map(deep));
+    return inner;
+  });
+  g.output(output, out.name, out.elemType, out.shape!);
+  return {
+    ...model,
+    inputs: g.inputs,
+    outputs: g.outputs,
+    nodes: g.nodes,
+    initializers: [...model.initializers, ...g.initializers],
+    metadata: { ...model.metadata, chunk_tokens: String(tokens) },
+  };
 }

@@ -36,7 +36,11 @@ export interface ExportOptions {
   revision?: string;
   overrides?: SettingsOverrides;
   embeddingSize?: number;
-  /** Tokens per chunk of the graph's batch loop (default DEFAULT_CHUNK_TOKENS); 0: whole batches (GPU serving). */
+  /**
+   * Tokens per chunk of the graphs' batch loop (export/chunks.ts). Default: model.onnx is a plain
+   * graph (every tool and GPU runtime takes it) and model_int8.onnx, a CPU-only artefact, runs in
+   * chunks of DEFAULT_CHUNK_TOKENS; N > 0: both in chunks of N; 0: both plain.
+   */
   chunkTokens?: number;
   logger?: Logger;
 }
@@ -114,7 +118,8 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const quantize = opts.quantize ?? true;
   const sourceId = sourceIdOf(opts.model, opts.revision, looksLocal(opts.model) || fs.existsSync(opts.model));
   const overrides = opts.overrides ?? {};
-  const chunkTokens = opts.chunkTokens ?? DEFAULT_CHUNK_TOKENS;
+  const chunkTokens = opts.chunkTokens ?? 0;
+  const int8ChunkTokens = opts.chunkTokens ?? DEFAULT_CHUNK_TOKENS;
   if (!Number.isInteger(chunkTokens) || chunkTokens < 0) throw new UserError(`--chunk-tokens must be 0 (whole batches) or a positive integer, got ${chunkTokens}`);
   ensureWritable(path.dirname(target));
   // Work files of interrupted runs (killed before they could clean up) go first.
@@ -126,7 +131,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   if (existing && !opts.force && !why) {
     log.info(`Reusing the complete export in ${target} (use --force to re-export)`);
     if (quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) {
-      await quantizeInto(target, log);
+      await quantizeInto(target, log, int8ChunkTokens);
       writeManifest(target, sourceId, overrides, opts.embeddingSize, chunkTokens);
     }
     return { dir: target, files: listFiles(target), reused: true, onnxConfig: existing, seconds: seconds() };
@@ -169,7 +174,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     writeJsonAtomic(path.join(staging, "config_sentence_transformers.json"), exportedSentenceTransformersConfig(ck));
     writeJsonAtomic(path.join(staging, "onnx_config.json"), cfg);
 
-    if (quantize) await quantizeInto(staging, log);
+    if (quantize) await quantizeInto(staging, log, int8ChunkTokens);
     writeManifest(staging, sourceId, overrides, opts.embeddingSize, chunkTokens);
 
     const kept = replaceDir(staging, target);
@@ -185,8 +190,8 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   }
 }
 
-async function quantizeInto(dir: string, log: Logger): Promise<void> {
-  await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"), log);
+async function quantizeInto(dir: string, log: Logger, chunkTokens: number): Promise<void> {
+  await quantizeModel(path.join(dir, "model.onnx"), path.join(dir, "model_int8.onnx"), log, { chunkTokens });
 }
 
 /**

@@ -11,7 +11,6 @@ import path from "node:path";
 import type { SettingsOverrides } from "../colbert/settings.js";
 import { writeJsonAtomic } from "../util/fs.js";
 import { VERSION } from "../version.js";
-import { DEFAULT_CHUNK_TOKENS } from "./chunks.js";
 
 export const MANIFEST_FILE = ".pylate-onnx-export.json";
 
@@ -39,7 +38,7 @@ export interface Manifest {
   /** The settings given explicitly (flags), undefined ones dropped. */
   overrides: SettingsOverrides;
   embedding_size: number | null;
-  /** Tokens per chunk of the graph's batch loop (export/chunks.ts); 0 or absent (older exports): none. */
+  /** Tokens per chunk of model.onnx's batch loop (export/chunks.ts); 0: a plain graph. Absent (exports before chunks): plain. */
   chunk_tokens?: number;
   files: string[];
 }
@@ -76,16 +75,16 @@ export function readManifest(dir: string): Manifest | undefined {
 }
 
 /** Why the export described by `m` cannot answer this request, or undefined when it can. */
-export function mismatch(m: Manifest | undefined, source: SourceId, overrides: SettingsOverrides, embeddingSize: number | undefined, chunkTokens = DEFAULT_CHUNK_TOKENS): string | undefined {
+export function mismatch(m: Manifest | undefined, source: SourceId, overrides: SettingsOverrides, embeddingSize: number | undefined, chunkTokens = 0): string | undefined {
   if (!m) return "it has no record of its source";
   if (JSON.stringify(m.source) !== JSON.stringify(source)) return `it was exported from ${describeSource(m.source)}`;
   if (canonical(m.overrides ?? {}) !== canonical(overrides)) return "it was made with other settings";
   if ((m.embedding_size ?? null) !== (embeddingSize ?? null)) return "it was made with another --embedding-size";
-  if ((m.chunk_tokens ?? 0) !== chunkTokens) return `it was made ${m.chunk_tokens ? `with --chunk-tokens ${m.chunk_tokens}` : "without chunks"}`;
+  if ((m.chunk_tokens ?? 0) !== chunkTokens) return `its model.onnx was made ${m.chunk_tokens ? `with batches in chunks of ${m.chunk_tokens} tokens` : "as a plain graph"}`;
   return undefined;
 }
 
-export function writeManifest(dir: string, source: SourceId, overrides: SettingsOverrides, embeddingSize: number | undefined, chunkTokens = DEFAULT_CHUNK_TOKENS): void {
+export function writeManifest(dir: string, source: SourceId, overrides: SettingsOverrides, embeddingSize: number | undefined, chunkTokens = 0): void {
   const files = fs.readdirSync(dir).filter((f) => !f.startsWith(".")).sort();
   const m: Manifest = {
     tool: "pylate-onnx-export",

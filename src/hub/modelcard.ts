@@ -13,6 +13,8 @@ export interface ModelCardInfo {
   files: { name: string; bytes: number }[];
   /** Tokens per chunk of model.onnx's batch loop (export/chunks.ts); 0: none. */
   chunkTokens: number;
+  /** The same for model_int8.onnx (0: none or absent). */
+  int8ChunkTokens?: number;
 }
 
 /** The chunk size pylate-onnx-export recorded in the model's metadata; 0 when absent or unreadable. */
@@ -35,7 +37,9 @@ export function modelCardInfoFromDir(dir: string, repo: string, sourceModel?: st
     .filter((f) => !f.startsWith(".") && f !== "README.md" && fs.statSync(path.join(dir, f)).isFile())
     .sort()
     .map((name) => ({ name, bytes: fs.statSync(path.join(dir, name)).size }));
-  return { repo, sourceModel: sourceModel ?? config.model_name, config, files, chunkTokens: chunkTokensOf(path.join(dir, "model.onnx")) };
+  return { repo, sourceModel: sourceModel ?? config.model_name, config, files, chunkTokens: chunkTokensOf(path.join(dir, "model.onnx")),
+    int8ChunkTokens: fs.existsSync(path.join(dir, "model_int8.onnx")) ? chunkTokensOf(path.join(dir, "model_int8.onnx")) : 0,
+  };
 }
 
 const size = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MB` : `${(n / 1024).toFixed(1)} kB`);
@@ -89,9 +93,16 @@ Output: \`output\` (float32, [batch, sequence, ${c.embedding_dim}]), every row L
 \`onnx_config.json\` holds the settings a ColBERT runtime needs (prefix ids, lengths, skiplist, mask token).
 ${
     info.chunkTokens > 0
-      ? `The graph runs each batch a few rows at a time (chunks of about ${info.chunkTokens} tokens, the int64 initializer
-\`chunk_tokens\`): faster on CPUs, where a chunk's activations stay in cache. On a GPU, whole batches are
+      ? `model.onnx runs each batch a few rows at a time (chunks of about ${info.chunkTokens} tokens, an ONNX Loop over the
+int64 initializer \`chunk_tokens\`): faster on CPUs, where a chunk's activations stay in cache. On a GPU, whole batches are
 faster: raise \`chunk_tokens\` (e.g. to 2^62) — \`colbert-serve\` does so for GPU providers by itself.
+`
+      : `model.onnx is a plain graph (transformer → Dense → L2 normalisation): every ONNX tool, optimizer and GPU runtime takes it.
+`
+  }${
+    (info.int8ChunkTokens ?? 0) > 0 && info.chunkTokens === 0
+      ? `model_int8.onnx (dynamic INT8, which runs on CPUs) runs each batch in chunks of about ${info.int8ChunkTokens} tokens
+inside the graph (an ONNX Loop): on CPUs that is faster, also in runtimes that feed whole batches (NextPlaid's \`--int8\`).
 `
       : ""
   }

@@ -167,7 +167,7 @@ class IndexThread {
     for (const [id, p] of calls) {
       if (p.timer) clearTimeout(p.timer);
       if (id === timedOut) {
-        p.reject(new IndexError("REQUEST_TIMEOUT", `The ${p.method} call on index '${this.name}' ran past its ${Math.round(p.budgetMs / 1000)} s budget and was stopped; nothing it started was committed`));
+        p.reject(new IndexError("REQUEST_TIMEOUT", `The ${p.method} call on index '${this.name}' ran past its ${p.budgetMs >= 1000 ? `${Math.round(p.budgetMs / 1000)} s` : `${p.budgetMs} ms`} budget and was stopped; nothing it started was committed`));
       } else if (READS.has(p.method) && !p.retried && !this.closed) {
         this.enqueue(p.method, p.args, p.budgetMs, p.progress, true).then(p.resolve, p.reject);
       } else if (timedOut !== undefined) {
@@ -329,7 +329,7 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
     return t.call(method, [name, ...args], WRITES.has(method) ? writeBudget : requestBudget, progress);
   };
 
-  /** Every index's summary: from its thread (waiting at most 250 ms when it is busy), else the last known. */
+  /** Every index's summary: from its thread (waiting at most 100 ms when it is busy), else the last known. */
   const summariesNow = async (): Promise<{ info: IndexInfo; built: boolean }[]> => {
     const names = indexNames(root);
     const out = await Promise.all(
@@ -345,7 +345,7 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
         if (!known) return fresh.catch(() => undefined);
         fresh.catch(() => undefined);
         let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<typeof known>((resolve) => (timer = setTimeout(() => resolve(known), 250)));
+        const late = new Promise<typeof known>((resolve) => (timer = setTimeout(() => resolve(known), 100)));
         try {
           return await Promise.race([fresh.catch(() => known), late]);
         } finally {

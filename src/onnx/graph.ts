@@ -31,6 +31,16 @@ export class GraphBuilder {
     }
   }
 
+  /** Marks names an existing graph already uses, so that new ones never collide with them. */
+  reserve(names: Iterable<string>): void {
+    for (const n of names) this.used.add(n);
+  }
+
+  /** Appends nodes built elsewhere (their value names reserved beforehand) where new nodes go. */
+  append(nodes: NodeDef[]): void {
+    this.target.push(...nodes);
+  }
+
   /** A name no value of the model has yet (for subgraph inputs). */
   unique(base: string): string {
     const prefix = this.scopes.length > 0 ? this.scopes.join("/") + "/" : "";

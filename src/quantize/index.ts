@@ -8,6 +8,7 @@ import * as ort from "onnxruntime-node";
 import { readModel } from "../onnx/reader.js";
 import { writeModel } from "../onnx/writer.js";
 import { quantizeDynamic, type QuantizeOptions } from "./dynamic.js";
+import { chunkable, wrapInBatchLoop } from "../export/chunks.js";
 import { ColbertTokenizer } from "../runtime/tokenizer.js";
 import { PROBE_SESSION_OPTIONS, withModelView } from "../runtime/model-view.js";
 import { readOnnxConfig } from "../colbert/onnx-config.js";
@@ -116,7 +117,16 @@ export async function int8Fidelity(fp32File: string, int8File: string): Promise<
   return { mean: cos.reduce((a, b) => a + b, 0) / cos.length, min: Math.min(...cos), rows: cos.length };
 }
 
-export async function quantizeModel(input: string, output: string, logger: Logger = silentLogger, opts: QuantizeOptions = {}): Promise<QuantizeReport> {
+export interface QuantizeModelOptions extends QuantizeOptions {
+  /**
+   * Run the INT8 model's batch in chunks of about this many tokens (export/chunks.ts) when the
+   * input is a plain ColBERT graph: INT8 runs on CPUs only, where chunks are faster (BENCHMARKS.md).
+   * 0 or absent: the graph's form is kept.
+   */
+  chunkTokens?: number;
+}
+
+export async function quantizeModel(input: string, output: string, logger: Logger = silentLogger, opts: QuantizeModelOptions = {}): Promise<QuantizeReport> {
   const start = performance.now();
   if (path.resolve(input) === path.resolve(output)) throw new UserError(`Output ${output} is the input model; choose another path (default: model_int8.onnx beside it)`);
   const source = readModel(input);
@@ -127,7 +137,8 @@ export async function quantizeModel(input: string, output: string, logger: Logge
     stats = q.stats;
     if (stats.matmuls === 0) throw new UserError(`${input} has no MatMul with constant weights to quantize; is it already quantized?`);
     logger.info(`Quantizing ${stats.matmuls} MatMul weights and ${stats.gathers} embedding tables to INT8…`);
-    written = writeModel(output, q.model);
+    const chunk = (opts.chunkTokens ?? 0) > 0 && chunkable(q.model);
+    written = writeModel(output, chunk ? wrapInBatchLoop(q.model, opts.chunkTokens!) : q.model);
   } finally {
     source.close();
   }

@@ -42,6 +42,11 @@ export interface EncoderOptions {
   documentLength?: number;
   /** Receives warnings about the model (default: process.emitWarning). */
   onWarning?: (message: string) => void;
+  /**
+   * On CPU, a plain graph's batches run in pieces of about this many tokens (default 1024: faster,
+   * BENCHMARKS.md; 0: whole batches). Models that chunk in their graph, and GPU providers, run whole batches.
+   */
+  chunkTokens?: number;
 }
 
 export interface EncodeOptions {
@@ -122,6 +127,7 @@ export class ColbertEncoder {
           padId: config.pad_token_id,
           dim: config.embedding_dim,
           withTokenTypes: config.uses_token_type_ids,
+          chunkTokens: opts.chunkTokens,
           sessionOptions: { executionProviders: [provider], graphOptimizationLevel: "all", intraOpNumThreads: parallel.threads, interOpNumThreads: 1 },
         });
         return new ColbertEncoder(dir, config, tokenizer, pool, batchSize, modelFile, parallel.threads, provider, resolved.description);
@@ -134,6 +140,11 @@ export class ColbertEncoder {
     const message = (lastError as Error).message.split("\n")[0];
     if (requested !== "cpu" && requested !== "auto") throw new UserError(`Execution provider "${requested}" is not available here (${message}); use the default cpu provider`);
     throw new UserError(`onnxruntime cannot load ${modelFile} (${message}); re-export the model`);
+  }
+
+  /** Tokens per piece a batch is split into before the model (0: whole batches: a GPU provider, or a model that chunks in its graph). */
+  get chunkTokens(): number {
+    return this.pool.chunkTokens;
   }
 
   get embeddingDim(): number {

@@ -18,7 +18,7 @@ import * as ort from "onnxruntime-node";
 import { readModel } from "../onnx/reader.js";
 import { writeModel } from "../onnx/writer.js";
 import { DataType, tensorFromArray } from "../onnx/model.js";
-import { CHUNK_TOKENS_INITIALIZER, WHOLE_BATCH_TOKENS } from "../export/chunks.js";
+import { CHUNK_TOKENS_INITIALIZER, WHOLE_BATCH_TOKENS, hasBatchLoop } from "../export/chunks.js";
 import { removeOnInterrupt, sweepDeadWorkFiles } from "../util/cleanup.js";
 
 // Every onnxruntime session of this package is created through this module. onnxruntime's own log
@@ -60,6 +60,17 @@ export interface ViewOptions {
    * providers, where big batches are faster. Models without the loop are unaffected.
    */
   wholeBatches?: boolean;
+}
+
+/** Whether `modelFile` runs its batch in chunks itself (export/chunks.ts); false when unreadable. */
+export function runsBatchChunks(modelFile: string): boolean {
+  try {
+    const read = readModel(modelFile);
+    read.close();
+    return hasBatchLoop(read.model);
+  } catch {
+    return false;
+  }
 }
 
 /** Writes the view beside `modelFile`; undefined when it cannot. */

@@ -12,7 +12,8 @@ import type { Worker } from "node:worker_threads";
 import { startWorker } from "../util/worker.js";
 import type * as ort from "onnxruntime-node";
 import type { InitMessage, RunMessage, WorkerReply } from "./session-worker.js";
-import { withModelView } from "./model-view.js";
+import { runsBatchChunks, withModelView } from "./model-view.js";
+import { DEFAULT_CHUNK_TOKENS } from "../export/chunks.js";
 import type { Embedding } from "./encoder.js";
 import type { InputType, TokenizedText } from "./tokenizer.js";
 import { padBatch } from "./batch.js";
@@ -35,6 +36,8 @@ export interface PoolOptions {
   dim: number;
   withTokenTypes: boolean;
   sessionOptions: ort.InferenceSession.SessionOptions;
+  /** Tokens per piece when a plain graph's batches run in pieces on CPU (default DEFAULT_CHUNK_TOKENS; 0: whole batches). */
+  chunkTokens?: number;
 }
 
 function startSessionWorker(): Worker {
@@ -91,6 +94,8 @@ export class SessionPool {
     private readonly workers: SessionWorker[],
     private readonly opts: PoolOptions,
     private readonly modelFile: string,
+    /** Tokens per piece of a batch in the workers (0: whole batches). */
+    readonly chunkTokens: number,
   ) {}
 
   /** Starts `opts.sessions` workers, each with a session of `modelFile`; throws the first load error. */
@@ -99,6 +104,8 @@ export class SessionPool {
     // Chunked batches suit CPUs; GPU-like providers get whole batches (export/chunks.ts).
     const providers = opts.sessionOptions.executionProviders ?? ["cpu"];
     const wholeBatches = providers.some((p) => (typeof p === "string" ? p : p.name) !== "cpu");
+    // On CPUs a plain graph's batches are run in chunks here, as a chunked export runs them in its graph.
+    const chunkTokens = wholeBatches || runsBatchChunks(modelFile) ? 0 : (opts.chunkTokens ?? DEFAULT_CHUNK_TOKENS);
     try {
       await withModelView(modelFile, async (file) => {
         const files = file === modelFile ? [modelFile] : [file, modelFile];
@@ -106,7 +113,7 @@ export class SessionPool {
           Array.from({ length: opts.sessions }, async () => {
             const w = new SessionWorker(startSessionWorker());
             workers.push(w);
-            const reply = await w.request({ type: "init", files, options: opts.sessionOptions });
+            const reply = await w.request({ type: "init", files, options: opts.sessionOptions, chunkTokens });
             if (reply.type !== "ready") throw new Error(reply.type === "init-error" || reply.type === "error" ? reply.message : "unexpected reply");
           }),
         );
@@ -115,7 +122,7 @@ export class SessionPool {
       await Promise.all(workers.map((w) => w.worker.terminate()));
       throw e;
     }
-    return new SessionPool(workers, opts, modelFile);
+    return new SessionPool(workers, opts, modelFile, chunkTokens);
   }
 
   get size(): number {
@@ -209,7 +216,7 @@ export class SessionPool {
     const index = this.workers.indexOf(dead);
     await dead.worker.terminate();
     const w = new SessionWorker(startSessionWorker());
-    const reply = await w.request({ type: "init", files: [this.modelFile], options: this.opts.sessionOptions });
+    const reply = await w.request({ type: "init", files: [this.modelFile], options: this.opts.sessionOptions, chunkTokens: this.chunkTokens });
     if (reply.type === "ready") {
       this.workers[index] = w;
       return;

@@ -15,6 +15,12 @@ export interface InitMessage {
   /** Model files to try in order (a view of the model first, the model itself as fallback). */
   files: string[];
   options: ort.InferenceSession.SessionOptions;
+  /**
+   * Run each batch in pieces of about this many tokens (0: whole). On CPUs a transformer is faster
+   * on ~1000 tokens at a time (activations stay in cache): what a chunked export does in its graph,
+   * done here for a plain graph (export/chunks.ts; rows are computed exactly as in one pass).
+   */
+  chunkTokens: number;
 }
 
 export interface RunMessage {
@@ -44,12 +50,14 @@ export type WorkerReply =
 ort.env.logLevel = "fatal";
 const port = parentPort!;
 let session: ort.InferenceSession | undefined;
+let chunkTokens = 0;
 
 async function init(msg: InitMessage): Promise<void> {
   let last: unknown;
   for (const file of msg.files) {
     try {
       session = await ort.InferenceSession.create(file, msg.options);
+      chunkTokens = msg.chunkTokens;
       port.postMessage({ type: "ready" } satisfies WorkerReply);
       return;
     } catch (e) {
@@ -61,22 +69,29 @@ async function init(msg: InitMessage): Promise<void> {
 
 async function run(msg: RunMessage): Promise<void> {
   try {
-    const dims = [msg.batch, msg.seq];
-    const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor("int64", msg.ids, dims),
-      attention_mask: new ort.Tensor("int64", msg.mask, dims),
-    };
-    if (msg.withTokenTypes) feeds["token_type_ids"] = new ort.Tensor("int64", new BigInt64Array(msg.batch * msg.seq), dims);
-    const out = (await session!.run(feeds))["output"]!;
-    const dim = (out.dims as number[])[2]!;
-    const data = out.data as Float32Array;
-    const results = msg.items.map((item, b): RunResult => {
-      const rows = new Float32Array(item.keep.length * dim);
-      item.keep.forEach((j, r) => rows.set(data.subarray((b * msg.seq + j) * dim, (b * msg.seq + j + 1) * dim), r * dim));
-      if (item.poolFactor > 1) return poolDocument(rows, item.keep.length, dim, item.poolFactor);
-      return { rows: item.keep.length, data: rows };
-    });
-    out.dispose?.();
+    const { seq } = msg;
+    const per = chunkTokens > 0 ? Math.max(1, Math.floor(chunkTokens / Math.max(1, seq))) : msg.batch;
+    const results: RunResult[] = [];
+    for (let first = 0; first < msg.batch; first += per) {
+      const n = Math.min(per, msg.batch - first);
+      const part = (a: BigInt64Array) => (n === msg.batch ? a : a.slice(first * seq, (first + n) * seq));
+      const dims = [n, seq];
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: new ort.Tensor("int64", part(msg.ids), dims),
+        attention_mask: new ort.Tensor("int64", part(msg.mask), dims),
+      };
+      if (msg.withTokenTypes) feeds["token_type_ids"] = new ort.Tensor("int64", new BigInt64Array(n * seq), dims);
+      const out = (await session!.run(feeds))["output"]!;
+      const dim = (out.dims as number[])[2]!;
+      const data = out.data as Float32Array;
+      for (let b = 0; b < n; b++) {
+        const item = msg.items[first + b]!;
+        const rows = new Float32Array(item.keep.length * dim);
+        item.keep.forEach((j, r) => rows.set(data.subarray((b * seq + j) * dim, (b * seq + j + 1) * dim), r * dim));
+        results.push(item.poolFactor > 1 ? poolDocument(rows, item.keep.length, dim, item.poolFactor) : { rows: item.keep.length, data: rows });
+      }
+      out.dispose?.();
+    }
     port.postMessage({ type: "done", id: msg.id, results } satisfies WorkerReply, results.map((r) => r.data.buffer as ArrayBuffer));
   } catch (e) {
     port.postMessage({ type: "error", id: msg.id, message: String((e as Error)?.message ?? e) } satisfies WorkerReply);
