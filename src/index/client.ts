@@ -8,7 +8,7 @@
  */
 import type { Worker } from "node:worker_threads";
 import { startWorker } from "../util/worker.js";
-import { UserError } from "../errors.js";
+import { loadSqlite } from "./sqlite.js";
 import { indexNames, invalidIndexName } from "./names.js";
 import { KernelGate } from "./kernels.js";
 import { IndexError, type IndexEngine, type IndexErrorCode, type IndexInfo, type Progress } from "./types.js";
@@ -284,14 +284,8 @@ function stopWhenNoKernelRuns(worker: Worker, gate: KernelGate): void {
  * which loads the last committed state.
  */
 export async function startIndexEngine(root: string, opts: IndexEngineOptions = {}): Promise<RemoteEngine> {
-  // better-sqlite3 is an optional dependency (a native build): say how to get it rather than fail in the worker.
-  try {
-    await import("better-sqlite3");
-  } catch {
-    throw new UserError(
-      "The index API needs better-sqlite3, an optional dependency that is not installed here (its native build needs python3, make and a C++ compiler): run `npm install better-sqlite3@12` in this package's folder, then start again",
-    );
-  }
+  // SQLite is node:sqlite or the optional better-sqlite3 (sqlite.ts): say how to get it rather than fail in a worker.
+  await loadSqlite();
   const requestBudget = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const writeBudget = opts.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
   const threads = new Map<string, IndexThread>();

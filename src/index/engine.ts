@@ -11,6 +11,7 @@ import { FilterError } from "./filter.js";
 import { fuseRelative, fuseRrf } from "./fusion.js";
 import { Kernels, type KernelGate } from "./kernels.js";
 import { indexNames, invalidIndexName } from "./names.js";
+import { loadSqlite } from "./sqlite.js";
 import { MetadataDb, MetadataError, type FtsTokenizer } from "./metadata.js";
 import { append, build, numDocs, numTokens, remove, search, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
 import { loadSnapshot, readBuffer, readManifest, sweep, writeSnapshot, type UpdateBuffer, type Manifest, type Reuse } from "./store.js";
@@ -41,6 +42,7 @@ export class PlaidEngine implements IndexEngine {
   ) {}
 
   static async create(root: string, threads?: number, gate?: KernelGate): Promise<PlaidEngine> {
+    await loadSqlite();
     fs.mkdirSync(root, { recursive: true });
     return new PlaidEngine(root, await Kernels.create(threads, gate));
   }

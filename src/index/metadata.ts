@@ -1,11 +1,11 @@
 /**
- * An index's metadata.db (SQLite through better-sqlite3), laid out as NextPlaid's: table METADATA
+ * An index's metadata.db (SQLite: node:sqlite or better-sqlite3, sqlite.ts), laid out as NextPlaid's: table METADATA
  * with `_subset_` = document id and one column per JSON key (types inferred from the first
  * non-null value; new keys add columns), FTS5 keyword search over each row's text
  * (METADATA_FTS, external content METADATA_FTS_TEXT, bm25), and — ours — the PLAID manifest in
  * `_PLAID_`, so that a vector update and its metadata commit in one SQLite transaction.
  */
-import Database from "better-sqlite3";
+import { openSqlite, type SqlDatabase } from "./sqlite.js";
 import { RE2JS } from "re2js";
 import { FilterError, validateFilter } from "./filter.js";
 
@@ -55,15 +55,15 @@ export function metadataText(v: unknown): string {
 }
 
 export class MetadataDb {
-  readonly db: Database.Database;
+  readonly db: SqlDatabase;
   private regexCache = new Map<string, RE2JS>();
 
   constructor(file: string, readonly tokenizer: FtsTokenizer = "unicode61") {
-    this.db = new Database(file);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    this.db.pragma("busy_timeout = 5000");
-    this.db.function("regexp", { deterministic: true }, (pattern: unknown, text: unknown) => {
+    this.db = openSqlite(file);
+    this.db.exec("PRAGMA journal_mode = WAL");
+    this.db.exec("PRAGMA synchronous = NORMAL");
+    this.db.exec("PRAGMA busy_timeout = 5000");
+    this.db.function("regexp", (pattern: unknown, text: unknown) => {
       if (typeof pattern !== "string") throw new MetadataError("REGEXP requires a string pattern parameter");
       if (text === null || text === undefined) return 0;
       return this.regex(pattern).matches(String(text)) ? 1 : 0;
@@ -99,11 +99,11 @@ export class MetadataDb {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    this.db.close();
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.db.transaction(fn);
   }
 
   getState(key: string): string | undefined {
