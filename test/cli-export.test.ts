@@ -36,13 +36,13 @@ test("exports a fixture: all files, --json summary on stdout, --quiet keeps stde
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, "");
   const summary = JSON.parse(r.stdout);
-  assert.equal(summary.dir, path.join(out, "model-onnx"));
+  assert.equal(summary.dir, path.join(out, "bert-tiny-colbert-onnx"));
   assert.equal(summary.embedding_dim, 16);
   assert.equal(summary.model_class, "BertModel");
   for (const f of ["model.onnx", "model_int8.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "onnx_config.json", "config_sentence_transformers.json"]) {
     assert.ok(summary.files.includes(f), f);
   }
-  assert.deepEqual(fs.readdirSync(out), ["model-onnx"]);
+  assert.deepEqual(fs.readdirSync(out), ["bert-tiny-colbert-onnx"]);
 });
 
 test("--no-quantize skips model_int8.onnx; --quantize is accepted", () => {
@@ -178,4 +178,39 @@ test("every command's --help has examples and the environment variables; piping 
   const piped = spawnSync("sh", ["-c", `"${process.execPath}" --import tsx src/cli/serve.ts --help | head -1`], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
   assert.equal(piped.stderr, "", "no EPIPE trace");
   assert.match(piped.stdout, /^Usage: colbert-serve/);
+});
+
+test("another model's export in the target folder is refused without --force (one line naming both sources); --force replaces it", () => {
+  const root = tempDir();
+  for (const [org, fixture] of [["org1", "bert-tiny-colbert"], ["org2", "modernbert-tiny-colbert"]] as const) {
+    fs.cpSync(fixtureModelDir(fixture), path.join(root, org, "x"), { recursive: true });
+  }
+  const out = tempDir();
+  let r = cli([path.join(root, "org1", "x"), "-o", out, "--quiet", "--no-quantize"]);
+  assert.equal(r.code, 0, r.stderr);
+  const config = fs.readFileSync(path.join(out, "x-onnx", "onnx_config.json"), "utf8");
+  r = cli([path.join(root, "org2", "x"), "-o", out, "--quiet", "--no-quantize"]);
+  assert.equal(r.code, 1);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.ok(lines[0]!.includes(path.join(root, "org1", "x")) && lines[0]!.includes(path.join(root, "org2", "x")) && /pass --force to replace it/.test(lines[0]!), lines[0]);
+  assert.equal(fs.readFileSync(path.join(out, "x-onnx", "onnx_config.json"), "utf8"), config, "the first export is untouched");
+  r = cli([path.join(root, "org2", "x"), "-o", out, "--quiet", "--no-quantize", "--force"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(fs.readFileSync(path.join(out, "x-onnx", "onnx_config.json"), "utf8"), /ModernBert/);
+});
+
+test("a checkpoint folder named model is exported under its parent's name; --output-dir is the export folder itself, as in the Python tool", () => {
+  const out = tempDir();
+  let r = cli([fixtureModelDir("xlmr-tiny-colbert"), "-o", out, "--quiet", "--no-quantize"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(fs.readdirSync(out), ["xlmr-tiny-colbert-onnx"]);
+  const dir = path.join(tempDir(), "models", "mine");
+  r = cli([fixtureModelDir("xlmr-tiny-colbert"), "--output-dir", dir, "--quiet", "--no-quantize", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).dir, dir);
+  assert.ok(fs.existsSync(path.join(dir, "model.onnx")) && fs.existsSync(path.join(dir, "onnx_config.json")));
+  r = cli([fixtureModelDir("xlmr-tiny-colbert"), "--output-dir", dir, "-o", out, "--quiet"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^Error: Pass either -o\/--output \(the parent folder\) or --output-dir \(the export folder itself\), not both\n$/);
 });

@@ -180,7 +180,7 @@ test("a complete export is reused, --force re-exports, an incomplete one is redo
   const model = fixtureModelDir("bert-tiny-colbert");
   const first = await exportModel({ model, outputDir: out, logger: silentLogger });
   assert.equal(first.reused, false);
-  assert.equal(path.basename(first.dir), "model-onnx");
+  assert.equal(path.basename(first.dir), "bert-tiny-colbert-onnx");
   const again = await exportModel({ model, outputDir: out, logger: silentLogger });
   assert.equal(again.reused, true);
   const forced = await exportModel({ model, outputDir: out, logger: silentLogger, force: true });
@@ -190,17 +190,17 @@ test("a complete export is reused, --force re-exports, an incomplete one is redo
   assert.equal(other.reused, false);
   assert.equal(other.onnxConfig.query_length, 48);
   assert.equal((await exportModel({ model, outputDir: out, logger: silentLogger, overrides: { queryLength: 48 } })).reused, true);
-  fs.rmSync(path.join(out, "model-onnx", "tokenizer.json"));
+  fs.rmSync(path.join(out, "bert-tiny-colbert-onnx", "tokenizer.json"));
   const redone = await exportModel({ model, outputDir: out, logger: silentLogger });
   assert.equal(redone.reused, false);
-  assert.ok(fs.existsSync(path.join(out, "model-onnx", "tokenizer.json")));
-  assert.deepEqual(fs.readdirSync(out), ["model-onnx"], "no staging folders left");
+  assert.ok(fs.existsSync(path.join(out, "bert-tiny-colbert-onnx", "tokenizer.json")));
+  assert.deepEqual(fs.readdirSync(out), ["bert-tiny-colbert-onnx"], "no staging folders left");
   // A truncated model.onnx is not a complete export either.
-  const onnxFile = path.join(out, "model-onnx", "model.onnx");
+  const onnxFile = path.join(out, "bert-tiny-colbert-onnx", "model.onnx");
   fs.truncateSync(onnxFile, Math.floor(fs.statSync(onnxFile).size / 2));
   assert.equal((await exportModel({ model, outputDir: out, logger: silentLogger })).reused, false);
   // Nor is one whose external data file is missing.
-  const dir = path.join(out, "model-onnx");
+  const dir = path.join(out, "bert-tiny-colbert-onnx");
   assert.ok(readCompleteExport(dir));
   const m = readModel(onnxFile);
   writeModel(onnxFile, m.model, { externalData: "always" });

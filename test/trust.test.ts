@@ -50,32 +50,41 @@ function twoModels(): [string, string] {
   return [a, b];
 }
 
-test("another model with the same folder name is exported, not answered with the first one's export", async () => {
+test("another model with the same folder name is never answered with, nor silently replaced by, the first one's export", async () => {
   const out = tempDir();
   const [a, b] = twoModels();
+  // Folders named "model" are named after their parent: a-onnx and b-onnx.
   const first = await exportModel({ model: a, outputDir: out, logger: recording() });
-  assert.equal(first.onnxConfig.model_class, "BertModel");
-  const log = recording();
-  const second = await exportModel({ model: b, outputDir: out, logger: log });
+  const other = await exportModel({ model: b, outputDir: out, logger: recording() });
+  assert.deepEqual([path.basename(first.dir), path.basename(other.dir)], ["a-onnx", "b-onnx"]);
+  // Two sources whose folders share a name: the second is refused, the first export kept.
+  const x1 = path.join(tempDir(), "x");
+  const x2 = path.join(tempDir(), "x");
+  fs.cpSync(a, x1, { recursive: true });
+  fs.cpSync(b, x2, { recursive: true });
+  const kept = await exportModel({ model: x1, outputDir: out, logger: recording() });
+  assert.equal(kept.onnxConfig.model_class, "BertModel");
+  await assert.rejects(exportModel({ model: x2, outputDir: out, logger: recording() }), (e: Error) => e.message.includes(x1) && e.message.includes(x2) && /pass --force to replace it/.test(e.message));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(kept.dir, "onnx_config.json"), "utf8")).model_class, "BertModel");
+  const second = await exportModel({ model: x2, outputDir: out, logger: recording(), force: true });
   assert.equal(second.reused, false);
   assert.equal(second.onnxConfig.model_class, "XLMRobertaModel");
-  assert.ok(log.lines.some((l) => /Re-exporting into .*: it was exported from .*a\/model/.test(l)), log.lines.join("\n"));
-  const again = await exportModel({ model: b, outputDir: out, logger: recording() });
+  const again = await exportModel({ model: x2, outputDir: out, logger: recording() });
   assert.equal(again.reused, true, "the same source is reused");
 });
 
 test("reuse needs the same Hub id, revision, explicit settings, embedding size and chunking", () => {
   const hub = sourceIdOf("org1/x", undefined, false);
-  const m = { tool: "pylate-onnx-export" as const, version: "0", source: hub, overrides: { queryLength: 16 }, embedding_size: null, chunk_tokens: DEFAULT_CHUNK_TOKENS, files: [] };
+  const m = { tool: "pylate-onnx-export" as const, version: "0", source: hub, overrides: { queryLength: 16 }, embedding_size: null, chunk_tokens: 0, files: [] };
   assert.equal(mismatch(m, sourceIdOf("org1/x", "main", false), { queryLength: 16 }, undefined), undefined);
   assert.match(mismatch(m, sourceIdOf("org2/x", undefined, false), { queryLength: 16 }, undefined)!, /exported from org1\/x@main/);
   assert.match(mismatch(m, sourceIdOf("org1/x", "v2", false), { queryLength: 16 }, undefined)!, /exported from org1\/x@main/);
   assert.match(mismatch(m, hub, {}, undefined)!, /other settings/, "dropping an override is a change too");
   assert.match(mismatch(m, hub, { queryLength: 16 }, 64)!, /embedding-size/);
   assert.match(mismatch(undefined, hub, {}, undefined)!, /no record of its source/);
-  assert.match(mismatch(m, hub, { queryLength: 16 }, undefined, 0)!, new RegExp(`with --chunk-tokens ${DEFAULT_CHUNK_TOKENS}`));
-  const { chunk_tokens: _, ...older } = m; // exports made before the batch loop
-  assert.match(mismatch(older, hub, { queryLength: 16 }, undefined)!, /without chunks/);
+  assert.match(mismatch({ ...m, chunk_tokens: DEFAULT_CHUNK_TOKENS }, hub, { queryLength: 16 }, undefined)!, new RegExp(`made with batches in chunks of ${DEFAULT_CHUNK_TOKENS} tokens`));
+  const { chunk_tokens: _, ...older } = m; // exports made before the batch loop: plain graphs, as the default now
+  assert.match(mismatch(older, hub, { queryLength: 16 }, undefined, DEFAULT_CHUNK_TOKENS)!, /as a plain graph/);
   assert.equal(mismatch(older, hub, { queryLength: 16 }, undefined, 0), undefined);
 });
 

@@ -22,13 +22,15 @@ import { readModel } from "../onnx/reader.js";
 import { releaseGarbage } from "../util/memory.js";
 import { removeOnInterrupt, sweepDeadWorkFiles } from "../util/cleanup.js";
 import { fsError } from "../errors.js";
-import { expandHome, looksLocal, mismatch, readManifest, sourceIdOf, userEntries, writeManifest } from "./manifest.js";
+import { describeSource, expandHome, looksLocal, mismatch, readManifest, sourceIdOf, userEntries, writeManifest } from "./manifest.js";
 
 export interface ExportOptions {
   /** Local folder or Hugging Face id. */
   model: string;
   /** Parent folder; the export goes to outputDir/<name>-onnx. */
   outputDir: string;
+  /** The export folder itself (the Python tool's --output-dir); replaces outputDir/<name>-onnx. */
+  targetDir?: string;
   force?: boolean;
   quiet?: boolean;
   /** Also write model_int8.onnx (default true, as the Python tool 1.6; NextPlaid's --int8 and colgrep load only that file). */
@@ -63,7 +65,9 @@ export const REQUIRED_FILES = ["model.onnx", "tokenizer.json", "tokenizer_config
  */
 export function exportDirName(model: string): string {
   const local = looksLocal(model) || fs.existsSync(model);
-  const name = local ? path.basename(path.resolve(expandHome(model))) : model.replace(/[\\/]+$/, "").split(/[\\/]/).pop();
+  // A local folder named "model" (as fixtures and many repos lay checkpoints out) is named after its parent.
+  const resolved = local ? path.resolve(expandHome(model)) : "";
+  const name = local ? (path.basename(resolved).toLowerCase() === "model" && path.dirname(resolved) !== resolved ? path.basename(path.dirname(resolved)) : path.basename(resolved)) : model.replace(/[\\/]+$/, "").split(/[\\/]/).pop();
   if (!name) throw new UserError(`Cannot derive an output name from "${model}"; pass a folder or an org/name id`);
   return `${name}-onnx`;
 }
@@ -114,7 +118,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const started = performance.now();
   const log = opts.logger ?? stderrLogger(opts.quiet);
   const seconds = () => (performance.now() - started) / 1000;
-  const target = path.resolve(opts.outputDir, exportDirName(opts.model));
+  const target = opts.targetDir !== undefined ? path.resolve(expandHome(opts.targetDir)) : path.resolve(opts.outputDir, exportDirName(opts.model));
   const quantize = opts.quantize ?? true;
   const sourceId = sourceIdOf(opts.model, opts.revision, looksLocal(opts.model) || fs.existsSync(opts.model));
   const overrides = opts.overrides ?? {};
@@ -135,6 +139,11 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
       writeManifest(target, sourceId, overrides, opts.embeddingSize, chunkTokens);
     }
     return { dir: target, files: listFiles(target), reused: true, onnxConfig: existing, seconds: seconds() };
+  }
+  // Another model's export is never replaced silently (two sources can share a folder name).
+  const previous = readManifest(target);
+  if (previous && !opts.force && JSON.stringify(previous.source) !== JSON.stringify(sourceId)) {
+    throw new UserError(`${target} holds the export of ${describeSource(previous.source)}, not of ${describeSource(sourceId)}: pass --force to replace it, or -o another folder`);
   }
   if (existing && why && !opts.force) log.info(`Re-exporting into ${target}: ${why}`);
 

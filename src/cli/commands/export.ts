@@ -13,6 +13,7 @@ import { UserError } from "../../errors.js";
 
 interface Flags {
   output: string;
+  outputDir?: string;
   quantize?: boolean;
   force?: boolean;
   pushToHub?: string;
@@ -43,6 +44,7 @@ function program(): Command {
     .version(VERSION, "--version")
     .argument("<model>", "Hugging Face model id (org/name) or local checkpoint folder")
     .option("-o, --output <dir>", "parent directory; the export goes to <dir>/<name>-onnx/", "./")
+    .option("--output-dir <dir>", "the export folder itself, files directly inside (as the Python tool's -o/--output-dir)")
     .option("--quantize", "write model_int8.onnx too (the default; accepted for compatibility)")
     .option("--no-quantize", "skip model_int8.onnx (INT8 dynamic quantization)")
     .option("-f, --force", "re-export even if the target already holds a complete export")
@@ -56,7 +58,7 @@ function program(): Command {
     .option("--no-query-expansion", "turn query expansion off")
     .option("--attend-to-expansion-tokens", "let queries attend to their expansion tokens")
     .option("--embedding-size <n>", "accept a plain encoder by adding an UNTRAINED projection of this size", parseIntOption("--embedding-size"))
-    .option("--chunk-tokens <n>", `run the encoder over each batch in chunks of about n tokens (default ${DEFAULT_CHUNK_TOKENS}: faster on CPUs); 0: whole batches, for GPU serving`, parseChunkTokens)
+    .option("--chunk-tokens <n>", `run both graphs' batches in chunks of about n tokens inside the graph (an ONNX Loop); 0: both plain. Default: model.onnx plain (every tool and GPU runtime takes it), model_int8.onnx (CPU-only) in chunks of ${DEFAULT_CHUNK_TOKENS}`, parseChunkTokens)
     .option("--quiet", "no progress output; errors still go to stderr")
     .option("--json", "print one JSON summary line on stdout at the end");
   return withHelp(cmd, [
@@ -71,6 +73,9 @@ export async function main(): Promise<void> {
   const cmd = program();
   if (!parseCommand(cmd)) return;
   const flags = cmd.opts<Flags>();
+  if (flags.outputDir !== undefined && cmd.getOptionValueSource("output") !== "default") {
+    throw new UserError("Pass either -o/--output (the parent folder) or --output-dir (the export folder itself), not both");
+  }
   const model = cmd.args[0]!;
   const logger = stderrLogger(flags.quiet);
   // The push target is checked before any download or export work.
@@ -90,6 +95,7 @@ export async function main(): Promise<void> {
     logger,
     model,
     outputDir: flags.output,
+    targetDir: flags.outputDir,
     force: flags.force,
     quiet: flags.quiet,
     quantize: flags.quantize !== false,
