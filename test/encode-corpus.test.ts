@@ -127,7 +127,7 @@ test("a run left in any half-written state resumes to the bytes of an uninterrup
       fs.writeFileSync(jobFile(out), JSON.stringify({ ...partialJob, key: job.key }));
       const r = cli(["--model", dir, "-i", input, "--jsonl-input", "--format", format, "-o", out, "--chunk-size", "4", "--quiet", "--json"]);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(JSON.parse(r.stdout).resumedFrom, k * 4);
+      assert.equal(JSON.parse(r.stdout).resumed_from, k * 4);
       assert.deepEqual(outputBytes(out), want, `${format}, interrupted after chunk ${k}`);
     }
   }
@@ -164,7 +164,7 @@ test("killed for real in the middle (SIGKILL), the same command finishes with id
   assert.equal(job.complete, false, `killed after ${killedAt} chunks, before the end`);
   const r = cli([...args, "-o", out, "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.ok(JSON.parse(r.stdout).resumedFrom >= 12);
+  assert.ok(JSON.parse(r.stdout).resumed_from >= 12);
   assert.deepEqual(outputBytes(out), outputBytes(reference));
 });
 
@@ -215,4 +215,52 @@ test("a bad input line is named (the work before it kept), or skipped and listed
   r = cli([...args, "--force"]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(fs.existsSync(out + ".skipped.jsonl"), false);
+});
+
+test("a run stopped before its first chunk resumes: a bad line in the first chunk, then --skip-bad; Ctrl-C says how to continue", async () => {
+  const model = await exportedFixture("bert-tiny-colbert");
+  const input = path.join(tempDir(), "bad.jsonl");
+  fs.writeFileSync(input, Array.from({ length: 10 }, (_, i) => JSON.stringify({ id: i, text: text(i) })).join("\n") + "\noops {\n");
+  const out = path.join(tempDir(), "o.jsonl");
+  const args = ["--model", model, "--type", "document", "-i", input, "--jsonl-input", "--format", "jsonl", "-o", out, "--quiet"];
+  let r = cli(args);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /Input line 11 .*rerun to continue\) or pass --skip-bad/);
+  r = cli([...args, "--skip-bad", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.deepEqual([summary.texts, summary.skipped, summary.resumed_from], [10, 1, 0]);
+  assert.equal(fs.readFileSync(out, "utf8").trim().split("\n").length, 10);
+
+  // SIGINT while encoding a corpus: one line saying the work is saved and how to continue, exit 130.
+  const big = corpus(3000);
+  const out2 = path.join(tempDir(), "big.jsonl");
+  const child = spawn(process.execPath, ["--import", "tsx", ENCODE, "--model", model, "--type", "document", "-i", big, "--jsonl-input", "--format", "jsonl", "-o", out2, "--quiet", "--chunk-size", "16"], { cwd: ROOT });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no chunk within 60 s")), 60_000);
+    const poll = setInterval(() => {
+      if ((readJob(out2)?.chunks ?? 0) >= 1) {
+        clearInterval(poll);
+        clearTimeout(timer);
+        child.kill("SIGINT");
+        resolve();
+      }
+    }, 5);
+  });
+  const code = await new Promise((res) => child.once("exit", (c) => res(c)));
+  assert.equal(code, 130);
+  assert.match(stderr, /^Stopped \(SIGINT\): the texts encoded so far are saved in .*; rerun the same command to continue\n$/);
+});
+
+test("colbert-encode --json with the default --format json prints a summary; it names the model file it runs", async () => {
+  const model = await exportedFixture("bert-tiny-colbert");
+  const out = path.join(tempDir(), "q.json");
+  const r = cli(["--model", model, "--type", "query", "-o", out, "--json"], "hello\nworld\n");
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.deepEqual([s.format, s.texts, typeof s.seconds], ["json", 2, "number"]);
+  assert.match(r.stderr, /Encoding with .*: model\.onnx \(FP32; --int8 for model_int8\.onnx, --fp32 for model\.onnx\)/);
+  assert.equal(JSON.parse(fs.readFileSync(out, "utf8")).num_texts, 2);
 });

@@ -20,9 +20,9 @@ export interface EncoderFlags {
 }
 
 /** `precision`: what the command uses when neither --int8 nor --fp32 is given. */
-export function addEncoderOptions(cmd: Command, precision: "auto" | "fp32", provider: "auto" | "cpu"): Command {
+export function addEncoderOptions(cmd: Command, precision: "auto" | "fp32", provider: "auto" | "cpu", modelNeed = "(required)"): Command {
   return cmd
-    .option("--model <model>", "(required) export folder, Hugging Face id of a published export, or a PyLate checkpoint (folder or id: exported on the fly, cached)")
+    .option("--model <model>", `${modelNeed} export folder, Hugging Face id of a published export, or a PyLate checkpoint (folder or id: exported on the fly, cached)`)
     .option("--int8", `use model_int8.onnx${precision === "auto" ? "" : " (default: model.onnx)"}`)
     .option("--fp32", `use model.onnx${precision === "auto" ? " (default: model_int8.onnx when the folder has it)" : ""}`)
     .option("--revision <rev>", "Hub revision when --model is a Hub id")

@@ -50,9 +50,24 @@ export function parseCommand(cmd: Command): boolean {
 }
 
 /** The environment variables the commands read, for --help. */
-export const ENVIRONMENT_HELP = `
+/**
+ * A --json summary line: keys in snake_case (as the configs), durations (`seconds` keys) rounded
+ * to milliseconds.
+ */
+export function jsonLine(value: unknown): string {
+  const snake = (k: string) => k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
+  const walk = (v: unknown, key = ""): unknown => {
+    if (Array.isArray(v)) return v.map((x) => walk(x));
+    if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [snake(k), walk(x, k)]));
+    if (typeof v === "number" && /seconds$/i.test(key)) return Math.round(v * 1000) / 1000;
+    return v;
+  };
+  return JSON.stringify(walk(value)) + "\n";
+}
+
+const HUB_ENVIRONMENT = (push: boolean) => `
 Environment:
-  HF_TOKEN                 Hugging Face token (private/gated models, --push-to-hub); else the
+  HF_TOKEN                 Hugging Face token (private/gated models${push ? ", --push-to-hub" : ""}); else the
                            token file \`huggingface-cli login\` writes
   HF_ENDPOINT              Hub URL (default https://huggingface.co)
   HF_HOME, HF_HUB_CACHE    where downloads are cached (shared with Python's huggingface_hub)
@@ -60,7 +75,15 @@ Environment:
   HF_HUB_DOWNLOAD_TIMEOUT  seconds the Hub may stay silent before giving up (default 10)
   DEBUG=1                  print stack traces with errors`;
 
-/** Adds examples and the environment section to a command's --help. */
-export function withHelp(cmd: Command, examples: string[]): Command {
-  return cmd.addHelpText("after", `\nExamples:\n${examples.map((e) => `  ${e}`).join("\n")}\n${ENVIRONMENT_HELP}`);
+const LOCAL_ENVIRONMENT = `
+Environment:
+  DEBUG=1                  print stack traces with errors`;
+
+/**
+ * Adds examples and the environment section to a command's --help: the Hub's variables for
+ * commands that download ("hub"; "push": and publish), only DEBUG for local ones.
+ */
+export function withHelp(cmd: Command, examples: string[], env: "push" | "hub" | "local" = "hub", extra = ""): Command {
+  const environment = env === "local" ? LOCAL_ENVIRONMENT : HUB_ENVIRONMENT(env === "push");
+  return cmd.addHelpText("after", `${extra}\nExamples:\n${examples.map((e) => `  ${e}`).join("\n")}\n${environment}`);
 }

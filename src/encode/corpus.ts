@@ -178,6 +178,8 @@ export async function encodeCorpus(encoder: ColbertEncoder, opts: CorpusOptions)
   const index = !toStdout && binary ? open("index", indexFile(opts.output)) : undefined;
   // .npy: the header first (its row count is patched when the run completes).
   if (opts.format === "npy" && out!.bytes === 0) out!.write(npyHeader(0, encoder.config.embedding_dim));
+  // The journal exists from the start: a run stopped before its first chunk (Ctrl-C, a bad line) resumes too.
+  if (!toStdout && resumedFrom === 0) writeJsonAtomic(jobFile(opts.output), job);
   const skipLog = () => open("skipped", skippedFile(opts.output));
   const write = (data: string | Uint8Array) => (out ? out.write(data) : process.stdout.write(data));
 

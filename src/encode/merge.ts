@@ -4,6 +4,7 @@
  * one machine encoding the whole input writes (data, index, skipped lines and shapes alike).
  */
 import fs from "node:fs";
+import path from "node:path";
 import readline from "node:readline";
 import { indexFile, jobFile, npyHeader, NPY_HEADER_BYTES, patchNpyRows, readJob, skippedFile, writeShapes, type JobRecord } from "./corpus.js";
 import { writeJsonAtomic } from "../util/fs.js";
@@ -53,6 +54,9 @@ export async function mergeShards(parts: string[], output: string, force: boolea
   const missing = Array.from({ length: n }, (_, s) => s).filter((s) => !byShard.has(s));
   if (missing.length > 0) throw new UserError(`Shards ${missing.map((s) => `${s}/${n}`).join(", ")} are missing; pass all ${n} shard outputs`);
   if (fs.existsSync(output) && !force) throw new UserError(`${output} already exists; pass --force to overwrite it`);
+  const ext = path.extname(output).toLowerCase();
+  const wanted = ext === ".npy" ? "npy" : ext === ".f32" ? "f32" : ext === ".jsonl" ? "jsonl" : undefined;
+  if (wanted && wanted !== first!.format) throw new UserError(`The shards hold --format ${first!.format} but ${output} is named as ${wanted}: name the merged output .${first!.format} (merging keeps the shards' format)`);
 
   const order = Array.from({ length: n }, (_, s) => byShard.get(s)!);
   const f32 = first!.format !== "jsonl"; // raw float32 rows (f32, or npy after its header)

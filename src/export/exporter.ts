@@ -29,6 +29,8 @@ export interface ExportOptions {
   model: string;
   /** Parent folder; the export goes to outputDir/<name>-onnx. */
   outputDir: string;
+  /** How the caller re-exports, shown when an export is reused (default: the CLI's --force). */
+  reexportHint?: string;
   /** The export folder itself (the Python tool's --output-dir); replaces outputDir/<name>-onnx. */
   targetDir?: string;
   force?: boolean;
@@ -133,7 +135,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const existing = readCompleteExport(target);
   const why = existing && mismatch(readManifest(target), sourceId, overrides, opts.embeddingSize, chunkTokens);
   if (existing && !opts.force && !why) {
-    log.info(`Reusing the complete export in ${target} (use --force to re-export)`);
+    log.info(`Reusing the complete export in ${target} (${opts.reexportHint ?? "use --force to re-export"})`);
     if (quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) {
       await quantizeInto(target, log, int8ChunkTokens);
       writeManifest(target, sourceId, overrides, opts.embeddingSize, chunkTokens);

@@ -64,7 +64,7 @@ async function exportOnTheFly(model: string, opts: ResolveOptions, log: Logger):
   const key = crypto.createHash("sha256").update(JSON.stringify(source)).digest("hex").slice(0, 16);
   const outputDir = path.join(exportCacheDir(), key);
   log.info(`Exporting ${describeSource(source)} (a PyLate checkpoint) into ${outputDir}, or reusing that export…`);
-  const r = await exportModel({ model, outputDir, revision: opts.revision, logger: log });
+  const r = await exportModel({ model, outputDir, revision: opts.revision, logger: log, reexportHint: "delete that folder to export again" });
   return {
     dir: r.dir,
     origin: r.reused ? "cached-export" : "exported",

@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { auditExport } from "../../check/audit.js";
 import { stderrLogger } from "../../util/log.js";
 import { VERSION } from "../../version.js";
-import { parseCommand, withHelp } from "../run.js";
+import { jsonLine, parseCommand, withHelp } from "../run.js";
 
 interface Flags {
   source?: string;
@@ -30,7 +30,7 @@ export async function main(): Promise<void> {
   const flags = cmd.opts<Flags>();
   const report = await auditExport(cmd.args[0]!, { source: flags.source, revision: flags.revision, logger: stderrLogger(flags.quiet || flags.json) });
   if (flags.json) {
-    process.stdout.write(JSON.stringify(report) + "\n");
+    process.stdout.write(jsonLine(report));
   } else {
     for (const f of report.findings) process.stdout.write(`${f.level}: ${f.subject}: ${f.message}\n`);
     if (!flags.quiet) for (const c of report.checked) process.stdout.write(`ok: ${c}\n`);

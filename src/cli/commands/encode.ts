@@ -3,11 +3,12 @@
  * jsonl and f32 stream in constant memory, resume after an interruption and split into shards
  * (encode/corpus.ts); json writes one object at the end (small inputs).
  */
+import path from "node:path";
 import { Command } from "commander";
-import type { Embedding } from "../../runtime/encoder.js";
+import type { ColbertEncoder, Embedding } from "../../runtime/encoder.js";
 import { VERSION } from "../../version.js";
 import { addEncoderOptions, loadEncoder, type EncoderFlags } from "../encoder-options.js";
-import { parseCommand, parseIntOption, withHelp } from "../run.js";
+import { jsonLine, parseCommand, parseIntOption, withHelp } from "../run.js";
 import { stderrLogger } from "../../util/log.js";
 import { writeFileAtomic } from "../../util/fs.js";
 import { UserError } from "../../errors.js";
@@ -83,7 +84,7 @@ export async function main(): Promise<void> {
     if (!flags.output) throw new UserError("--merge needs --output FILE");
     const r = await mergeShards(flags.merge, flags.output, !!flags.force);
     log.info(`Merged ${r.shards} shards: ${r.texts} texts into ${flags.output}`);
-    if (flags.json) process.stdout.write(JSON.stringify({ output: flags.output, ...r }) + "\n");
+    if (flags.json) process.stdout.write(jsonLine({ output: flags.output, ...r }));
     return;
   }
   if (flags.type !== "query" && flags.type !== "document") throw new UserError(`--type must be query or document, got "${flags.type}"`);
@@ -93,6 +94,7 @@ export async function main(): Promise<void> {
   if (flags.json && !flags.output) throw new UserError("--json needs --output FILE (stdout carries the embeddings otherwise)");
   if (flags.input !== "-" && !(await import("node:fs")).existsSync(flags.input)) throw new UserError(`Input file not found: ${flags.input}`);
 
+  const started = performance.now();
   if (flags.format === "json") {
     // One JSON object: read everything, then encode (for small inputs; corpora: jsonl / f32).
     const texts: string[] = [];
@@ -102,6 +104,7 @@ export async function main(): Promise<void> {
     }
     if (texts.length === 0) throw new UserError(`No texts in the input`);
     const encoder = await loadEncoder(flags, "fp32");
+    log.info(ranWith(encoder));
     let out: Embedding[];
     try {
       out = await encoder.encode(texts, flags.type, { poolFactor: flags.poolFactor });
@@ -111,11 +114,22 @@ export async function main(): Promise<void> {
     const text = JSON.stringify({ num_texts: out.length, shapes: out.map((e) => [e.rows, e.dim]), embeddings: out.map(toRows) }) + "\n";
     if (flags.output) writeFileAtomic(flags.output, text);
     else process.stdout.write(text);
+    if (flags.json) process.stdout.write(jsonLine({ output: flags.output, format: "json", texts: out.length, rows: out.reduce((n, e) => n + e.rows, 0), seconds: (performance.now() - started) / 1000 }));
     return;
   }
 
   const encoder = await loadEncoder(flags, "fp32");
+  log.info(ranWith(encoder));
   let lastLog = 0;
+  // Ctrl-C / SIGTERM: the chunks written so far are committed; say how to continue.
+  const stop = (signal: NodeJS.Signals) => {
+    process.stderr.write(`Stopped (${signal}): the texts encoded so far are saved in ${flags.output}; rerun the same command to continue\n`);
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  if (flags.output) {
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  }
   try {
     const summary = await encodeCorpus(encoder, {
       input: flags.input,
@@ -139,8 +153,16 @@ export async function main(): Promise<void> {
       `Done: ${summary.texts} texts, ${summary.rows} token rows in ${summary.seconds.toFixed(1)} s (${summary.textsPerSecond.toFixed(1)} texts/s)` +
         `${summary.resumedFrom ? `, resumed after ${summary.resumedFrom} input records` : ""}${summary.skipped ? `, ${summary.skipped} bad lines skipped` : ""}`,
     );
-    if (flags.json) process.stdout.write(JSON.stringify(summary) + "\n");
+    if (flags.json) process.stdout.write(jsonLine(summary));
   } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
     await encoder.close();
   }
+}
+
+/** Which model file (and precision) the run uses — colbert-serve prints the same on start. */
+function ranWith(encoder: ColbertEncoder): string {
+  const file = path.basename(encoder.modelFile);
+  return `Encoding with ${encoder.dir}: ${file} (${file === "model_int8.onnx" ? "INT8" : "FP32"}; --int8 for model_int8.onnx, --fp32 for model.onnx)`;
 }

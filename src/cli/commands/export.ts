@@ -8,7 +8,7 @@ import { quantizeModel } from "../../quantize/index.js";
 import { checkPushTarget, pushFolder } from "../../hub/upload.js";
 import { stderrLogger } from "../../util/log.js";
 import { VERSION } from "../../version.js";
-import { parseCommand, parseIntOption, withHelp } from "../run.js";
+import { jsonLine, parseCommand, parseIntOption, withHelp } from "../run.js";
 import { UserError } from "../../errors.js";
 
 interface Flags {
@@ -61,12 +61,16 @@ function program(): Command {
     .option("--chunk-tokens <n>", `run both graphs' batches in chunks of about n tokens inside the graph (an ONNX Loop); 0: both plain. Default: model.onnx plain (every tool and GPU runtime takes it), model_int8.onnx (CPU-only) in chunks of ${DEFAULT_CHUNK_TOKENS}`, parseChunkTokens)
     .option("--quiet", "no progress output; errors still go to stderr")
     .option("--json", "print one JSON summary line on stdout at the end");
-  return withHelp(cmd, [
+  return withHelp(
+    cmd,
+    [
     "pylate-onnx-export lightonai/GTE-ModernColBERT-v1            # → ./GTE-ModernColBERT-v1-onnx/ (FP32 + INT8)",
     "pylate-onnx-export ./my-colbert -o exports --no-quantize     # a local checkpoint folder, FP32 only",
     "pylate-onnx-export org/model --push-to-hub me/model-onnx     # export, then publish (needs HF_TOKEN)",
     "pylate-onnx-export ./model-onnx --push-to-hub me/model-onnx  # publish an existing export folder",
-  ]);
+    ],
+    "push",
+  );
 }
 
 export async function main(): Promise<void> {
@@ -88,7 +92,7 @@ export async function main(): Promise<void> {
       await quantizeModel(path.join(model, "model.onnx"), path.join(model, "model_int8.onnx"), logger);
     }
     const pushed = await pushFolder(model, flags.pushToHub, { private: flags.private, sourceModel: existing.model_name, logger });
-    if (flags.json) process.stdout.write(JSON.stringify({ dir: path.resolve(model), pushed: pushed.url, commit: pushed.commit }) + "\n");
+    if (flags.json) process.stdout.write(jsonLine({ dir: path.resolve(model), pushed: pushed.url, commit: pushed.commit }));
     return;
   }
   const result = await exportModel({
@@ -114,7 +118,7 @@ export async function main(): Promise<void> {
   const pushed = flags.pushToHub ? await pushFolder(result.dir, flags.pushToHub, { private: flags.private, sourceModel: model, logger }) : undefined;
   if (flags.json) {
     process.stdout.write(
-      JSON.stringify({
+      jsonLine({
         pushed: pushed?.url,
         dir: result.dir,
         files: result.files,
@@ -122,7 +126,7 @@ export async function main(): Promise<void> {
         seconds: Number(result.seconds.toFixed(3)),
         model_class: result.onnxConfig.model_class,
         embedding_dim: result.onnxConfig.embedding_dim,
-      }) + "\n",
+      }),
     );
   }
 }

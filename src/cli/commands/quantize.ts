@@ -5,7 +5,7 @@ import { Command } from "commander";
 import { quantizeModel } from "../../quantize/index.js";
 import { stderrLogger } from "../../util/log.js";
 import { VERSION } from "../../version.js";
-import { parseCommand, withHelp } from "../run.js";
+import { jsonLine, parseCommand, withHelp } from "../run.js";
 import { UserError } from "../../errors.js";
 import { DEFAULT_CHUNK_TOKENS } from "../../export/chunks.js";
 
@@ -38,7 +38,7 @@ export async function main(): Promise<void> {
     .option("-f, --force", "overwrite an existing output")
     .option("--quiet", "no progress output")
     .option("--json", "print one JSON summary line on stdout");
-  withHelp(cmd, ["colbert-quantize ./model-onnx                 # model.onnx → model_int8.onnx beside it", "colbert-quantize model.onnx -o small.onnx --force"]);
+  withHelp(cmd, ["colbert-quantize ./model-onnx                 # model.onnx → model_int8.onnx beside it", "colbert-quantize model.onnx -o small.onnx --force"], "local");
   if (!parseCommand(cmd)) return;
   const flags = cmd.opts<Flags>();
   let input = cmd.args[0]!;
@@ -52,13 +52,13 @@ export async function main(): Promise<void> {
     // The default model_int8.onnx beside the model (as an export writes it): up to date, or stale and redone.
     if (fs.statSync(output).mtimeMs >= fs.statSync(input).mtimeMs) {
       log.info(`${output} is up to date (newer than ${path.basename(input)}); pass --force to quantize again`);
-      if (flags.json) process.stdout.write(JSON.stringify({ input, output, up_to_date: true }) + "\n");
+      if (flags.json) process.stdout.write(jsonLine({ input, output, up_to_date: true }));
       return;
     }
     log.info(`${output} is older than ${path.basename(input)}: quantizing again`);
   }
   const report = await quantizeModel(input, output, log, { perChannel: !flags.perTensor, chunkTokens: flags.chunkTokens });
-  if (flags.json) process.stdout.write(JSON.stringify(report) + "\n");
+  if (flags.json) process.stdout.write(jsonLine(report));
 }
 
 

@@ -28,7 +28,7 @@ function parsePort(value: string): number {
 }
 
 export async function main(): Promise<void> {
-  const cmd = addEncoderOptions(new Command(), "auto", "auto")
+  const cmd = addEncoderOptions(new Command(), "auto", "auto", "(required without --index-dir)")
     .name("colbert-serve")
     .description(
       "Serve the NextPlaid HTTP API: /encode and /rerank over a ColBERT model (--model), and indices — create, add documents with metadata, search with embeddings or text, filters, keyword and hybrid search — stored under --index-dir. Inference and index work run on their own threads.",
@@ -50,7 +50,19 @@ export async function main(): Promise<void> {
     "colbert-serve --model ./model-onnx --index-dir ./indices  # + the index API (search_with_encoding, …)",
     "colbert-serve --index-dir ./indices                       # indices only: embeddings in, embeddings out",
     `curl -s localhost:8080/encode -H 'content-type: application/json' -d '{"texts":["hi"],"input_type":"query"}'`,
-  ]);
+  ],
+    "hub",
+    `
+Routes (NextPlaid's API):
+  GET  /health, /                          server, model, indices, updates, index threads
+  POST /encode, /rerank, /rerank_with_encoding
+  GET  /indices        POST /indices       GET|DELETE /indices/{name}   PUT /indices/{name}/config
+  POST /indices/{name}/update, /update_with_encoding, /documents        DELETE /indices/{name}/documents
+  POST /indices/{name}/search, /search/filtered, /search_with_encoding, /search/filtered_with_encoding
+  GET  /indices/{name}/metadata, /metadata/count
+  POST /indices/{name}/metadata/check, /metadata/query, /metadata/get, /metadata/update
+`,
+  );
   if (!parseCommand(cmd)) return;
   const flags = cmd.opts<Flags>();
   const log = (m: string) => {
