@@ -4,7 +4,8 @@
  */
 export { exportModel, type ExportOptions, type ExportResult } from "./export/exporter.js";
 export type { OnnxConfig } from "./colbert/onnx-config.js";
-export { quantizeModel, type QuantizeReport } from "./quantize/index.js";
+export { quantizeModel, type QuantizeReport, type QuantizeModelOptions } from "./quantize/index.js";
+export { stderrLogger, silentLogger, type Logger } from "./util/log.js";
 export { ColbertEncoder, maxSim, type Embedding, type EncoderOptions, type EncodeOptions } from "./runtime/encoder.js";
 export { poolDocument } from "./runtime/pooling.js";
 export { resolveModel, type ResolvedModel } from "./runtime/model-source.js";

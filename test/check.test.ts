@@ -133,3 +133,14 @@ test("the CLI prints one line per finding, exit 1 on errors, 0 on warnings only;
   assert.match(r.stderr, /^Error: Export folder not found: .*; pass a folder holding model\.onnx/);
   assert.equal(r.stderr.trimEnd().split("\n").length, 1);
 });
+
+test("colbert-check on a checkpoint folder says to export it first; an item with an error is not also ok; an unreadable config says --source was not compared", async () => {
+  await assert.rejects(auditExport(fixtureModelDir("bert-tiny-colbert")), /is a checkpoint folder .*not an ONNX export: run pylate-onnx-export/);
+  const dir = await exportedFixtureCopy("bert-tiny-colbert");
+  editJson(path.join(dir, "onnx_config.json"), (j) => (j["mask_token_id"] = null));
+  const r = spawnSync(process.execPath, ["--import", "tsx", path.join(ROOT, "src", "cli", "check.ts"), dir, "--source", fixtureModelDir("bert-tiny-colbert")], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stdout, /^error: onnx_config\.json: mask_token_id is null/m);
+  assert.doesNotMatch(r.stdout, /^ok: onnx_config\.json/m);
+  assert.match(r.stdout, /^warning: --source: the settings were not compared with /m);
+});

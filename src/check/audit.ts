@@ -54,10 +54,15 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   const file = (f: string) => path.join(dir, f);
 
   // --- files ------------------------------------------------------------------------------
+  // A checkpoint folder (no ONNX model, PyLate / transformers files) is not an export: say what to run.
+  const checkpointLike = ["modules.json", "model.safetensors", "pytorch_model.bin", "model.safetensors.index.json"].some((f) => fs.existsSync(file(f)));
+  if (!fs.existsSync(file("model.onnx")) && checkpointLike) {
+    throw new UserError(`${dir} is a checkpoint folder (PyLate / transformers weights), not an ONNX export: run pylate-onnx-export ${dir}, then check the folder it writes`);
+  }
   for (const f of ["model.onnx", "tokenizer.json", "onnx_config.json"]) {
     if (!fs.existsSync(file(f))) error(f, `missing: NextPlaid cannot load the folder without it; re-export with pylate-onnx-export`);
   }
-  if (!fs.existsSync(file("model_int8.onnx"))) warning("model_int8.onnx", `missing: NextPlaid's --int8 and colgrep load only this file; run colbert-quantize ${dir}`);
+  if (fs.existsSync(file("model.onnx")) && !fs.existsSync(file("model_int8.onnx"))) warning("model_int8.onnx", `missing: NextPlaid's --int8 and colgrep load only this file; run colbert-quantize ${dir}`);
   for (const f of ["config.json", "tokenizer_config.json", "config_sentence_transformers.json"]) {
     if (!fs.existsSync(file(f))) warning(f, "missing: NextPlaid does not need it, but Hugging Face / PyLate tooling reads it; re-export with pylate-onnx-export");
   }
@@ -229,6 +234,9 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   }
 
   // --- the checkpoint's true settings ---------------------------------------------------------
+  if (opts.source && !config) {
+    warning("--source", `the settings were not compared with ${opts.source}: onnx_config.json could not be read as NextPlaid reads it (fix the errors above, then check again)`);
+  }
   if (opts.source && config) {
     const log = opts.logger ?? silentLogger;
     const folder = await sourceFolder({ model: opts.source, revision: opts.revision }, log);

@@ -136,6 +136,9 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const why = existing && mismatch(readManifest(target), sourceId, overrides, opts.embeddingSize, chunkTokens);
   if (existing && !opts.force && !why) {
     log.info(`Reusing the complete export in ${target} (${opts.reexportHint ?? "use --force to re-export"})`);
+    if (!quantize && fs.existsSync(path.join(target, "model_int8.onnx"))) {
+      log.info(`--no-quantize: the model_int8.onnx already in ${target} (from this source and settings) is kept; delete it if the folder should hold FP32 only`);
+    }
     if (quantize && !fs.existsSync(path.join(target, "model_int8.onnx"))) {
       await quantizeInto(target, log, int8ChunkTokens);
       writeManifest(target, sourceId, overrides, opts.embeddingSize, chunkTokens);

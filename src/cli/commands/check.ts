@@ -33,7 +33,9 @@ export async function main(): Promise<void> {
     process.stdout.write(jsonLine(report));
   } else {
     for (const f of report.findings) process.stdout.write(`${f.level}: ${f.subject}: ${f.message}\n`);
-    if (!flags.quiet) for (const c of report.checked) process.stdout.write(`ok: ${c}\n`);
+    // An item with an error is not also "ok".
+    const failed = new Set(report.findings.filter((f) => f.level === "error").map((f) => f.subject));
+    if (!flags.quiet) for (const c of report.checked) if (!failed.has(c.split(" ")[0]!)) process.stdout.write(`ok: ${c}\n`);
     const errors = report.findings.filter((f) => f.level === "error").length;
     const warnings = report.findings.length - errors;
     process.stdout.write(`${report.ok ? "OK" : "FAILED"}: ${report.dir}: ${errors} error(s), ${warnings} warning(s)\n`);
