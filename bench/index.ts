@@ -4,7 +4,10 @@
  * parameters (top_k 10, 32-token queries), recall@10 against exact brute-force MaxSim on the
  * original embeddings, and the recall/latency curve over n_ivf_probe and n_full_scores.
  *
- *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100] [--noise 0.5] [--query-noise 0.5] [--modes bulk,batches]
+ *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100] [--noise 0.5] [--query-noise 0.5] [--modes bulk,batches] [--words 3000] [--query-tokens 32]
+ *
+ * `--words N`: the spread corpus (test/helpers/synthetic.ts: tokens = 0.5·topic + one of N random
+ * words + 0.3 noise), where centroids trained on the first documents miss much of the corpus.
  *
  * Two ways in: "bulk" (one add of every document: NextPlaid's create, k-means over the whole
  * corpus) and "batches" (300-document adds as the server's update queue makes them: rebuilt while
@@ -26,22 +29,22 @@ const argv = process.argv.slice(2);
 const opt = (name: string, fallback: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1]! : fallback);
 
 if (argv[0] === "--one") {
-  await one(Number(argv[1]), argv[2] as "bulk" | "batches", Number(opt("--tokens", "100")), Number(opt("--queries", "100")), Number(opt("--noise", "0.5")), Number(opt("--query-noise", "0.5")));
+  await one(Number(argv[1]), argv[2] as "bulk" | "batches", Number(opt("--tokens", "100")), Number(opt("--queries", "100")), Number(opt("--noise", "0.5")), Number(opt("--query-noise", "0.5")), Number(opt("--words", "0")), Number(opt("--query-tokens", "32")));
 } else {
   console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
   for (const n of opt("--docs", "1000,10000,50000").split(",").map(Number)) {
     const modes = argv.includes("--modes") ? opt("--modes", "").split(",") : n > 20_000 ? ["batches"] : ["bulk", "batches"];
     for (const mode of modes) {
-      const pass = ["--tokens", "--queries", "--noise", "--query-noise"].flatMap((f) => (argv.includes(f) ? [f, opt(f, "")] : []));
+      const pass = ["--tokens", "--queries", "--noise", "--query-noise", "--words", "--query-tokens"].flatMap((f) => (argv.includes(f) ? [f, opt(f, "")] : []));
       const r = spawnSync(process.execPath, ["--import", "tsx", self, "--one", String(n), mode, ...pass], { stdio: "inherit" });
       if (r.status !== 0) process.exit(r.status ?? 1);
     }
   }
 }
 
-async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: number, noise: number, queryNoise: number): Promise<void> {
+async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: number, noise: number, queryNoise: number, words: number, queryTokens: number): Promise<void> {
   const dim = 128;
-  const corpus = syntheticFlat({ docs: n, tokens, queries: nq, queryTokens: 32, dim, seed: 17, noise, queryNoise });
+  const corpus = syntheticFlat({ docs: n, tokens, queries: nq, queryTokens, dim, seed: 17, noise, queryNoise, words: words || undefined });
   const total = corpus.doclens.reduce((a, b) => a + b, 0);
   const offsets = new Int32Array(n + 1);
   for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + corpus.doclens[i]!;
@@ -70,12 +73,13 @@ async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: numb
   const kernels = await Kernels.create();
   const truth: number[][] = [];
   for (const q of corpus.queries) {
-    const sim = await kernels.matmul(corpus.data, total, dim, transpose(q, 32, dim), 32);
+    const qt = q.length / dim;
+    const sim = await kernels.matmul(corpus.data, total, dim, transpose(q, qt, dim), qt);
     const scores = new Float64Array(n);
-    const best = new Float32Array(32);
+    const best = new Float32Array(qt);
     for (let d = 0; d < n; d++) {
       best.fill(-Infinity);
-      for (let t = offsets[d]!; t < offsets[d + 1]!; t++) for (let j = 0; j < 32; j++) if (sim[t * 32 + j]! > best[j]!) best[j] = sim[t * 32 + j]!;
+      for (let t = offsets[d]!; t < offsets[d + 1]!; t++) for (let j = 0; j < qt; j++) if (sim[t * qt + j]! > best[j]!) best[j] = sim[t * qt + j]!;
       scores[d] = best.reduce((a, b) => a + b, 0);
     }
     truth.push(Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!).slice(0, 10));
@@ -96,7 +100,7 @@ async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: numb
   await run({ topK: 10, nIvfProbe: 8, nFullScores: 4096 }); // warm-up
   const def = await run({ topK: 10, nIvfProbe: 8, nFullScores: 4096 });
   console.log(
-    `${n} docs × ~${tokens} tokens (${total} embeddings, noise ${noise}/${queryNoise}), ${mode}: build ${buildS.toFixed(1)} s, peak RSS ${peakMB.toFixed(0)} MB (${(rssData / 2 ** 20).toFixed(0)} MB of it the corpus), ` +
+    `${n} docs × ~${tokens} tokens (${total} embeddings, ${words ? `spread: ${words} words` : `noise ${noise}/${queryNoise}`}, ${queryTokens}-token queries), ${mode}: build ${buildS.toFixed(1)} s, peak RSS ${peakMB.toFixed(0)} MB (${(rssData / 2 ** 20).toFixed(0)} MB of it the corpus), ` +
       `K ${info.num_partitions}, ${(vectorBytes / total).toFixed(1)} B/token vectors (${(allBytes / total).toFixed(1)} with metadata.db); ` +
       `defaults: recall@10 ${def.recall.toFixed(3)}, p50 ${def.p50.toFixed(1)} ms, p90 ${def.p90.toFixed(1)} ms`,
   );
@@ -109,6 +113,8 @@ async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: numb
     const r = await run({ topK: 10, nIvfProbe: 8, nFullScores: f });
     curve.push(`full ${f}: ${r.recall.toFixed(3)} / ${r.p50.toFixed(1)} ms`);
   }
+  const exhaustive = await run({ topK: 10, nIvfProbe: 65_536, nFullScores: 1_000_000 });
+  curve.push(`exhaustive (every centroid, every candidate scored): ${exhaustive.recall.toFixed(3)} / ${exhaustive.p50.toFixed(1)} ms`);
   console.log(`  curve (recall@10 / p50): ${curve.join("; ")}`);
   await engine.close();
   fs.rmSync(root, { recursive: true, force: true });

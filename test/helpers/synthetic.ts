@@ -37,6 +37,12 @@ export interface SyntheticOptions {
   noise?: number;
   /** Spread of query tokens around the document tokens they copy (default 0.5). */
   queryNoise?: number;
+  /**
+   * A spread corpus instead of tight concepts: each token is 0.5 · its document's topic centre + one
+   * of `words` random "word" vectors + 0.3 noise, unit-normalised (token vectors spread widely, as
+   * real ColBERT vocabularies do: k-means trained on a part of the corpus misses much of it).
+   */
+  words?: number;
 }
 
 /** Documents one by one (each a fresh [tokens, dim] array), then queries drawn from random documents. */
@@ -57,12 +63,19 @@ function* generate(opts: SyntheticOptions, keep: (doc: Float32Array) => void): G
   const sources = Array.from({ length: nq }, () => rng.below(opts.docs));
   const wanted = new Set(sources);
   const kept = new Map<number, Float32Array>();
+  const words = opts.words ? Array.from({ length: opts.words }, () => unit(Float32Array.from({ length: dim }, () => gaussian(rng)))) : undefined;
+  const centres = words ? Array.from({ length: topics }, () => unit(Float32Array.from({ length: dim }, () => gaussian(rng)))) : undefined;
+  const spread = (topic: number) => {
+    const w = words![rng.below(words!.length)]!;
+    const c = centres![topic]!;
+    return unit(Float32Array.from(w, (x, j) => 0.5 * c[j]! + x + (0.3 * gaussian(rng)) / Math.sqrt(dim)));
+  };
   for (let d = 0; d < opts.docs; d++) {
     const topic = rng.below(topics);
     const mine = Array.from({ length: 6 }, () => concepts[topic * conceptsPerTopic + rng.below(conceptsPerTopic)]!);
     const len = Math.max(1, Math.round(opts.tokens * (0.7 + 0.6 * (rng.nextU32() / 4294967296))));
     const data = new Float32Array(len * dim);
-    for (let t = 0; t < len; t++) data.set(token(mine[rng.below(mine.length)]!, opts.noise ?? 0.5), t * dim);
+    for (let t = 0; t < len; t++) data.set(words ? spread(topic) : token(mine[rng.below(mine.length)]!, opts.noise ?? 0.5), t * dim);
     if (wanted.has(d)) kept.set(d, data);
     keep(data);
   }
