@@ -13,9 +13,9 @@ import { VERSION } from "../src/version.js";
 import { fixtureModelDir, tempDir } from "./helpers/fixtures.js";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
-const hide = path.join(ROOT, "test", "helpers", "without-onnxruntime.mjs");
+const hide = path.join(ROOT, "test", "helpers", "without-packages.mjs");
 const run = (cmd: string, args: string[]) =>
-  spawnSync(process.execPath, ["--import", "tsx", "--import", hide, path.join(ROOT, "src/cli", `${cmd}.ts`), ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+  spawnSync(process.execPath, ["--import", "tsx", "--import", hide, path.join(ROOT, "src/cli", `${cmd}.ts`), ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000, env: { ...process.env, HIDE_PACKAGES: "onnxruntime-node" } });
 
 for (const cmd of ["export", "quantize", "encode", "serve", "check"]) {
   test(`without onnxruntime-node, ${cmd} --help and --version work`, () => {
