@@ -10,8 +10,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startIndexEngine } from "../src/index/client.js";
-import type { SearchRequest } from "../src/index/types.js";
+import { startIndexEngine } from "../src/plaid/client.js";
+import type { SearchRequest } from "../src/plaid/types.js";
 import { syntheticFlat } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
 

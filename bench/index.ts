@@ -18,9 +18,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { PlaidEngine } from "../src/index/engine.js";
-import { Kernels, transpose } from "../src/index/kernels.js";
-import type { SearchRequest } from "../src/index/types.js";
+import { PlaidEngine } from "../src/plaid/engine.js";
+import { exactTopK } from "./exact.js";
+import type { SearchRequest } from "../src/plaid/types.js";
 import { syntheticFlat } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
 
@@ -69,22 +69,8 @@ async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: numb
   const vectorBytes = fs.readdirSync(dir).filter((f) => f.endsWith(".npy")).reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
   const allBytes = fs.readdirSync(dir).reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
 
-  // Exact brute-force top-10 on the original embeddings (GEMM per query, then per-document max).
-  const kernels = await Kernels.create();
-  const truth: number[][] = [];
-  for (const q of corpus.queries) {
-    const qt = q.length / dim;
-    const sim = await kernels.matmul(corpus.data, total, dim, transpose(q, qt, dim), qt);
-    const scores = new Float64Array(n);
-    const best = new Float32Array(qt);
-    for (let d = 0; d < n; d++) {
-      best.fill(-Infinity);
-      for (let t = offsets[d]!; t < offsets[d + 1]!; t++) for (let j = 0; j < qt; j++) if (sim[t * qt + j]! > best[j]!) best[j] = sim[t * qt + j]!;
-      scores[d] = best.reduce((a, b) => a + b, 0);
-    }
-    truth.push(Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!).slice(0, 10));
-  }
-  await kernels.release();
+  // Exact brute-force top-10 on the original embeddings.
+  const truth = await exactTopK(corpus.data, corpus.doclens, dim, corpus.queries);
   const run = async (params: SearchRequest["params"]) => {
     const lat: number[] = [];
     let recall = 0;

@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { byteLookup, compressResiduals, decompress, quantileSorted, type Codec } from "../src/index/codec.js";
-import { validateFilter, FilterError } from "../src/index/filter.js";
-import { Kernels, transpose } from "../src/index/kernels.js";
-import { kmeans, kmeansSampleSize, numCentroids } from "../src/index/kmeans.js";
-import { build, numDocs, remove, search } from "../src/index/plaid.js";
-import { fuseRelative, fuseRrf } from "../src/index/fusion.js";
+import { byteLookup, compressResiduals, decompress, quantileSorted, type Codec } from "../src/plaid/codec.js";
+import { validateFilter, FilterError } from "../src/plaid/filter.js";
+import { Kernels, transpose } from "../src/plaid/kernels.js";
+import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
+import { build, numDocs, remove, search } from "../src/plaid/plaid.js";
+import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 
 let kernels: Kernels;

@@ -9,8 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { PlaidEngine } from "../src/index/engine.js";
-import { IndexError, type SearchRequest } from "../src/index/types.js";
+import { PlaidEngine } from "../src/plaid/engine.js";
+import { IndexError, type SearchRequest } from "../src/plaid/types.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 
 const DIM = 32;

@@ -10,8 +10,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { createServer } from "../src/server/server.js";
-import { startIndexEngine, type RemoteEngine } from "../src/index/client.js";
-import { IndexError, type SearchRequest } from "../src/index/types.js";
+import { startIndexEngine, type RemoteEngine } from "../src/plaid/client.js";
+import { IndexError, type SearchRequest } from "../src/plaid/types.js";
 import { tempDir } from "./helpers/fixtures.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 

@@ -30,7 +30,7 @@ const nodeSqlite = typeof (process as { getBuiltinModule?: (id: string) => unkno
 test("with node:sqlite, the index API needs no better-sqlite3", { skip: nodeSqlite ? false : `no node:sqlite in Node ${process.versions.node}`, timeout: 120_000 }, async () => {
   const indexDir = path.join(tempDir(), "indices");
   const script = `
-    const { startIndexEngine } = await import(${JSON.stringify(path.join(ROOT, "src/index/client.ts"))});
+    const { startIndexEngine } = await import(${JSON.stringify(path.join(ROOT, "src/plaid/client.ts"))});
     const e = await startIndexEngine(${JSON.stringify(indexDir)}, { threads: 1 });
     await e.declare("n", {});
     const data = new Float32Array(3 * 4 * 8).map((_, i) => Math.sin(i));

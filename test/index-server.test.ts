@@ -10,7 +10,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { createServer } from "../src/server/server.js";
-import { startIndexEngine, type RemoteEngine } from "../src/index/client.js";
+import { startIndexEngine, type RemoteEngine } from "../src/plaid/client.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { exportedFixture } from "./helpers/exported.js";
 import { tempDir } from "./helpers/fixtures.js";

@@ -1,5 +1,5 @@
 /**
- * One metadata layer over two SQLite backends (src/index/sqlite.ts): node:sqlite where Node has a
+ * One metadata layer over two SQLite backends (src/plaid/sqlite.ts): node:sqlite where Node has a
  * silent built-in one (≥ 24.15), better-sqlite3 elsewhere. An index written under either opens
  * under the other with the same answers (committed fixtures written by each, test/fixtures-index/),
  * and takes new documents; transactions roll back on both.
@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { PlaidEngine } from "../src/index/engine.js";
-import { loadSqlite, openSqlite, preferredBackend, type SqliteBackend } from "../src/index/sqlite.js";
+import { PlaidEngine } from "../src/plaid/engine.js";
+import { loadSqlite, openSqlite, preferredBackend, type SqliteBackend } from "../src/plaid/sqlite.js";
 import { tempDir } from "./helpers/fixtures.js";
 import { FIXTURE_DIM, fixtureDocs, fixtureQueries, fixtureRequests } from "./fixtures-index/corpus.js";
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { test } from "node:test";
-import { startIndexEngine } from "../src/index/client.js";
+import { startIndexEngine } from "../src/plaid/client.js";
 import { tempDir } from "./helpers/fixtures.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 

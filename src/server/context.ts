@@ -3,8 +3,8 @@ import type http from "node:http";
 import type { ColbertEncoder, Embedding } from "../runtime/encoder.js";
 import type { InputType } from "../runtime/tokenizer.js";
 import { HttpError } from "./http.js";
-import type { RemoteEngine } from "../index/client.js";
-import type { IndexInfo } from "../index/types.js";
+import type { RemoteEngine } from "../plaid/client.js";
+import type { IndexInfo } from "../plaid/types.js";
 import { UpdateQueues, UpdateTracker, type QueueOptions } from "./updates.js";
 
 export interface ServerOptions {

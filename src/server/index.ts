@@ -3,5 +3,5 @@
  * engine it serves (`startIndexEngine(dir)` → `createServer({ indexEngine })`, or call it directly).
  */
 export { createServer, createRequestHandler, type ServerOptions } from "./server.js";
-export { startIndexEngine, type IndexEngineOptions, type RemoteEngine } from "../index/client.js";
-export { IndexError, type IndexConfig, type IndexEngine, type IndexInfo, type MetadataRow, type Query, type QueryResult, type SearchRequest } from "../index/types.js";
+export { startIndexEngine, type IndexEngineOptions, type RemoteEngine } from "../plaid/client.js";
+export { IndexError, type IndexConfig, type IndexEngine, type IndexInfo, type MetadataRow, type Query, type QueryResult, type SearchRequest } from "../plaid/types.js";

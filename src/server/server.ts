@@ -7,7 +7,7 @@
 import crypto from "node:crypto";
 import http from "node:http";
 import { HttpError, parseJson, readBody, Reply } from "./http.js";
-import { IndexError, type IndexErrorCode } from "../index/types.js";
+import { IndexError, type IndexErrorCode } from "../plaid/types.js";
 import { ServerContext, type RequestContext, type ServerOptions } from "./context.js";
 import { health } from "./handlers/health.js";
 import { encode } from "./handlers/encode.js";

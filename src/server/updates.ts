@@ -4,7 +4,7 @@
  * queue; a full queue answers 503. Progress is reported in /health `updates` (one entry per index,
  * finished entries kept 10 minutes).
  */
-import type { RemoteEngine } from "../index/client.js";
+import type { RemoteEngine } from "../plaid/client.js";
 import { HttpError } from "./http.js";
 
 export interface UpdateEntry {

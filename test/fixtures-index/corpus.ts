@@ -1,5 +1,5 @@
 /** The small corpus and requests of the cross-backend index fixtures (generate.ts, index-sqlite.test.ts). */
-import type { SearchRequest } from "../../src/index/types.js";
+import type { SearchRequest } from "../../src/plaid/types.js";
 import { flatten, syntheticCorpus } from "../helpers/synthetic.js";
 
 export const FIXTURE_DIM = 16;

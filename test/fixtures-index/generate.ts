@@ -10,8 +10,8 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { PlaidEngine } from "../../src/index/engine.js";
-import { preferredBackend } from "../../src/index/sqlite.js";
+import { PlaidEngine } from "../../src/plaid/engine.js";
+import { preferredBackend } from "../../src/plaid/sqlite.js";
 import { fixtureQueries, fixtureRequests, FIXTURE_DIM, fixtureDocs } from "./corpus.js";
 
 const backend = preferredBackend();

@@ -3,7 +3,7 @@
  * around topic centres (each document draws its tokens from a few "concepts" of one topic), and
  * queries made of noisy copies of one document's tokens. Seeded, so every run sees the same data.
  */
-import { Rng } from "../../src/index/rng.js";
+import { Rng } from "../../src/plaid/rng.js";
 
 export interface SyntheticCorpus {
   dim: number;

@@ -4,7 +4,7 @@ import http from "node:http";
 import path from "node:path";
 import { createRequestHandler, loadingHandler } from "../../server/server.js";
 import { ServerContext } from "../../server/context.js";
-import { startIndexEngine, type RemoteEngine } from "../../index/client.js";
+import { startIndexEngine, type RemoteEngine } from "../../plaid/client.js";
 import { UserError } from "../../errors.js";
 import { VERSION } from "../../version.js";
 import { addEncoderOptions, loadEncoder, type EncoderFlags } from "../encoder-options.js";

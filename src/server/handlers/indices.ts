@@ -1,7 +1,7 @@
 /** Index management: list, declare, info, delete, config (next-plaid-api handlers/documents.rs). */
 import { badRequest, Reply, unprocessable } from "../http.js";
 import type { RequestContext, ServerContext } from "../context.js";
-import type { IndexConfig } from "../../index/types.js";
+import type { IndexConfig } from "../../plaid/types.js";
 
 export async function listIndices(ctx: ServerContext) {
   return ctx.indices().list();

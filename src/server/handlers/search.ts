@@ -2,7 +2,7 @@
 import { badRequest, optionalArray, requiredString, stringList, unprocessable } from "../http.js";
 import { documentEmbedding } from "../embeddings.js";
 import type { RequestContext, ServerContext } from "../context.js";
-import type { Query, SearchRequest } from "../../index/types.js";
+import type { Query, SearchRequest } from "../../plaid/types.js";
 import type { Embedding } from "../../runtime/encoder.js";
 
 interface Options {
