@@ -3,7 +3,8 @@
  * its codec? Three snapshots of the same documents, built with src/plaid/plaid.ts directly:
  * "streamed" (built on the first 900 documents, then 300-document appends with centroid expansion,
  * as the engine does past start_from_scratch), "retrained from decompressed" (the streamed index's
- * decompressed vectors re-clustered and re-encoded: no raw vectors kept), and "bulk" (one build on
+ * decompressed vectors re-clustered and re-encoded: no raw vectors kept), "float16" (a rebuild
+ * from the originals rounded to float16, as they would be kept on disk), and "bulk" (one build on
  * the originals). recall@10 against exact MaxSim at the default search parameters and exhaustively.
  *
  *   node --import tsx bench/retrain.ts [--docs 4000] [--tokens 40] [--words 3000] [--query-tokens 8]
@@ -60,6 +61,24 @@ const retrained = await build(kernels, { data: recon, doclens: streamed.doclens 
 await report("retrained from its decompressed vectors", retrained, (performance.now() - t) / 1000);
 
 t = performance.now();
+const halves = corpus.data.map(toHalfAndBack);
+const fromHalves = await build(kernels, { data: halves, doclens: corpus.doclens }, dim, opts);
+await report("rebuilt from the originals stored as float16 (2 B per dimension on disk)", fromHalves, (performance.now() - t) / 1000);
+
+t = performance.now();
 const bulk = await build(kernels, { data: corpus.data, doclens: corpus.doclens }, dim, opts);
 await report("bulk (one build on the originals)", bulk, (performance.now() - t) / 1000);
 await kernels.release();
+
+/** x rounded to the nearest float16 (round-to-nearest-even on the mantissa; unit vectors: no overflow, subnormals flushed). */
+function toHalfAndBack(x: number): number {
+  if (x === 0 || !Number.isFinite(x)) return x;
+  const e = Math.floor(Math.log2(Math.abs(x)));
+  if (e < -14) return 0;
+  const scale = 2 ** (e - 10);
+  const q = x / scale;
+  const r = Math.round(q);
+  // Ties to even, as the hardware conversion does.
+  const even = Math.abs(q - Math.trunc(q)) === 0.5 ? 2 * Math.round(q / 2) : r;
+  return even * scale;
+}

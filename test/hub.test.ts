@@ -269,7 +269,7 @@ test("colbert-serve --model: a published export's id downloads what a runtime ne
   hub.addFolder("test-org/bert-onnx", await exportedFixture("bert-tiny-colbert"));
   const env = { ...process.env, PYLATE_ONNX_EXPORT_CACHE: tempDir("export-cache-") };
   const before = hub.requests.length;
-  let serve = await startServe(["--model", "test-org/bert-onnx"], env);
+  let serve = await startServe(["--model", "test-org/bert-onnx", "--int8"], env);
   try {
     assert.match(serve.stderr(), /Model: published export test-org\/bert-onnx@\w+ from the Hub cache/);
     assert.match(serve.stderr(), /model_int8\.onnx, INT8\)/);

@@ -156,9 +156,9 @@ test("200 concurrent requests are all answered correctly (micro-batched)", async
   await Promise.all(requests);
 });
 
-test("colbert-serve starts, serves INT8 when the folder has it (--fp32 forces FP32), and exits 0 on SIGTERM", async () => {
+test("colbert-serve starts, serves FP32 by default (as colbert-encode; --int8 for model_int8.onnx), and exits 0 on SIGTERM", async () => {
   const dir = await exportedFixture("bert-tiny-colbert");
-  for (const [args, file, precision] of [[[], "model_int8.onnx", "INT8"], [["--fp32"], "model.onnx", "FP32"]] as const) {
+  for (const [args, file, precision] of [[[], "model.onnx", "FP32"], [["--int8"], "model_int8.onnx", "INT8"]] as const) {
     const serve = await startServe(["--model", dir, ...args]);
     try {
       // The start line names the served folder, the model file and the precision.

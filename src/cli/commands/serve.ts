@@ -28,7 +28,7 @@ function parsePort(value: string): number {
 }
 
 export async function main(): Promise<void> {
-  const cmd = addEncoderOptions(new Command(), "auto", "auto", "(required without --index-dir)")
+  const cmd = addEncoderOptions(new Command(), "fp32", "auto", "(required without --index-dir)")
     .name("colbert-serve")
     .description(
       "Serve the NextPlaid HTTP API: /encode and /rerank over a ColBERT model (--model), and indices — create, add documents with metadata, search with embeddings or text, filters, keyword and hybrid search — stored under --index-dir. Inference and index work run on their own threads.",
@@ -44,7 +44,8 @@ export async function main(): Promise<void> {
     .option("--shutdown-timeout <s>", "on SIGTERM, seconds to let requests in flight finish", parseIntOption("--shutdown-timeout"), 30)
     .option("--quiet", "no startup output");
   withHelp(cmd, [
-    "colbert-serve --model ./model-onnx                        # INT8 when the folder has model_int8.onnx",
+    "colbert-serve --model ./model-onnx                        # FP32 (model.onnx), PyLate-exact",
+    "colbert-serve --model ./model-onnx --int8                 # model_int8.onnx: faster on CPU",
     "colbert-serve --model lightonai/GTE-ModernColBERT-v1      # a PyLate checkpoint: exported once, cached",
     "colbert-serve --model me/model-onnx --fp32 --host 0.0.0.0 # a published export, FP32",
     "colbert-serve --model ./model-onnx --index-dir ./indices  # + the index API (search_with_encoding, …)",
@@ -89,7 +90,7 @@ Routes (NextPlaid's API):
         writeTimeoutMs: flags.indexWriteTimeout !== undefined ? flags.indexWriteTimeout * 1000 : undefined,
       });
     }
-    if (flags.model || !flags.indexDir) encoder = await loadEncoder(flags, "auto");
+    if (flags.model || !flags.indexDir) encoder = await loadEncoder(flags, "fp32");
   } catch (e) {
     server.close();
     await indexEngine?.close();
