@@ -257,7 +257,11 @@ class IndexThread {
     this.closed = true;
     this.worker = undefined;
     const w = await worker.catch(() => undefined);
-    await w?.terminate().catch(() => undefined);
+    const gate = this.gate;
+    this.live = undefined;
+    // A search may still be running a graph on it (a drop does not wait for reads): stop through the gate.
+    if (w && gate) await new Promise<void>((resolve) => stopWhenNoKernelRuns(w, gate, resolve));
+    else await w?.terminate().catch(() => undefined);
   }
 }
 
@@ -266,8 +270,12 @@ class IndexThread {
  * the process); the gate makes it start no new run, and its writes check the gate before they
  * commit. A thread stuck in native code may never stop: it is abandoned, not awaited.
  */
-function stopWhenNoKernelRuns(worker: Worker, gate: KernelGate): void {
-  const stop = () => void worker.terminate().catch(() => undefined);
+function stopWhenNoKernelRuns(worker: Worker, gate: KernelGate, stopped?: () => void): void {
+  const stop = () =>
+    void worker
+      .terminate()
+      .catch(() => undefined)
+      .finally(() => stopped?.());
   if (gate.stopRequested()) return stop();
   const poll = setInterval(() => {
     if (gate.inFlight() === 0) {
