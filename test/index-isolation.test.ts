@@ -123,6 +123,26 @@ test("an update past its write budget commits nothing; the index keeps serving i
   }
 });
 
+test("dropping an index while a request runs on it ends that request at once (not at its budget), and no thread is left behind", { timeout: 120_000 }, async () => {
+  const dir = tempDir("index-drop-");
+  const e = await startIndexEngine(dir, { threads: 1, requestTimeoutMs: 600_000 });
+  try {
+    await e.declare("d", {});
+    await e.add("d", flatten(big.docs, DIM), DIM, big.docs.map((_, i) => ({ i })));
+    const slow = e.search("d", { queries: big.queries.map((data) => ({ data, dim: DIM })), params: { topK: 10, nIvfProbe: 65_536, nFullScores: 1_000_000 }, alpha: 0.75, fusion: "rrf", filterParameters: [] });
+    const outcome = slow.then(() => "answered", (err: Error) => err.message);
+    await new Promise((r) => setTimeout(r, 300));
+    await e.drop("d");
+    const settled = await Promise.race([outcome, new Promise((r) => setTimeout(() => r("still waiting after 30 s"), 30_000).unref())]);
+    assert.ok(settled === "answered" || /closed|stopping/.test(String(settled)), String(settled));
+    assert.deepEqual(e.status().threads, [], "the dropped index's thread is gone");
+    assert.deepEqual(await e.list(), []);
+  } finally {
+    await e.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("bodies that ask for huge allocations get a 4xx before anything is allocated", { timeout: 60_000 }, async () => {
   const rss0 = process.memoryUsage().rss;
   const q = b64(small.queries[0]!);

@@ -79,6 +79,14 @@ for (const backend of ["better-sqlite3", "node:sqlite"] as SqliteBackend[]) {
       assert.equal(typeof db.prepare("SELECT MAX(x) AS m FROM t").get()!["m"], "number");
       db.function("twice", (v: unknown) => Number(v) * 2);
       assert.equal(db.prepare("SELECT twice(21) AS v").get()!["v"], 42);
+      assert.equal(db.prepare("SELECT twice(?) AS v").get(2n ** 60n)!["v"], 2 ** 61, "integer arguments beyond 2^53 are accepted");
+      // A COMMIT that fails (a deferred constraint) rolls back and leaves the connection usable.
+      db.exec("PRAGMA foreign_keys = ON; CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)");
+      assert.throws(() => db.transaction(() => db.prepare("INSERT INTO c VALUES (?)").run(5)), /FOREIGN KEY/);
+      assert.equal(db.prepare("SELECT COUNT(*) AS n FROM c").get()!["n"], 0);
+      db.transaction(() => db.prepare("INSERT INTO p VALUES (?)").run(5));
+      db.transaction(() => db.prepare("INSERT INTO c VALUES (?)").run(5));
+      assert.equal(db.prepare("SELECT COUNT(*) AS n FROM c").get()!["n"], 1);
     } finally {
       db.close();
       await loadSqlite(here);

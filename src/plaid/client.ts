@@ -71,8 +71,11 @@ class IndexThread {
   restarts = 0;
   private restarting = false;
   private ready = false;
-  private gate?: KernelGate;
+  /** The gate of each started thread (a stop must use the one of the thread it stops). */
+  private readonly gates = new WeakMap<Worker, KernelGate>();
   private closed = false;
+  /** Set when stop() begins: no restart, no retry from then on. */
+  private stopping = false;
 
   constructor(
     readonly name: string,
@@ -88,7 +91,6 @@ class IndexThread {
   private spawn(): Promise<Worker> {
     const { heapMb, threads } = this.opts;
     const gate = KernelGate.create();
-    this.gate = gate;
     const worker = startWorker(import.meta.url, "worker", heapMb ? { maxOldGenerationSizeMb: heapMb } : undefined);
     let why = "";
     worker.on("error", (e) => (why = e.message));
@@ -123,8 +125,11 @@ class IndexThread {
     });
     // Referenced while it starts (a call waits on it); unreferenced when idle.
     this.live = worker;
+    this.gates.set(worker, gate);
     return ready.then(
       (w) => {
+        // A thread stopped while it started reports nothing about its replacement.
+        if (this.live !== w) return w;
         this.restarting = false;
         this.ready = true;
         if (this.pending.size === 0) w.unref();
@@ -146,15 +151,19 @@ class IndexThread {
     const p = this.pending.get(id);
     if (p?.timer) clearTimeout(p.timer);
     this.pending.delete(id);
-    if (this.pending.size === 0) {
-      this.live?.unref();
-      clearTimeout(this.idleTimer);
-      const idleMs = this.opts.idleMs ?? 600_000;
-      this.idleTimer = setTimeout(() => {
-        if (this.pending.size === 0) this.onIdle(this);
-      }, idleMs);
-      this.idleTimer.unref();
-    }
+    this.armIdle();
+  }
+
+  /** With no call left: the thread stops holding the process, and stops itself after idleMs. */
+  private armIdle(): void {
+    if (this.pending.size > 0 || this.closed) return;
+    this.live?.unref();
+    clearTimeout(this.idleTimer);
+    const idleMs = this.opts.idleMs ?? 600_000;
+    this.idleTimer = setTimeout(() => {
+      if (this.pending.size === 0) this.onIdle(this);
+    }, idleMs);
+    this.idleTimer.unref();
   }
 
   /**
@@ -166,42 +175,50 @@ class IndexThread {
     this.pending.clear();
     for (const [id, p] of calls) {
       if (p.timer) clearTimeout(p.timer);
+      const outcome = READS.has(p.method) ? "it changed nothing" : "a write is committed entirely or not at all: check the index before retrying it";
       if (id === timedOut) {
-        p.reject(new IndexError("REQUEST_TIMEOUT", `The ${p.method} call on index '${this.name}' ran past its ${p.budgetMs >= 1000 ? `${Math.round(p.budgetMs / 1000)} s` : `${p.budgetMs} ms`} budget and was stopped; nothing it started was committed`));
-      } else if (READS.has(p.method) && !p.retried && !this.closed) {
-        this.enqueue(p.method, p.args, p.budgetMs, p.progress, true).then(p.resolve, p.reject);
+        const budget = p.budgetMs >= 1000 ? `${Math.round(p.budgetMs / 1000)} s` : `${p.budgetMs} ms`;
+        p.reject(new IndexError("REQUEST_TIMEOUT", `The ${p.method} call on index '${this.name}' ran past its ${budget} budget and was stopped; ${outcome}`));
+      } else if (READS.has(p.method) && !p.retried && !this.closed && !this.stopping) {
+        // Once more on the new thread, within what is left of its budget.
+        const left = Math.max(1, p.budgetMs - (Date.now() - p.started));
+        this.enqueue(p.method, p.args, left, p.progress, true, p.started).then(p.resolve, p.reject);
       } else if (timedOut !== undefined) {
-        p.reject(new IndexError("SERVICE_UNAVAILABLE", `The index thread of '${this.name}' was restarted while this ${p.method} call ran (another call ran past its budget); nothing it started was committed: retry`));
+        p.reject(new IndexError("SERVICE_UNAVAILABLE", `The index thread of '${this.name}' was restarted while this ${p.method} call ran (another call ran past its budget); ${outcome}`));
       } else {
         p.reject(new Error(message));
       }
     }
+    this.armIdle();
   }
 
   /** Stops the thread past a call's budget; the next call starts a new one. */
   private expire(id: number): void {
     const worker = this.live;
-    const gate = this.gate;
+    const gate = worker && this.gates.get(worker);
     this.live = undefined;
     this.ready = false;
-    this.restarts++;
-    this.restarting = true;
     if (worker && gate) stopWhenNoKernelRuns(worker, gate);
-    // Restart now, so /health shows "restarting" until the committed state is loaded again.
-    this.worker = this.spawn();
-    this.worker.catch(() => undefined);
-    this.died("", id);
+    if (this.closed || this.stopping) {
+      this.worker = undefined;
+    } else {
+      this.restarts++;
+      this.restarting = true;
+      // Restart now, so /health shows "restarting" until the committed state is loaded again.
+      this.worker = this.spawn();
+      this.worker.catch(() => undefined);
+    }
+    this.died("The index engine is closed", id);
   }
 
   call(method: string, args: unknown[], budgetMs: number, progress?: Progress): Promise<unknown> {
     return this.enqueue(method, args, budgetMs, progress, false);
   }
 
-  private async enqueue(method: string, args: unknown[], budgetMs: number, progress: Progress | undefined, retried: boolean): Promise<unknown> {
+  private async enqueue(method: string, args: unknown[], budgetMs: number, progress: Progress | undefined, retried: boolean, started = Date.now()): Promise<unknown> {
     if (this.closed) throw new Error("The index engine is closed");
     clearTimeout(this.idleTimer);
     const id = this.nextId++;
-    const started = Date.now();
     return new Promise((resolve, reject) => {
       const p: Pending = { method, args, resolve, reject, progress, started, budgetMs, retried };
       this.pending.set(id, p);
@@ -248,20 +265,24 @@ class IndexThread {
   /** Waits for the calls in flight (closing the engine on the thread), then stops the thread. */
   async stop(graceful: boolean): Promise<void> {
     clearTimeout(this.idleTimer);
-    const worker = this.worker;
-    if (!worker) {
+    this.stopping = true;
+    if (!this.worker) {
       this.closed = true;
       return;
     }
     if (graceful) await this.call("close", [], 30_000).catch(() => undefined);
+    const worker = this.worker;
     this.closed = true;
     this.worker = undefined;
-    const w = await worker.catch(() => undefined);
-    const gate = this.gate;
+    const w = await worker?.catch(() => undefined);
+    const gate = w && this.gates.get(w);
     this.live = undefined;
-    // A search may still be running a graph on it (a drop does not wait for reads): stop through the gate.
-    if (w && gate) await new Promise<void>((resolve) => stopWhenNoKernelRuns(w, gate, resolve));
+    // A search may still be running a graph on it (a drop does not wait for reads): stop through
+    // the gate, waiting at most 10 s (a thread stuck in native code is abandoned).
+    if (w && gate) await Promise.race([new Promise<void>((resolve) => stopWhenNoKernelRuns(w, gate, resolve)), new Promise<void>((r) => setTimeout(r, 10_000).unref())]);
     else await w?.terminate().catch(() => undefined);
+    // Calls still waiting on it end now, not at their budget.
+    this.died("The index engine is closed", undefined);
   }
 }
 
@@ -276,6 +297,8 @@ function stopWhenNoKernelRuns(worker: Worker, gate: KernelGate, stopped?: () => 
       .terminate()
       .catch(() => undefined)
       .finally(() => stopped?.());
+  // An abandoned thread must not keep the process alive.
+  worker.unref();
   if (gate.stopRequested()) return stop();
   const poll = setInterval(() => {
     if (gate.inFlight() === 0) {
@@ -283,6 +306,7 @@ function stopWhenNoKernelRuns(worker: Worker, gate: KernelGate, stopped?: () => 
       stop();
     }
   }, 2);
+  poll.unref();
 }
 
 /**
@@ -333,6 +357,7 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
 
   /** Every index's summary: from its thread (waiting at most 100 ms when it is busy), else the last known. */
   const summariesNow = async (): Promise<{ info: IndexInfo; built: boolean }[]> => {
+    if (closing) throw new Error("The index engine is closed");
     const names = indexNames(root);
     const out = await Promise.all(
       names.map(async (name) => {
@@ -366,6 +391,7 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
       return (await summariesNow()).map((s) => s.info);
     },
     async drop(name: string) {
+      if (closing) throw new Error("The index engine is closed");
       await call(name, "drop", []);
       const t = threads.get(name);
       threads.delete(name);
@@ -392,7 +418,10 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
         if (closing) return Promise.reject(new Error("The index engine is closed"));
         let progress: Progress | undefined;
         if (prop === "add" && typeof args[args.length - 1] === "function") progress = args.pop() as Progress;
-        return Promise.resolve().then(() => call(name, prop, args, progress));
+        return Promise.resolve().then(() => {
+          if (closing) throw new Error("The index engine is closed");
+          return call(name, prop, args, progress);
+        });
       };
     },
   });

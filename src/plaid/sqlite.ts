@@ -44,8 +44,10 @@ export function preferredBackend(version = process.versions.node, env = process.
 interface DatabaseSync {
   prepare(sql: string): { run(...p: unknown[]): unknown; get(...p: unknown[]): unknown; all(...p: unknown[]): unknown[] };
   exec(sql: string): void;
-  function(name: string, options: { deterministic: boolean }, fn: (...args: unknown[]) => unknown): void;
+  function(name: string, options: { deterministic: boolean; useBigIntArguments?: boolean }, fn: (...args: unknown[]) => unknown): void;
   close(): void;
+  /** Node ≥ 22.16 / 24: whether a transaction is open. */
+  readonly isTransaction?: boolean;
 }
 interface NodeSqliteModule {
   DatabaseSync: new (file: string, options: { readBigInts: boolean }) => DatabaseSync;
@@ -152,23 +154,44 @@ class NodeSqlite implements SqlDatabase {
     this.db.exec(sql);
   }
   function(name: string, fn: (...args: unknown[]) => unknown): void {
-    this.db.function(name, { deterministic: true }, fn);
+    // Integer arguments as bigint: better-sqlite3 accepts any integer, node:sqlite refuses those beyond 2^53 as numbers.
+    this.db.function(name, { deterministic: true, useBigIntArguments: true }, fn);
   }
   transaction<T>(fn: () => T): T {
+    const outer = this.depth === 0;
     const savepoint = `sp${this.depth}`;
-    this.db.exec(this.depth === 0 ? "BEGIN" : `SAVEPOINT ${savepoint}`);
+    this.db.exec(outer ? "BEGIN" : `SAVEPOINT ${savepoint}`);
     this.depth++;
+    let out: T;
     try {
-      const out = fn();
-      this.depth--;
-      this.db.exec(this.depth === 0 ? "COMMIT" : `RELEASE ${savepoint}`);
-      return out;
+      out = fn();
+      if (out instanceof Promise) throw new TypeError("Transaction function cannot return a promise");
     } catch (e) {
       this.depth--;
-      this.db.exec(this.depth === 0 ? "ROLLBACK" : `ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
+      this.rollback(outer, savepoint);
       throw e;
     }
+    this.depth--;
+    try {
+      this.db.exec(outer ? "COMMIT" : `RELEASE ${savepoint}`);
+    } catch (e) {
+      this.rollback(outer, savepoint);
+      throw e;
+    }
+    return out;
   }
+
+  /** Undoes what is still open (SQLite may already have rolled back, e.g. on SQLITE_FULL): the original error stands. */
+  private rollback(outer: boolean, savepoint: string): void {
+    try {
+      if (outer) {
+        if (this.db.isTransaction !== false) this.db.exec("ROLLBACK");
+      } else this.db.exec(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
+    } catch {
+      /* nothing left to undo */
+    }
+  }
+
   close(): void {
     if (!this.closed) this.db.close();
     this.closed = true;
