@@ -50,6 +50,13 @@ export function parseCommand(cmd: Command): boolean {
 }
 
 /** The environment variables the commands read, for --help. */
+/** `--chunk-tokens N` (export, quantize): 0 (plain graphs) or a positive integer. */
+export function parseChunkTokens(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new UserError(`--chunk-tokens must be 0 (whole batches) or a positive integer, got "${value}"`);
+  return n;
+}
+
 /**
  * A --json summary line: keys in snake_case (as the configs), durations (`seconds` keys) rounded
  * to milliseconds.

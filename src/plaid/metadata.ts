@@ -66,7 +66,7 @@ export class MetadataDb {
     this.db.function("regexp", (pattern: unknown, text: unknown) => {
       if (typeof pattern !== "string") throw new MetadataError("REGEXP requires a string pattern parameter");
       if (text === null || text === undefined) return 0;
-      return this.regex(pattern).matches(String(text)) ? 1 : 0;
+      return this.regex(pattern).matcher(String(text)).find() ? 1 : 0;
     });
     this.db.exec(`CREATE TABLE IF NOT EXISTS "_PLAID_" (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     this.db.exec(`CREATE TABLE IF NOT EXISTS METADATA ("_subset_" INTEGER NOT NULL)`);
@@ -82,7 +82,7 @@ export class MetadataDb {
    * catastrophically (`(a+)+$` on 30 000 characters takes milliseconds). RE2 syntax: no
    * backreferences or lookarounds — such patterns are refused with the parser's reason.
    */
-  private regex(pattern: string): { matches(text: string): boolean } {
+  private regex(pattern: string): RE2JS {
     let re = this.regexCache.get(pattern);
     if (!re) {
       if (pattern.length > MAX_PATTERN) throw new MetadataError(`REGEXP pattern is ${pattern.length} characters; at most ${MAX_PATTERN} are accepted`);
@@ -94,8 +94,7 @@ export class MetadataDb {
       if (this.regexCache.size >= 64) this.regexCache.delete(this.regexCache.keys().next().value!);
       this.regexCache.set(pattern, re);
     }
-    const compiled = re;
-    return { matches: (text) => compiled.matcher(text).find() };
+    return re;
   }
 
   close(): void {

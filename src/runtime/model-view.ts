@@ -40,14 +40,15 @@ export const PROBE_SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
  * carry) or onnxruntime refuses the view (e.g. model-local functions, which the view drops): any
  * ONNX model onnxruntime loads still loads, at its usual memory cost.
  */
-export async function withModelView<T>(modelFile: string, load: (file: string) => Promise<T>, opts: ViewOptions = {}): Promise<T> {
-  const view = writeView(modelFile, opts);
-  if (!view) return load(modelFile);
+export async function withModelView<T>(modelFile: string, load: (file: string, model: ModelFacts) => Promise<T>, opts: ViewOptions = {}): Promise<T> {
+  const written = writeView(modelFile, opts);
+  if (!written) return load(modelFile, { batchLoop: runsBatchChunks(modelFile) });
+  const { view, facts } = written;
   const release = removeOnInterrupt(view);
   try {
-    return await load(view);
+    return await load(view, facts);
   } catch {
-    return await load(modelFile);
+    return await load(modelFile, facts);
   } finally {
     fs.rmSync(view, { force: true });
     release();
@@ -62,8 +63,14 @@ export interface ViewOptions {
   wholeBatches?: boolean;
 }
 
+/** What the view's reading of the model tells its loader (read once at start-up, not again). */
+export interface ModelFacts {
+  /** The model runs its batch in chunks itself (export/chunks.ts). */
+  batchLoop: boolean;
+}
+
 /** Whether `modelFile` runs its batch in chunks itself (export/chunks.ts); false when unreadable. */
-export function runsBatchChunks(modelFile: string): boolean {
+function runsBatchChunks(modelFile: string): boolean {
   try {
     const read = readModel(modelFile);
     read.close();
@@ -74,7 +81,7 @@ export function runsBatchChunks(modelFile: string): boolean {
 }
 
 /** Writes the view beside `modelFile`; undefined when it cannot. */
-function writeView(modelFile: string, opts: ViewOptions): string | undefined {
+function writeView(modelFile: string, opts: ViewOptions): { view: string; facts: ModelFacts } | undefined {
   const view = path.join(path.dirname(modelFile), `.${path.basename(modelFile)}.${process.pid}.view.onnx`);
   try {
     sweepDeadWorkFiles(path.dirname(modelFile)); // views (and temp files) of processes killed mid-load
@@ -83,10 +90,10 @@ function writeView(modelFile: string, opts: ViewOptions): string | undefined {
       const whole = tensorFromArray(CHUNK_TOKENS_INITIALIZER, DataType.INT64, [1], BigInt64Array.of(WHOLE_BATCH_TOKENS));
       const initializers = opts.wholeBatches ? read.model.initializers.map((t) => (t.name === CHUNK_TOKENS_INITIALIZER ? whole : t)) : read.model.initializers;
       writeModel(view, { ...read.model, initializers }, { referenceStored: true });
+      return { view, facts: { batchLoop: hasBatchLoop(read.model) } };
     } finally {
       read.close();
     }
-    return view;
   } catch {
     return undefined;
   }

@@ -12,7 +12,7 @@ import type { Worker } from "node:worker_threads";
 import { startWorker } from "../util/worker.js";
 import type * as ort from "onnxruntime-node";
 import type { InitMessage, RunMessage, WorkerReply } from "./session-worker.js";
-import { runsBatchChunks, withModelView } from "./model-view.js";
+import { withModelView } from "./model-view.js";
 import { DEFAULT_CHUNK_TOKENS } from "../export/chunks.js";
 import type { Embedding } from "./encoder.js";
 import type { InputType, TokenizedText } from "./tokenizer.js";
@@ -104,10 +104,11 @@ export class SessionPool {
     // Chunked batches suit CPUs; GPU-like providers get whole batches (export/chunks.ts).
     const providers = opts.sessionOptions.executionProviders ?? ["cpu"];
     const wholeBatches = providers.some((p) => (typeof p === "string" ? p : p.name) !== "cpu");
-    // On CPUs a plain graph's batches are run in chunks here, as a chunked export runs them in its graph.
-    const chunkTokens = wholeBatches || runsBatchChunks(modelFile) ? 0 : (opts.chunkTokens ?? DEFAULT_CHUNK_TOKENS);
+    let chunkTokens = 0;
     try {
-      await withModelView(modelFile, async (file) => {
+      await withModelView(modelFile, async (file, model) => {
+        // On CPUs a plain graph's batches are run in chunks here, as a chunked export runs them in its graph.
+        chunkTokens = wholeBatches || model.batchLoop ? 0 : (opts.chunkTokens ?? DEFAULT_CHUNK_TOKENS);
         const files = file === modelFile ? [modelFile] : [file, modelFile];
         await Promise.all(
           Array.from({ length: opts.sessions }, async () => {

@@ -8,7 +8,7 @@ import { quantizeModel } from "../../quantize/index.js";
 import { checkPushTarget, pushFolder } from "../../hub/upload.js";
 import { stderrLogger } from "../../util/log.js";
 import { VERSION } from "../../version.js";
-import { jsonLine, parseCommand, parseIntOption, withHelp } from "../run.js";
+import { jsonLine, parseChunkTokens, parseCommand, parseIntOption, withHelp } from "../run.js";
 import { UserError } from "../../errors.js";
 
 interface Flags {
@@ -29,12 +29,6 @@ interface Flags {
   attendToExpansionTokens?: boolean;
   embeddingSize?: number;
   chunkTokens?: number;
-}
-
-function parseChunkTokens(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new UserError(`--chunk-tokens must be 0 (whole batches) or a positive integer, got "${value}"`);
-  return n;
 }
 
 function program(): Command {

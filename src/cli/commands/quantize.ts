@@ -5,15 +5,10 @@ import { Command } from "commander";
 import { quantizeModel } from "../../quantize/index.js";
 import { stderrLogger } from "../../util/log.js";
 import { VERSION } from "../../version.js";
-import { jsonLine, parseCommand, withHelp } from "../run.js";
+import { jsonLine, parseChunkTokens, parseCommand, withHelp } from "../run.js";
 import { UserError } from "../../errors.js";
 import { DEFAULT_CHUNK_TOKENS } from "../../export/chunks.js";
 
-function parseChunkTokens(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new UserError(`--chunk-tokens must be 0 (plain graph) or a positive integer, got "${value}"`);
-  return n;
-}
 
 interface Flags {
   output?: string;
