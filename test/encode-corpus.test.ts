@@ -182,6 +182,13 @@ test("shards merged equal a single run (jsonl and f32), whatever the shard count
         assert.equal(r.code, 0, r.stderr);
       });
       const merged = path.join(work, `merged.${format}`);
+      if (format === "jsonl" && n === 2) {
+        // An output named for another format is refused, not written as JSONL under that name.
+        const misnamed = cli(["--merge", ...parts, "-o", path.join(work, "merged.npy"), "--quiet"]);
+        assert.equal(misnamed.code, 1);
+        assert.match(misnamed.stderr, /^Error: The shards hold --format jsonl but .*merged\.npy is named as npy: name the merged output \.jsonl/);
+        assert.equal(fs.existsSync(path.join(work, "merged.npy")), false);
+      }
       const r = cli(["--merge", ...parts.reverse(), "-o", merged, "--quiet"]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(outputBytes(merged), outputBytes(single), `${format}, ${n} shards`);
