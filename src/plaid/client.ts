@@ -11,7 +11,7 @@ import { startWorker } from "../util/worker.js";
 import { loadSqlite } from "./sqlite.js";
 import { indexNames, invalidIndexName } from "./names.js";
 import { KernelGate } from "./kernels.js";
-import { IndexError, type IndexEngine, type IndexErrorCode, type IndexInfo, type Progress } from "./types.js";
+import { IndexError, type IndexEngine, type IndexErrorCode, type IndexSummary, type Progress } from "./types.js";
 import type { WorkerMessage, WorkerRequest } from "./worker.js";
 
 type Asynced<T> = { [K in keyof T]: T[K] extends (...a: infer A) => infer R ? (...a: A) => Promise<Awaited<R>> : never };
@@ -322,7 +322,7 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
   const writeBudget = opts.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
   const threads = new Map<string, IndexThread>();
   /** Summaries of indices whose thread is stopped (nothing changes them until it starts again). */
-  const summaries = new Map<string, { info: IndexInfo; built: boolean } | undefined>();
+  const summaries = new Map<string, IndexSummary | undefined>();
   let closing = false;
 
   const thread = (name: string): IndexThread => {
@@ -335,7 +335,7 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
         // Remember its summary, then let the thread go.
         void idle
           .call("summary", [name], requestBudget)
-          .then((s) => summaries.set(name, s as { info: IndexInfo; built: boolean } | undefined))
+          .then((s) => summaries.set(name, s as IndexSummary | undefined))
           .catch(() => summaries.delete(name))
           .finally(() => {
             if (threads.get(name) === idle && idle.state().running_calls === 0) {
@@ -356,7 +356,7 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
   };
 
   /** Every index's summary: from its thread (waiting at most 100 ms when it is busy), else the last known. */
-  const summariesNow = async (): Promise<{ info: IndexInfo; built: boolean }[]> => {
+  const summariesNow = async (): Promise<IndexSummary[]> => {
     if (closing) throw new Error("The index engine is closed");
     const names = indexNames(root);
     const out = await Promise.all(
@@ -364,7 +364,7 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
         const t = threads.get(name);
         if (!t && summaries.has(name)) return summaries.get(name);
         const fresh = call(name, "summary", []).then((s) => {
-          const v = s as { info: IndexInfo; built: boolean } | undefined;
+          const v = s as IndexSummary | undefined;
           summaries.set(name, v);
           return v;
         });
@@ -380,7 +380,7 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
         }
       }),
     );
-    return out.filter((s): s is { info: IndexInfo; built: boolean } => s !== undefined);
+    return out.filter((s): s is IndexSummary => s !== undefined);
   };
 
   const engine = {

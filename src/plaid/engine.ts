@@ -15,7 +15,7 @@ import { loadSqlite } from "./sqlite.js";
 import { MetadataDb, MetadataError, type FtsTokenizer } from "./metadata.js";
 import { append, build, numDocs, numTokens, remove, search, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
 import { loadSnapshot, readBuffer, readManifest, sweep, writeSnapshot, type UpdateBuffer, type Manifest, type Reuse } from "./store.js";
-import { DEFAULT_START_FROM_SCRATCH, IndexError, type MetadataRow, type IndexConfig, type IndexEngine, type IndexInfo, type Progress, type QueryResult, type SearchRequest } from "./types.js";
+import { DEFAULT_START_FROM_SCRATCH, IndexError, type MetadataRow, type IndexConfig, type IndexEngine, type IndexInfo, type IndexSummary, type Progress, type QueryResult, type SearchRequest } from "./types.js";
 
 export { IndexError };
 
@@ -104,7 +104,7 @@ export class PlaidEngine implements IndexEngine {
     return out;
   }
 
-  summary(name: string): { info: IndexInfo; built: boolean } | undefined {
+  summary(name: string): IndexSummary | undefined {
     const ix = this.get(name);
     if (!ix) return undefined;
     return ix.snap ? { info: this.info(name), built: true } : { info: emptyInfo(name, ix.config), built: false };

@@ -56,6 +56,12 @@ export interface IndexInfo {
   max_documents?: number;
 }
 
+/** An index's info, and whether it is built (has documents) or only declared. */
+export interface IndexSummary {
+  info: IndexInfo;
+  built: boolean;
+}
+
 export interface Query {
   /** [tokens, dim] */
   data: Float32Array;
@@ -88,8 +94,8 @@ export interface IndexEngine {
   list(): string[];
   /** Every index folder: declared (config only) or built. */
   overview(): IndexInfo[];
-  /** One index's summary (built: it has documents), undefined when there is no such index. */
-  summary(name: string): { info: IndexInfo; built: boolean } | undefined;
+  /** One index's summary, undefined when there is no such index. */
+  summary(name: string): IndexSummary | undefined;
   declare(name: string, config: Partial<IndexConfig>): IndexConfig;
   config(name: string): IndexConfig | undefined;
   setMaxDocuments(name: string, max: number | null): IndexConfig;
