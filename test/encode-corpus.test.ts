@@ -240,9 +240,10 @@ test("a run stopped before its first chunk resumes: a bad line in the first chun
   assert.equal(fs.readFileSync(out, "utf8").trim().split("\n").length, 10);
 
   // SIGINT while encoding a corpus: one line saying the work is saved and how to continue, exit 130.
-  const big = corpus(3000);
+  // The input is a pipe kept open, so the run is still going (waiting for more) when the signal comes.
   const out2 = path.join(tempDir(), "big.jsonl");
-  const child = spawn(process.execPath, ["--import", "tsx", ENCODE, "--model", model, "--type", "document", "-i", big, "--jsonl-input", "--format", "jsonl", "-o", out2, "--quiet", "--chunk-size", "16"], { cwd: ROOT });
+  const child = spawn(process.execPath, ["--import", "tsx", ENCODE, "--model", model, "--type", "document", "-i", "-", "--jsonl-input", "--format", "jsonl", "-o", out2, "--quiet", "--chunk-size", "16"], { cwd: ROOT });
+  child.stdin.write(Array.from({ length: 40 }, (_, i) => JSON.stringify({ id: i, text: text(i) })).join("\n") + "\n");
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
   await new Promise<void>((resolve, reject) => {
