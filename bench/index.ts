@@ -19,7 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { PlaidEngine } from "../src/plaid/engine.js";
-import { exactTopK } from "./exact.js";
+import { exactTopK } from "../test/helpers/exact.js";
 import type { SearchRequest } from "../src/plaid/types.js";
 import { syntheticFlat } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";

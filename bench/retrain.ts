@@ -11,10 +11,10 @@
  */
 import { decompress } from "../src/plaid/codec.js";
 import { Kernels } from "../src/plaid/kernels.js";
-import { append, build, numTokens, search, type PlaidSnapshot, type SearchParams } from "../src/plaid/plaid.js";
+import { append, build, memoryDocs, numTokens, search, type PlaidSnapshot, type SearchParams } from "../src/plaid/plaid.js";
 import { syntheticFlat } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
-import { exactTopK } from "./exact.js";
+import { exactTopK } from "../test/helpers/exact.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, fallback: number) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback);
@@ -27,7 +27,7 @@ for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + corpus.doclens[i]!;
 const slice = (from: number, to: number) => ({ data: corpus.data.subarray(offsets[from]! * dim, offsets[to]! * dim), doclens: corpus.doclens.subarray(from, to) });
 const truth = await exactTopK(corpus.data, corpus.doclens, dim, corpus.queries);
 const kernels = await Kernels.create();
-const opts = { nbits: 4 as const, seed: 42, keepRaw: false };
+const opts = { nbits: 4 as const, seed: 42, };
 
 const recall = async (snap: PlaidSnapshot, params: SearchParams) => {
   let r = 0;
@@ -49,7 +49,7 @@ function numTokensOf() {
 }
 
 let t = performance.now();
-let streamed = await build(kernels, slice(0, Math.min(900, n)), dim, opts);
+let streamed = await build(kernels, memoryDocs(slice(0, Math.min(900, n)), dim), opts);
 for (let from = 900; from < n; from += 300) streamed = await append(kernels, streamed, slice(from, Math.min(n, from + 300)), opts);
 await report("streamed (900 then 300-doc appends)", streamed, (performance.now() - t) / 1000);
 
@@ -57,16 +57,16 @@ t = performance.now();
 const tokens = numTokens(streamed);
 const recon = new Float32Array(tokens * dim);
 decompress(streamed.codec, streamed.lut, streamed.codes, streamed.residuals, 0, tokens, recon);
-const retrained = await build(kernels, { data: recon, doclens: streamed.doclens }, dim, opts);
+const retrained = await build(kernels, memoryDocs({ data: recon, doclens: streamed.doclens }, dim), opts);
 await report("retrained from its decompressed vectors", retrained, (performance.now() - t) / 1000);
 
 t = performance.now();
 const halves = corpus.data.map(toHalfAndBack);
-const fromHalves = await build(kernels, { data: halves, doclens: corpus.doclens }, dim, opts);
+const fromHalves = await build(kernels, memoryDocs({ data: halves, doclens: corpus.doclens }, dim), opts);
 await report("rebuilt from the originals stored as float16 (2 B per dimension on disk)", fromHalves, (performance.now() - t) / 1000);
 
 t = performance.now();
-const bulk = await build(kernels, { data: corpus.data, doclens: corpus.doclens }, dim, opts);
+const bulk = await build(kernels, memoryDocs({ data: corpus.data, doclens: corpus.doclens }, dim), opts);
 await report("bulk (one build on the originals)", bulk, (performance.now() - t) / 1000);
 await kernels.release();
 

@@ -9,7 +9,7 @@ import { byteLookup, compressResiduals, decompress, quantileSorted, type Codec }
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
-import { build, numDocs, remove, search } from "../src/plaid/plaid.js";
+import { build, memoryDocs, numDocs, remove, search } from "../src/plaid/plaid.js";
 import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 
@@ -95,7 +95,7 @@ test("k-means finds well-separated clusters, and assignment is the nearest centr
 test("search: recall@10 against brute-force MaxSim, and exact scores when every document is decompressed", async () => {
   const c = syntheticCorpus({ docs: 300, tokens: 40, queries: 20, queryTokens: 16, seed: 3 });
   const docs = corpusDocs(c.docs, c.dim);
-  const snap = await build(kernels, docs, c.dim, { nbits: 4, seed: 42, keepRaw: false });
+  const snap = await build(kernels, memoryDocs(docs, c.dim), { nbits: 4, seed: 42 });
   assert.equal(numDocs(snap), 300);
   let recall = 0;
   for (const q of c.queries) {
@@ -123,7 +123,7 @@ test("search: recall@10 against brute-force MaxSim, and exact scores when every 
 
 test("centroid_score_threshold prunes probed centroids whose best score is below it", async () => {
   const c = syntheticCorpus({ docs: 100, tokens: 20, queries: 2, queryTokens: 8, seed: 8 });
-  const snap = await build(kernels, corpusDocs(c.docs, c.dim), c.dim, { nbits: 4, seed: 3, keepRaw: false });
+  const snap = await build(kernels, memoryDocs(corpusDocs(c.docs, c.dim), c.dim), { nbits: 4, seed: 3 });
   const q = c.queries[0]!;
   const params = { topK: 10, nIvfProbe: 8, nFullScores: 4096 };
   assert.equal((await search(kernels, snap, q, q.length / c.dim, params)).ids.length, 10);
@@ -134,7 +134,7 @@ test("centroid_score_threshold prunes probed centroids whose best score is below
 
 test("search within a subset returns only subset documents, probing enough to find them all", async () => {
   const c = syntheticCorpus({ docs: 200, tokens: 30, queries: 3, seed: 5 });
-  const snap = await build(kernels, corpusDocs(c.docs, c.dim), c.dim, { nbits: 2, seed: 7, keepRaw: false });
+  const snap = await build(kernels, memoryDocs(corpusDocs(c.docs, c.dim), c.dim), { nbits: 2, seed: 7 });
   const subset = Int32Array.from([3, 50, 77, 150, 199]);
   for (const q of c.queries) {
     const hits = await search(kernels, snap, q, q.length / c.dim, { topK: 10, nIvfProbe: 8, nFullScores: 4096 }, subset);
@@ -144,14 +144,15 @@ test("search within a subset returns only subset documents, probing enough to fi
 
 test("remove keeps the survivors' order and renumbers them 0..N−1", async () => {
   const c = syntheticCorpus({ docs: 20, tokens: 10, seed: 9 });
-  const snap = await build(kernels, corpusDocs(c.docs, c.dim), c.dim, { nbits: 4, seed: 1, keepRaw: true });
+  const snap = await build(kernels, memoryDocs(corpusDocs(c.docs, c.dim), c.dim), { nbits: 4, seed: 1 });
   const after = remove(snap, Int32Array.from([0, 5, 19]));
   assert.equal(numDocs(after), 17);
   const survivors = [...Array(20).keys()].filter((i) => ![0, 5, 19].includes(i));
   survivors.forEach((old, i) => {
     assert.equal(after.doclens[i], snap.doclens[old]);
     assert.deepEqual(after.codes.subarray(after.offsets[i]!, after.offsets[i + 1]!), snap.codes.subarray(snap.offsets[old]!, snap.offsets[old + 1]!));
-    assert.deepEqual(after.raw!.subarray(after.offsets[i]! * c.dim, after.offsets[i + 1]! * c.dim), c.docs[old]);
+    const bytes = (c.dim * 4) / 8;
+    assert.deepEqual(after.residuals.subarray(after.offsets[i]! * bytes, after.offsets[i + 1]! * bytes), snap.residuals.subarray(snap.offsets[old]! * bytes, snap.offsets[old + 1]! * bytes));
   });
 });
 

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { PlaidEngine } from "../src/plaid/engine.js";
+import { readNpy } from "../src/plaid/npy.js";
 import { IndexError, type SearchRequest } from "../src/plaid/types.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 
@@ -91,7 +92,16 @@ test("build, append past start_from_scratch, delete, and reopen: documents, meta
   // No file the manifest does not name is left behind.
   const files = fs.readdirSync(path.join(root, "ix"));
   assert.ok(!files.some((f) => f.endsWith(".tmp")), files.join(" "));
-  assert.ok(!files.some((f) => f.includes(".raw.")), "raw embeddings are dropped once the index is past start_from_scratch: " + files.join(" "));
+  // Every chunk keeps its documents' originals as float16 (what a retrain reads).
+  const raws = files.filter((f) => f.endsWith(".raw.npy"));
+  assert.ok(raws.length > 0, files.join(" "));
+  let rawRows = 0;
+  for (const f of raws) {
+    const r = readNpy(path.join(root, "ix", f));
+    assert.equal(r.descr, "<f2");
+    rawRows += r.shape[0]!;
+  }
+  assert.equal(rawRows, infoBefore.num_embeddings);
   await reopened.close();
   fs.rmSync(root, { recursive: true, force: true });
 });
@@ -185,7 +195,8 @@ test("a write interrupted before its commit leaves the state before it (stray fi
 
 test("small appends wait in the buffer (no new centroids) until 100 documents, then are re-indexed with expansion, ids unchanged", async () => {
   const root = tmpdir();
-  const engine = await PlaidEngine.create(root, 2);
+  // NextPlaid's update path on its own (no retrain: test/index-retrain.test.ts covers that).
+  const engine = await PlaidEngine.create(root, 2, undefined, { retrainGrowth: 0 });
   engine.declare("b", { start_from_scratch: 20 });
   const add = (from: number, to: number) => engine.add("b", docsOf(corpus.docs.slice(from, to)), DIM, corpus.docs.slice(from, to).map((_, i) => meta(from + i)));
   const bufferFiles = () => fs.readdirSync(path.join(root, "b")).filter((f) => f.startsWith("buffer."));
@@ -209,7 +220,7 @@ test("small appends wait in the buffer (no new centroids) until 100 documents, t
   await add(0, 10);
   assert.equal(bufferFiles().length, 1);
   await engine.close();
-  const reopened = await PlaidEngine.create(root, 2);
+  const reopened = await PlaidEngine.create(root, 2, undefined, { retrainGrowth: 0 });
   assert.equal(reopened.info("b").num_documents, 170);
   await reopened.add("b", docsOf(corpus.docs.slice(0, 95)), DIM, corpus.docs.slice(0, 95).map((_, i) => meta(i)));
   assert.deepEqual(fs.readdirSync(path.join(root, "b")).filter((f) => f.startsWith("buffer.")), []);

@@ -13,14 +13,34 @@ import { Kernels, type KernelGate } from "./kernels.js";
 import { indexNames, invalidIndexName } from "./names.js";
 import { loadSqlite } from "./sqlite.js";
 import { MetadataDb, MetadataError, type FtsTokenizer } from "./metadata.js";
-import { append, build, numDocs, numTokens, remove, search, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
-import { loadSnapshot, readBuffer, readManifest, sweep, writeSnapshot, type UpdateBuffer, type Manifest, type Reuse } from "./store.js";
+import { append, build, joinDocs, memoryDocs, numDocs, numTokens, pickDocs, remove, search, type DocSource, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
+import { hasRaw, loadSnapshot, rawDocs, readBuffer, readManifest, sweep, writeSnapshot, type UpdateBuffer, type Manifest, type Reuse } from "./store.js";
 import { DEFAULT_START_FROM_SCRATCH, IndexError, type MetadataRow, type IndexConfig, type IndexEngine, type IndexInfo, type IndexSummary, type Progress, type QueryResult, type SearchRequest } from "./types.js";
 
 export { IndexError };
 
 /** Appends smaller than this (with the documents already buffered) wait in the buffer before centroid expansion (NextPlaid's buffer_size). */
 const BUFFER_SIZE = 100;
+
+/**
+ * An index past start_from_scratch is retrained (codec trained again on all its documents, every
+ * chunk re-encoded) when its embeddings reach this multiple of those it was trained on: centroids
+ * trained on the first documents only miss what later ones bring (issue #20). Geometric, so all
+ * retrains together cost about GROWTH / (GROWTH − 1) bulk builds of the final index.
+ * PYLATE_INDEX_RETRAIN_GROWTH overrides it (0: never retrain, NextPlaid's behaviour).
+ */
+export const DEFAULT_RETRAIN_GROWTH = 2;
+
+function retrainGrowth(option: number | undefined): number {
+  const env = process.env["PYLATE_INDEX_RETRAIN_GROWTH"];
+  const v = option ?? (env === undefined || env === "" ? NaN : Number(env));
+  return Number.isFinite(v) && (v === 0 || v > 1) ? v : DEFAULT_RETRAIN_GROWTH;
+}
+
+export interface EngineOptions {
+  /** See retrainGrowth (default: PYLATE_INDEX_RETRAIN_GROWTH, else DEFAULT_RETRAIN_GROWTH). */
+  retrainGrowth?: number;
+}
 
 interface OpenIndex {
   name: string;
@@ -36,15 +56,20 @@ interface OpenIndex {
 export class PlaidEngine implements IndexEngine {
   private readonly open = new Map<string, OpenIndex>();
 
+  private readonly growth: number;
+
   private constructor(
     readonly root: string,
     private readonly kernels: Kernels,
-  ) {}
+    options: EngineOptions,
+  ) {
+    this.growth = retrainGrowth(options.retrainGrowth);
+  }
 
-  static async create(root: string, threads?: number, gate?: KernelGate): Promise<PlaidEngine> {
+  static async create(root: string, threads?: number, gate?: KernelGate, options: EngineOptions = {}): Promise<PlaidEngine> {
     await loadSqlite();
     fs.mkdirSync(root, { recursive: true });
-    return new PlaidEngine(root, await Kernels.create(threads, gate));
+    return new PlaidEngine(root, await Kernels.create(threads, gate), options);
   }
 
   private checkName(name: string): void {
@@ -178,35 +203,61 @@ export class PlaidEngine implements IndexEngine {
       if (ix.snap && ix.snap.codec.dim !== dim) throw new IndexError("DIMENSION_MISMATCH", `Expected dimension ${ix.snap.codec.dim}, got ${dim}`);
       const db = (ix.db ??= new MetadataDb(path.join(ix.dir, "metadata.db"), ftsTokenizer(ix.config.fts_tokenizer)));
       const cfg = ix.config;
-      const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, keepRaw: false, progress };
+      const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, progress };
       const before = ix.snap ? numDocs(ix.snap) : 0;
-      const total = before + docs.doclens.length;
+      const added = memoryDocs(docs, dim);
+      const prev = ix.manifest;
+      // The originals of the documents already in the index, read from disk as a write needs them.
+      const stored = ix.snap && before > 0 && hasRaw(prev) ? rawDocs(ix.dir, prev!) : undefined;
       let snap: PlaidSnapshot;
-      let reuse: Reuse;
-      let buffer: UpdateBuffer | undefined;
-      if (!ix.snap || before === 0 || (before <= cfg.start_from_scratch && ix.snap.raw)) {
-        // Small indices are rebuilt from scratch (fresh centroids) with the raw embeddings kept.
-        const all: Documents = ix.snap?.raw && before > 0 ? concatDocs({ data: ix.snap.raw, doclens: ix.snap.doclens }, docs) : docs;
-        snap = await build(this.kernels, all, dim, { ...opts, keepRaw: total <= cfg.start_from_scratch });
-        reuse = "none";
-      } else {
-        const pending = ix.manifest ? readBuffer(ix.dir, ix.manifest) : undefined;
-        const buffered = pending?.documents ?? 0;
-        if (buffered + docs.doclens.length < BUFFER_SIZE) {
-          // A small update: indexed now with the current centroids, remembered for a later expansion.
-          snap = await append(this.kernels, ix.snap, docs, { ...opts, expand: false });
-          buffer = { documents: buffered + docs.doclens.length, raw: pending ? concatF32(pending.raw, docs.data) : docs.data };
-          reuse = { unchanged: before };
+      let manifest: Manifest;
+      try {
+        let reuse: Reuse;
+        let buffer: UpdateBuffer | undefined;
+        let raw: DocSource | undefined;
+        let trained: number;
+        if (!ix.snap || before === 0) {
+          snap = await build(this.kernels, added, opts);
+          reuse = "none";
+          raw = added;
+          trained = numTokens(snap);
+        } else if (stored && this.retrainDue(cfg, ix.snap, prev!, before, added)) {
+          // Small indices are rebuilt at every update (NextPlaid's start_from_scratch); larger ones
+          // when they have grown by RETRAIN_GROWTH since the codec was trained: fresh centroids and
+          // buckets from every document, as a bulk build of the same documents would have.
+          const all = joinDocs(stored, added);
+          progress?.("retrain", `training the codec again on ${all.doclens.length} documents`);
+          snap = await build(this.kernels, all, opts);
+          reuse = { recoded: before };
+          raw = all;
+          trained = numTokens(snap);
         } else {
-          // Enough documents: the buffered ones are re-indexed with the new ones, after centroid expansion.
-          const base = buffered > 0 ? remove(ix.snap, Int32Array.from({ length: buffered }, (_, i) => before - buffered + i)) : ix.snap;
-          const combined = buffered > 0 ? concatDocs({ data: pending!.raw, doclens: ix.snap.doclens.slice(before - buffered) }, docs) : docs;
-          snap = await append(this.kernels, base, combined, opts);
-          reuse = { unchanged: before - buffered };
+          const pending = prev ? readBuffer(ix.dir, prev) : undefined;
+          const buffered = pending?.documents ?? 0;
+          let unchanged: number;
+          let fresh: Documents;
+          if (buffered + docs.doclens.length < BUFFER_SIZE) {
+            // A small update: indexed now with the current centroids, remembered for a later expansion.
+            snap = await append(this.kernels, ix.snap, docs, { ...opts, expand: false });
+            buffer = { documents: buffered + docs.doclens.length, raw: pending ? concatF32(pending.raw, docs.data) : docs.data };
+            unchanged = before;
+            fresh = docs;
+          } else {
+            // Enough documents: the buffered ones are re-indexed with the new ones, after centroid expansion.
+            const base = buffered > 0 ? remove(ix.snap, Int32Array.from({ length: buffered }, (_, i) => before - buffered + i)) : ix.snap;
+            fresh = buffered > 0 ? concatDocs({ data: pending!.raw, doclens: ix.snap.doclens.slice(before - buffered) }, docs) : docs;
+            snap = await append(this.kernels, base, fresh, opts);
+            unchanged = before - buffered;
+          }
+          reuse = { unchanged };
+          raw = stored ? joinDocs(pickDocs(stored, Int32Array.from({ length: unchanged }, (_, i) => i)), memoryDocs(fresh, dim)) : undefined;
+          trained = prev?.trainedEmbeddings ?? prev?.numEmbeddings ?? numTokens(snap);
         }
+        progress?.("index_write", "writing index chunks");
+        manifest = writeSnapshot(ix.dir, snap, { prev, reuse, batchSize: cfg.batch_size, raw, buffer, trainedEmbeddings: trained });
+      } finally {
+        stored?.close();
       }
-      progress?.("index_write", "writing index chunks");
-      const manifest = writeSnapshot(ix.dir, snap, ix.manifest, reuse, cfg.batch_size, buffer);
       progress?.("metadata_write", "writing metadata database");
       try {
         this.kernels.checkStop();
@@ -230,6 +281,14 @@ export class PlaidEngine implements IndexEngine {
     });
   }
 
+  /** Whether adding `added` to an index of `before` documents retrains its codec (see retrainGrowth). */
+  private retrainDue(cfg: IndexConfig, snap: PlaidSnapshot, m: Manifest, before: number, added: DocSource): boolean {
+    if (before <= cfg.start_from_scratch) return true;
+    const growth = this.growth;
+    const trained = m.trainedEmbeddings ?? m.numEmbeddings;
+    return growth > 0 && numTokens(snap) + added.offsets[added.doclens.length]! >= growth * trained;
+  }
+
   /** NextPlaid's metadata.json (informational: the manifest in metadata.db is what loads). */
   private writeInfo(ix: OpenIndex): void {
     if (!ix.snap) return;
@@ -248,7 +307,19 @@ export class PlaidEngine implements IndexEngine {
   private async removeIds(ix: OpenIndex, ids: Int32Array): Promise<number> {
     if (!ix.snap || !ix.db || ids.length === 0) return 0;
     const snap = remove(ix.snap, ids);
-    const manifest = writeSnapshot(ix.dir, snap, ix.manifest, { deleted: ids }, ix.config.batch_size);
+    const prev = ix.manifest;
+    const stored = hasRaw(prev) ? rawDocs(ix.dir, prev!) : undefined;
+    let manifest: Manifest;
+    try {
+      // The survivors' originals move with them into the rewritten chunks.
+      const drop = new Uint8Array(numDocs(ix.snap));
+      for (const id of ids) drop[id] = 1;
+      const survivors = Int32Array.from(drop.keys()).filter((d) => !drop[d]);
+      const raw = stored ? pickDocs(stored, survivors) : undefined;
+      manifest = writeSnapshot(ix.dir, snap, { prev, reuse: { deleted: ids }, batchSize: ix.config.batch_size, raw, trainedEmbeddings: prev?.trainedEmbeddings ?? prev?.numEmbeddings ?? numTokens(snap) });
+    } finally {
+      stored?.close();
+    }
     const db = ix.db;
     this.kernels.checkStop();
     db.transaction(() => {

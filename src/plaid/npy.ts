@@ -6,10 +6,11 @@
 import fs from "node:fs";
 import { writeFileAtomic } from "../util/fs.js";
 
-export type NpyArray = Float32Array | Int32Array | Uint8Array | Int64Array;
+export type NpyArray = Float32Array | Int32Array | Uint8Array | Int64Array | Uint16Array;
 type Int64Array = BigInt64Array;
 
-const DESCR: Record<string, string> = { Float32Array: "<f4", Int32Array: "<i4", Uint8Array: "|u1", BigInt64Array: "<i8" };
+/** A Uint16Array holds float16 bits (half.ts): the only 2-byte type the index writes. */
+const DESCR: Record<string, string> = { Float32Array: "<f4", Int32Array: "<i4", Uint8Array: "|u1", BigInt64Array: "<i8", Uint16Array: "<f2" };
 
 export function encodeNpy(data: NpyArray, shape: number[]): Uint8Array {
   const descr = DESCR[data.constructor.name];
@@ -35,29 +36,98 @@ export function writeNpy(file: string, data: NpyArray, shape: number[]): void {
 export interface NpyRead {
   data: NpyArray;
   shape: number[];
+  descr: string;
 }
 
-export function readNpy(file: string): NpyRead {
-  const buf = fs.readFileSync(file);
+interface NpyHeader {
+  descr: string;
+  shape: number[];
+  /** Byte offset of the data. */
+  offset: number;
+}
+
+const ITEM_BYTES: Record<string, number> = { "<f4": 4, "<i4": 4, "|u1": 1, "<u1": 1, "<i8": 8, "<f2": 2 };
+
+function parseHeader(file: string, buf: Buffer): NpyHeader {
   if (buf.length < 10 || buf.toString("latin1", 0, 6) !== "\x93NUMPY") throw new Error(`${file} is not a .npy file`);
   const major = buf[6]!;
   const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
   const start = major === 1 ? 10 : 12;
+  if (buf.length < start + headerLen) throw new Error(`${file}: truncated .npy header`);
   const header = buf.toString("latin1", start, start + headerLen);
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (!descr || shapeText === undefined || /'fortran_order':\s*True/.test(header)) throw new Error(`${file}: unsupported .npy header`);
+  if (!(descr in ITEM_BYTES)) throw new Error(`${file}: unsupported dtype ${descr}`);
   const shape = shapeText.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  return { descr, shape, offset: start + headerLen };
+}
+
+/** A typed array of `descr` over `bytes` (an aligned copy). */
+function view(descr: string, bytes: Uint8Array, count: number): NpyArray {
+  if (descr === "<f4") return new Float32Array(bytes.buffer, bytes.byteOffset, count);
+  if (descr === "<i4") return new Int32Array(bytes.buffer, bytes.byteOffset, count);
+  if (descr === "<f2") return new Uint16Array(bytes.buffer, bytes.byteOffset, count);
+  if (descr === "<i8") return new BigInt64Array(bytes.buffer, bytes.byteOffset, count);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, count);
+}
+
+export function readNpy(file: string): NpyRead {
+  const buf = fs.readFileSync(file);
+  const { descr, shape, offset } = parseHeader(file, buf);
   const count = shape.reduce((a, b) => a * b, 1);
-  const offset = start + headerLen;
+  if (buf.length - offset < count * ITEM_BYTES[descr]!) throw new Error(`${file} is truncated`);
   // Copy into an aligned buffer (the header length does not guarantee alignment for every dtype).
-  const bytes = new Uint8Array(buf.buffer, buf.byteOffset + offset, buf.length - offset).slice();
-  let data: NpyArray;
-  if (descr === "<f4") data = new Float32Array(bytes.buffer, 0, count);
-  else if (descr === "<i4") data = new Int32Array(bytes.buffer, 0, count);
-  else if (descr === "|u1" || descr === "<u1") data = new Uint8Array(bytes.buffer, 0, count);
-  else if (descr === "<i8") data = new BigInt64Array(bytes.buffer, 0, count);
-  else throw new Error(`${file}: unsupported dtype ${descr}`);
-  if (data.byteLength > bytes.byteLength) throw new Error(`${file} is truncated`);
-  return { data, shape };
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset + offset, count * ITEM_BYTES[descr]!).slice();
+  return { data: view(descr, bytes, count), shape, descr };
+}
+
+/**
+ * Rows of a 1-D or 2-D .npy file read by position (pread), without loading the file: what an
+ * index reads per candidate document or per sampled document. The file stays open until close().
+ */
+export class NpyRows {
+  readonly descr: string;
+  readonly rows: number;
+  /** Values per row. */
+  readonly width: number;
+  private readonly rowBytes: number;
+  private readonly offset: number;
+  private fd: number;
+
+  constructor(readonly file: string) {
+    this.fd = fs.openSync(file, "r");
+    try {
+      const head = Buffer.alloc(4096);
+      const got = fs.readSync(this.fd, head, 0, head.length, 0);
+      const h = parseHeader(file, head.subarray(0, got));
+      this.descr = h.descr;
+      this.rows = h.shape[0] ?? 1;
+      this.width = h.shape.slice(1).reduce((a, b) => a * b, 1);
+      this.rowBytes = this.width * ITEM_BYTES[h.descr]!;
+      this.offset = h.offset;
+      if (fs.fstatSync(this.fd).size < this.offset + this.rows * this.rowBytes) throw new Error(`${file} is truncated`);
+    } catch (e) {
+      fs.closeSync(this.fd);
+      throw e;
+    }
+  }
+
+  /** Rows [from, to) as a typed array of the file's dtype (a fresh, aligned buffer). */
+  read(from: number, to: number): NpyArray {
+    if (from < 0 || to > this.rows || from > to) throw new Error(`${this.file}: rows ${from}..${to} outside 0..${this.rows}`);
+    const bytes = new Uint8Array((to - from) * this.rowBytes);
+    let done = 0;
+    while (done < bytes.length) {
+      const n = fs.readSync(this.fd, bytes, done, bytes.length - done, this.offset + from * this.rowBytes + done);
+      if (n === 0) throw new Error(`${this.file} is truncated`);
+      done += n;
+    }
+    return view(this.descr, bytes, (to - from) * this.width);
+  }
+
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
 }

@@ -20,8 +20,6 @@ export interface PlaidSnapshot {
   codes: Int32Array;
   /** Packed residuals, packedBytes(dim, nbits) per token. */
   residuals: Uint8Array;
-  /** The original embeddings, kept while the index is small enough to be rebuilt from scratch. */
-  raw?: Float32Array;
   /** Derived on load. */
   ivf: Ivf;
   docCodes: DocCodes;
@@ -35,13 +33,49 @@ export interface Documents {
   doclens: Int32Array;
 }
 
+/**
+ * Documents a build reads as it goes: in memory (memoryDocs), or the original embeddings an index
+ * keeps on disk (store.ts), joined with new ones (joinDocs). A build never needs them all at once.
+ */
+export interface DocSource {
+  dim: number;
+  doclens: Int32Array;
+  /** [numDocs + 1] first token of each document. */
+  offsets: Int32Array;
+  /** The token embeddings of documents [from, to), [tokens, dim] (may be a view: do not modify). */
+  read(from: number, to: number): Float32Array;
+}
+
+export function memoryDocs(docs: Documents, dim: number): DocSource {
+  const offsets = offsetsOf(docs.doclens);
+  return { dim, doclens: docs.doclens, offsets, read: (from, to) => docs.data.subarray(offsets[from]! * dim, offsets[to]! * dim) };
+}
+
+/** `a`'s documents followed by `b`'s. */
+export function joinDocs(a: DocSource, b: DocSource): DocSource {
+  const na = a.doclens.length;
+  const doclens = new Int32Array(na + b.doclens.length);
+  doclens.set(a.doclens);
+  doclens.set(b.doclens, na);
+  const offsets = offsetsOf(doclens);
+  const read = (from: number, to: number): Float32Array => {
+    if (to <= na) return a.read(from, to);
+    if (from >= na) return b.read(from - na, to - na);
+    const left = a.read(from, na);
+    const right = b.read(0, to - na);
+    const out = new Float32Array(left.length + right.length);
+    out.set(left);
+    out.set(right, left.length);
+    return out;
+  };
+  return { dim: a.dim, doclens, offsets, read };
+}
+
 export interface BuildOptions {
   nbits: 2 | 4;
   seed: number;
   kmeansIterations?: number;
   maxPointsPerCentroid?: number;
-  /** Keep the raw embeddings (the index may be rebuilt from scratch later). */
-  keepRaw: boolean;
   /** append(): add centroids for outlier tokens (default true; off for buffered small updates). */
   expand?: boolean;
   progress?: (stage: string, message: string) => Promise<void> | void;
@@ -104,16 +138,38 @@ export function assemble(parts: Omit<PlaidSnapshot, "ivf" | "docCodes" | "lut" |
   };
 }
 
-function gatherDocs(docs: Documents, offsets: Int32Array, ids: ArrayLike<number>, dim: number): { data: Float32Array; tokens: number } {
-  // Every document: the tokens as they are (no copy; k-means does not depend on their order).
-  if (ids.length === docs.doclens.length) return { data: docs.data, tokens: offsets[ids.length]! };
+/** Documents `ids` of `src`, in that order (runs of consecutive ids are read at once). */
+export function pickDocs(src: DocSource, ids: Int32Array): DocSource {
+  const doclens = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) doclens[i] = src.doclens[ids[i]!]!;
+  const offsets = offsetsOf(doclens);
+  const read = (from: number, to: number): Float32Array => {
+    const out = new Float32Array((offsets[to]! - offsets[from]!) * src.dim);
+    let at = 0;
+    for (let i = from; i < to; ) {
+      let j = i + 1;
+      while (j < to && ids[j] === ids[j - 1]! + 1) j++;
+      const part = src.read(ids[i]!, ids[j - 1]! + 1);
+      out.set(part, at);
+      at += part.length;
+      i = j;
+    }
+    return out;
+  };
+  return { dim: src.dim, doclens, offsets, read };
+}
+
+/** The token embeddings of documents `ids` (in that order), concatenated. */
+function gatherDocs(docs: DocSource, ids: ArrayLike<number>): { data: Float32Array; tokens: number } {
+  const n = docs.doclens.length;
+  // Every document: the tokens as they are (k-means does not depend on their order).
+  if (ids.length === n) return { data: docs.read(0, n), tokens: docs.offsets[n]! };
   let tokens = 0;
   for (let i = 0; i < ids.length; i++) tokens += docs.doclens[ids[i]!]!;
-  const data = new Float32Array(tokens * dim);
+  const data = new Float32Array(tokens * docs.dim);
   let at = 0;
   for (let i = 0; i < ids.length; i++) {
-    const id = ids[i]!;
-    const part = docs.data.subarray(offsets[id]! * dim, offsets[id + 1]! * dim);
+    const part = docs.read(ids[i]!, ids[i]! + 1);
     data.set(part, at);
     at += part.length;
   }
@@ -132,16 +188,16 @@ function shuffled(n: number, rng: Rng): Int32Array {
   return a;
 }
 
-/** Builds an index from scratch (NextPlaid create_index_files). */
-export async function build(kernels: Kernels, docs: Documents, dim: number, opts: BuildOptions): Promise<PlaidSnapshot> {
+/** Builds an index from scratch (NextPlaid create_index_files), reading `docs` a slice at a time. */
+export async function build(kernels: Kernels, docs: DocSource, opts: BuildOptions): Promise<PlaidSnapshot> {
+  const { dim, offsets } = docs;
   const n = docs.doclens.length;
-  const offsets = offsetsOf(docs.doclens);
   const total = offsets[n]!;
   if (n === 0 || total === 0) throw new Error("No embeddings to index");
   // 1. Centroids from a seeded sample of documents.
   const order = shuffled(n, new Rng(opts.seed));
   const sampleDocs = order.subarray(0, kmeansSampleSize(n));
-  const sample = gatherDocs(docs, offsets, sampleDocs, dim);
+  const sample = gatherDocs(docs, sampleDocs);
   const k = Math.min(numCentroids((sample.tokens / sampleDocs.length) * n), sample.tokens);
   await opts.progress?.("kmeans", `computing ${k} centroids from ${sample.tokens} embeddings`);
   const centroids = await kmeans(kernels, sample.data, sample.tokens, dim, {
@@ -159,7 +215,7 @@ export async function build(kernels: Kernels, docs: Documents, dim: number, opts
   for (let i = codecDocs.length - 1; i >= 0 && got < heldoutSize; i--) {
     const id = codecDocs[i]!;
     const take = Math.min(heldoutSize - got, docs.doclens[id]!);
-    heldout.set(docs.data.subarray(offsets[id]! * dim, (offsets[id]! + take) * dim), got * dim);
+    heldout.set(docs.read(id, id + 1).subarray(0, take * dim), got * dim);
     got += take;
   }
   const centroidsT = transpose(centroids, k, dim);
@@ -171,18 +227,23 @@ export async function build(kernels: Kernels, docs: Documents, dim: number, opts
   }
   const buckets = trainBuckets(residuals, got, dim, opts.nbits);
   const codec: Codec = { dim, nbits: opts.nbits, k, centroids, cutoffs: buckets.cutoffs, weights: buckets.weights, avgResidual: buckets.avgResidual };
-  // 3. Every token: nearest centroid + packed residual.
+  // 3. Every token: nearest centroid + packed residual, read and encoded a slice of documents at a time.
   await opts.progress?.("index_write", `compressing ${total} embeddings`);
-  const { codes } = await kernels.nearest(docs.data, total, dim, centroidsT, k);
-  const { packed } = await compressAll(codec, docs.data, codes, total);
-  return assemble({
-    codec,
-    clusterThreshold: buckets.clusterThreshold,
-    doclens: docs.doclens.slice(),
-    codes,
-    residuals: packed,
-    raw: opts.keepRaw ? docs.data.slice() : undefined,
-  });
+  const codes = new Int32Array(total);
+  const packed = new Uint8Array(total * packedBytes(dim, opts.nbits));
+  for (let from = 0; from < n; ) {
+    let to = from + 1;
+    while (to < n && offsets[to + 1]! - offsets[from]! <= SLICE_TOKENS) to++;
+    const t0 = offsets[from]!;
+    const rows = offsets[to]! - t0;
+    const data = docs.read(from, to);
+    const part = await kernels.nearest(data, rows, dim, centroidsT, k);
+    codes.set(part.codes, t0);
+    packed.set((await compressAll(codec, data, part.codes, rows)).packed, t0 * packedBytes(dim, opts.nbits));
+    from = to;
+    if (from < n) await yieldToEvents();
+  }
+  return assemble({ codec, clusterThreshold: buckets.clusterThreshold, doclens: docs.doclens.slice(), codes, residuals: packed });
 }
 
 /**
@@ -239,7 +300,6 @@ export async function append(kernels: Kernels, base: PlaidSnapshot, docs: Docume
     doclens: cat(base.doclens, docs.doclens),
     codes: cat(base.codes, codes),
     residuals: cat(base.residuals, compressed.packed),
-    raw: opts.keepRaw && base.raw ? cat(base.raw, docs.data) : undefined,
   });
 }
 
@@ -261,7 +321,6 @@ export function remove(base: PlaidSnapshot, ids: Int32Array): PlaidSnapshot {
   const doclens = new Int32Array(keptDocs);
   const codes = new Int32Array(keptTokens);
   const residuals = new Uint8Array(keptTokens * bytes);
-  const raw = base.raw ? new Float32Array(keptTokens * dim) : undefined;
   let di = 0;
   let ti = 0;
   for (let d = 0; d < n; d++) {
@@ -271,10 +330,9 @@ export function remove(base: PlaidSnapshot, ids: Int32Array): PlaidSnapshot {
     doclens[di++] = to - from;
     codes.set(base.codes.subarray(from, to), ti);
     residuals.set(base.residuals.subarray(from * bytes, to * bytes), ti * bytes);
-    raw?.set(base.raw!.subarray(from * dim, to * dim), ti * dim);
     ti += to - from;
   }
-  return assemble({ codec: base.codec, clusterThreshold: base.clusterThreshold, doclens, codes, residuals, raw });
+  return assemble({ codec: base.codec, clusterThreshold: base.clusterThreshold, doclens, codes, residuals });
 }
 
 export interface SearchParams {

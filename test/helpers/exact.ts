@@ -1,5 +1,5 @@
-/** Exact brute-force MaxSim top-k over original embeddings (GEMM per query, then per-document max): the recall reference of the index benches. */
-import { Kernels, transpose } from "../src/plaid/kernels.js";
+/** Exact brute-force MaxSim top-k over original embeddings (GEMM per query, then per-document max): the recall reference of the index benches and tests. */
+import { Kernels, transpose } from "../../src/plaid/kernels.js";
 
 export async function exactTopK(data: Float32Array, doclens: Int32Array, dim: number, queries: Float32Array[], k = 10): Promise<number[][]> {
   const n = doclens.length;
