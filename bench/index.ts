@@ -4,14 +4,15 @@
  * parameters (top_k 10, 32-token queries), recall@10 against exact brute-force MaxSim on the
  * original embeddings, and the recall/latency curve over n_ivf_probe and n_full_scores.
  *
- *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100] [--noise 0.5] [--query-noise 0.5] [--modes bulk,batches] [--words 3000] [--query-tokens 32]
+ *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100] [--noise 0.5] [--query-noise 0.5] [--modes bulk,batches] [--words 3000] [--query-tokens 32] [--dim 128] [--batch 300]
  *
  * `--words N`: the spread corpus (test/helpers/synthetic.ts: tokens = 0.5·topic + one of N random
  * words + 0.3 noise), where centroids trained on the first documents miss much of the corpus.
  *
  * Two ways in: "bulk" (one add of every document: NextPlaid's create, k-means over the whole
- * corpus) and "batches" (300-document adds as the server's update queue makes them: rebuilt while
- * ≤ start_from_scratch, then appended with new centroids for outliers).
+ * corpus) and "batches" (`--batch`-document adds, 300 by default, as the server's update queue makes
+ * them: rebuilt while ≤ start_from_scratch, then appended with new centroids for outliers and
+ * retrained when grown by PYLATE_INDEX_RETRAIN_GROWTH, engine.ts).
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -29,21 +30,40 @@ const argv = process.argv.slice(2);
 const opt = (name: string, fallback: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1]! : fallback);
 
 if (argv[0] === "--one") {
-  await one(Number(argv[1]), argv[2] as "bulk" | "batches", Number(opt("--tokens", "100")), Number(opt("--queries", "100")), Number(opt("--noise", "0.5")), Number(opt("--query-noise", "0.5")), Number(opt("--words", "0")), Number(opt("--query-tokens", "32")));
+  await one(Number(argv[1]), argv[2] as "bulk" | "batches", {
+    tokens: Number(opt("--tokens", "100")),
+    nq: Number(opt("--queries", "100")),
+    noise: Number(opt("--noise", "0.5")),
+    queryNoise: Number(opt("--query-noise", "0.5")),
+    words: Number(opt("--words", "0")),
+    queryTokens: Number(opt("--query-tokens", "32")),
+    dim: Number(opt("--dim", "128")),
+    batch: Number(opt("--batch", "300")),
+  });
 } else {
   console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
   for (const n of opt("--docs", "1000,10000,50000").split(",").map(Number)) {
     const modes = argv.includes("--modes") ? opt("--modes", "").split(",") : n > 20_000 ? ["batches"] : ["bulk", "batches"];
     for (const mode of modes) {
-      const pass = ["--tokens", "--queries", "--noise", "--query-noise", "--words", "--query-tokens"].flatMap((f) => (argv.includes(f) ? [f, opt(f, "")] : []));
+      const pass = ["--tokens", "--queries", "--noise", "--query-noise", "--words", "--query-tokens", "--dim", "--batch"].flatMap((f) => (argv.includes(f) ? [f, opt(f, "")] : []));
       const r = spawnSync(process.execPath, ["--import", "tsx", self, "--one", String(n), mode, ...pass], { stdio: "inherit" });
       if (r.status !== 0) process.exit(r.status ?? 1);
     }
   }
 }
 
-async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: number, noise: number, queryNoise: number, words: number, queryTokens: number): Promise<void> {
-  const dim = 128;
+interface Settings {
+  tokens: number;
+  nq: number;
+  noise: number;
+  queryNoise: number;
+  words: number;
+  queryTokens: number;
+  dim: number;
+  batch: number;
+}
+
+async function one(n: number, mode: "bulk" | "batches", { tokens, nq, noise, queryNoise, words, queryTokens, dim, batch }: Settings): Promise<void> {
   const corpus = syntheticFlat({ docs: n, tokens, queries: nq, queryTokens, dim, seed: 17, noise, queryNoise, words: words || undefined });
   const total = corpus.doclens.reduce((a, b) => a + b, 0);
   const offsets = new Int32Array(n + 1);
@@ -57,8 +77,8 @@ async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: numb
   if (mode === "bulk") {
     await engine.add("bench", { data: corpus.data, doclens: corpus.doclens }, dim, meta(0, n));
   } else {
-    for (let from = 0; from < n; from += 300) {
-      const to = Math.min(n, from + 300);
+    for (let from = 0; from < n; from += batch) {
+      const to = Math.min(n, from + batch);
       await engine.add("bench", { data: corpus.data.subarray(offsets[from]! * dim, offsets[to]! * dim), doclens: corpus.doclens.subarray(from, to) }, dim, meta(from, to));
     }
   }
@@ -86,7 +106,7 @@ async function one(n: number, mode: "bulk" | "batches", tokens: number, nq: numb
   await run({ topK: 10, nIvfProbe: 8, nFullScores: 4096 }); // warm-up
   const def = await run({ topK: 10, nIvfProbe: 8, nFullScores: 4096 });
   console.log(
-    `${n} docs × ~${tokens} tokens (${total} embeddings, ${words ? `spread: ${words} words` : `noise ${noise}/${queryNoise}`}, ${queryTokens}-token queries), ${mode}: build ${buildS.toFixed(1)} s, peak RSS ${peakMB.toFixed(0)} MB (${(rssData / 2 ** 20).toFixed(0)} MB of it the corpus), ` +
+    `${n} docs × ~${tokens} tokens (${total} embeddings, ${words ? `spread: ${words} words` : `noise ${noise}/${queryNoise}`}, ${queryTokens}-token queries, dim ${dim}), ${mode === "bulk" ? "bulk" : `batches of ${batch}${process.env["PYLATE_INDEX_RETRAIN_GROWTH"] ? `, retrain growth ${process.env["PYLATE_INDEX_RETRAIN_GROWTH"]}` : ""}`}: build ${buildS.toFixed(1)} s, peak RSS ${peakMB.toFixed(0)} MB (${(rssData / 2 ** 20).toFixed(0)} MB of it the corpus), ` +
       `K ${info.num_partitions}, ${(vectorBytes / total).toFixed(1)} B/token vectors (${(allBytes / total).toFixed(1)} with metadata.db); ` +
       `defaults: recall@10 ${def.recall.toFixed(3)}, p50 ${def.p50.toFixed(1)} ms, p90 ${def.p90.toFixed(1)} ms`,
   );

@@ -98,8 +98,13 @@ async function run(msg: RunMessage): Promise<void> {
   }
 }
 
+/** Runs in flight: a close waits for them (releasing a session under a running graph is not safe). */
+const running = new Set<Promise<void>>();
+
 port.on("message", (msg: InitMessage | RunMessage | { type: "close" }) => {
   if (msg.type === "init") void init(msg);
-  else if (msg.type === "run") void run(msg);
-  else if (msg.type === "close") void session?.release().finally(() => process.exit(0));
+  else if (msg.type === "run") {
+    const p = run(msg).finally(() => running.delete(p));
+    running.add(p);
+  } else if (msg.type === "close") void Promise.allSettled([...running]).then(() => session?.release()).finally(() => process.exit(0));
 });

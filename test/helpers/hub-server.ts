@@ -68,6 +68,9 @@ export class FakeHub {
         }
       });
     });
+    // Idle connections stay open longer than any test waits between requests: with Node's 5 s, a
+    // client could reuse a socket the server was closing at that moment ("fetch failed").
+    this.server.keepAliveTimeout = 600_000;
     await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;

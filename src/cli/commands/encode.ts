@@ -121,14 +121,18 @@ export async function main(): Promise<void> {
   const encoder = await loadEncoder(flags, "fp32");
   log.info(ranWith(encoder));
   let lastLog = 0;
-  // Ctrl-C / SIGTERM: the chunks written so far are committed; say how to continue.
+  // Ctrl-C / SIGTERM: the chunks written so far are committed; say how to continue. The encoder is
+  // closed first (its threads finish the graph they run): exiting while onnxruntime runs a graph on
+  // another thread aborts the process instead of exiting with the signal's code.
+  let stopping: Promise<never> | undefined;
   const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
     process.stderr.write(`Stopped (${signal}): the texts encoded so far are saved in ${flags.output}; rerun the same command to continue\n`);
-    process.exit(signal === "SIGINT" ? 130 : 143);
+    stopping = encoder.close().finally(() => process.exit(signal === "SIGINT" ? 130 : 143)) as Promise<never>;
   };
   if (flags.output) {
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
   }
   try {
     const summary = await encodeCorpus(encoder, {
@@ -154,6 +158,9 @@ export async function main(): Promise<void> {
         `${summary.resumedFrom ? `, resumed after ${summary.resumedFrom} input records` : ""}${summary.skipped ? `, ${summary.skipped} bad lines skipped` : ""}`,
     );
     if (flags.json) process.stdout.write(jsonLine(summary));
+  } catch (e) {
+    if (stopping) await stopping; // the encoder was closed under the run: the signal decides the exit
+    throw e;
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
