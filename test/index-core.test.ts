@@ -9,7 +9,8 @@ import { byteLookup, compressResiduals, decompress, quantileSorted, type Codec }
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
-import { build, memoryDocs, numDocs, remove, search } from "../src/plaid/plaid.js";
+import { buildInMemory as build, memoryDocs, search } from "../src/plaid/plaid.js";
+import { documentTokens, numDocs } from "../src/plaid/snapshot.js";
 import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 
@@ -71,7 +72,7 @@ for (const nbits of [2, 4] as const) {
     const expected = Array.from({ length: (dim * nbits) / 8 }, (_, byte) => bits.slice(byte * 8, byte * 8 + 8).reduce((v, bit) => (v << 1) | bit, 0));
     assert.deepEqual(Array.from(packed), expected);
     const out = new Float32Array(dim);
-    decompress(codec, byteLookup(codec), Int32Array.from([1]), packed, 0, 1, out);
+    decompress(codec, byteLookup(codec), Int32Array.from([1]), packed, 1, out);
     const norm = Math.hypot(...emb);
     for (let j = 0; j < dim; j++) assert.ok(Math.abs(out[j]! - emb[j]! / norm) < 1e-6, `dim ${j}`);
   });
@@ -113,10 +114,9 @@ test("search: recall@10 against brute-force MaxSim, and exact scores when every 
   const all = await search(kernels, snap, q, q.length / c.dim, { topK: 300, nIvfProbe: snap.codec.k, nFullScores: 4 * 300 });
   assert.equal(all.ids.length, 300);
   for (const [rank, id] of all.ids.slice(0, 20).entries()) {
-    const from = snap.offsets[id]!;
-    const to = snap.offsets[id + 1]!;
-    const dec = new Float32Array((to - from) * c.dim);
-    decompress(snap.codec, snap.lut, snap.codes, snap.residuals, from, to, dec);
+    const { codes, packed } = documentTokens(snap, id);
+    const dec = new Float32Array(codes.length * c.dim);
+    decompress(snap.codec, snap.lut, codes, packed, codes.length, dec);
     assert.ok(Math.abs(all.scores[rank]! - maxSim(q, dec, c.dim)) < 1e-3, `doc ${id}`);
   }
 });
@@ -140,20 +140,6 @@ test("search within a subset returns only subset documents, probing enough to fi
     const hits = await search(kernels, snap, q, q.length / c.dim, { topK: 10, nIvfProbe: 8, nFullScores: 4096 }, subset);
     assert.deepEqual([...hits.ids].sort((a, b) => a - b), Array.from(subset));
   }
-});
-
-test("remove keeps the survivors' order and renumbers them 0..N−1", async () => {
-  const c = syntheticCorpus({ docs: 20, tokens: 10, seed: 9 });
-  const snap = await build(kernels, memoryDocs(corpusDocs(c.docs, c.dim), c.dim), { nbits: 4, seed: 1 });
-  const after = remove(snap, Int32Array.from([0, 5, 19]));
-  assert.equal(numDocs(after), 17);
-  const survivors = [...Array(20).keys()].filter((i) => ![0, 5, 19].includes(i));
-  survivors.forEach((old, i) => {
-    assert.equal(after.doclens[i], snap.doclens[old]);
-    assert.deepEqual(after.codes.subarray(after.offsets[i]!, after.offsets[i + 1]!), snap.codes.subarray(snap.offsets[old]!, snap.offsets[old + 1]!));
-    const bytes = (c.dim * 4) / 8;
-    assert.deepEqual(after.residuals.subarray(after.offsets[i]! * bytes, after.offsets[i + 1]! * bytes), snap.residuals.subarray(snap.offsets[old]! * bytes, snap.offsets[old + 1]! * bytes));
-  });
 });
 
 test("filters: NextPlaid's grammar is accepted", () => {

@@ -134,18 +134,17 @@ export function byteLookup(codec: Codec): Float32Array {
 }
 
 /**
- * Decompresses tokens `[from, to)` (codes and packed residuals of the whole index) into `out`
- * ([to − from, dim]): centroid + bucket weights, each row L2-normalised — or, when `invNorms` is
- * given, left unnormalised with each row's 1 / max(‖row‖, 1e-12) written there instead (the
- * caller scales dot products: one multiply per score instead of one per dimension).
+ * Decompresses `count` tokens (their codes and packed residuals) into `out` ([count, dim]):
+ * centroid + bucket weights, each row L2-normalised — or, when `invNorms` is given, left
+ * unnormalised with each row's 1 / max(‖row‖, 1e-12) written there instead (the caller scales dot
+ * products: one multiply per score instead of one per dimension).
  */
 export function decompress(
   codec: Codec,
   lut: Float32Array,
   codes: Int32Array,
   packed: Uint8Array,
-  from: number,
-  to: number,
+  count: number,
   out: Float32Array,
   outOffset = 0,
   invNorms?: Float32Array,
@@ -154,8 +153,8 @@ export function decompress(
   const { dim, nbits, centroids } = codec;
   const bytes = packedBytes(dim, nbits);
   const perByte = 8 / nbits;
-  for (let t = from; t < to; t++) {
-    const o = outOffset + (t - from) * dim;
+  for (let t = 0; t < count; t++) {
+    const o = outOffset + t * dim;
     const c = codes[t]! * dim;
     const pb = t * bytes;
     let s = 0;
@@ -181,7 +180,7 @@ export function decompress(
       }
     }
     const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-    if (invNorms) invNorms[invOffset + t - from] = inv;
+    if (invNorms) invNorms[invOffset + t] = inv;
     else for (let j = 0; j < dim; j++) out[o + j]! *= inv;
   }
 }

@@ -9,12 +9,33 @@ import path from "node:path";
 import { writeJsonAtomic } from "../util/fs.js";
 import { FilterError } from "./filter.js";
 import { fuseRelative, fuseRrf } from "./fusion.js";
-import { Kernels, type KernelGate } from "./kernels.js";
+import { Kernels, transpose, type KernelGate } from "./kernels.js";
 import { indexNames, invalidIndexName } from "./names.js";
 import { loadSqlite } from "./sqlite.js";
 import { MetadataDb, MetadataError, type FtsTokenizer } from "./metadata.js";
-import { append, build, joinDocs, memoryDocs, numDocs, numTokens, pickDocs, remove, search, type DocSource, type Documents, type Hits, type PlaidSnapshot } from "./plaid.js";
-import { hasRaw, loadSnapshot, rawDocs, readBuffer, readManifest, sweep, writeSnapshot, type UpdateBuffer, type Manifest, type Reuse } from "./store.js";
+import { expand, joinDocs, memoryDocs, search, train, type DocSource, type Documents, type Hits, type Trained } from "./plaid.js";
+import { numDocs, numTokens, segmentBytes, type PlaidSnapshot, type Segment } from "./snapshot.js";
+import {
+  appendChunks,
+  deleteFromChunks,
+  encodedSlices,
+  hasRaw,
+  loadSnapshot,
+  manifestOf,
+  memorySlices,
+  rawDocs,
+  readBuffer,
+  readManifest,
+  recodeChunks,
+  retiredSegments,
+  sweep,
+  writeCentroids,
+  writeDocs,
+  type ChunkRef,
+  type FreshDocs,
+  type Manifest,
+  type UpdateBuffer,
+} from "./store.js";
 import { DEFAULT_START_FROM_SCRATCH, IndexError, type MetadataRow, type IndexConfig, type IndexEngine, type IndexInfo, type IndexSummary, type Progress, type QueryResult, type SearchRequest } from "./types.js";
 
 export { IndexError };
@@ -42,6 +63,8 @@ function retrainGrowth(option: number | undefined): number {
 export interface EngineOptions {
   /** See retrainGrowth (default: PYLATE_INDEX_RETRAIN_GROWTH, else DEFAULT_RETRAIN_GROWTH). */
   retrainGrowth?: number;
+  /** Hold residuals in memory instead of reading them from disk per candidate (for comparison; default false). */
+  residentResiduals?: boolean;
 }
 
 interface OpenIndex {
@@ -60,12 +83,20 @@ export class PlaidEngine implements IndexEngine {
 
   private readonly growth: number;
 
+  private readonly resident: boolean;
+
+  /** Searches running now, and segments replaced while they ran (their files close when none runs). */
+  private searching = 0;
+
+  private retired: Segment[] = [];
+
   private constructor(
     readonly root: string,
     private readonly kernels: Kernels,
     options: EngineOptions,
   ) {
     this.growth = retrainGrowth(options.retrainGrowth);
+    this.resident = options.residentResiduals ?? false;
   }
 
   static async create(root: string, threads?: number, gate?: KernelGate, options: EngineOptions = {}): Promise<PlaidEngine> {
@@ -93,7 +124,7 @@ export class PlaidEngine implements IndexEngine {
       ix.db = new MetadataDb(path.join(dir, "metadata.db"), ftsTokenizer(ix.config.fts_tokenizer));
       ix.manifest = readManifest(ix.db);
       sweep(dir, ix.manifest);
-      if (ix.manifest) ix.snap = loadSnapshot(dir, ix.manifest);
+      if (ix.manifest) ix.snap = loadSnapshot(dir, ix.manifest, undefined, { resident: this.resident });
     }
     this.open.set(name, ix);
     return ix;
@@ -166,6 +197,7 @@ export class PlaidEngine implements IndexEngine {
     if (ix) {
       await ix.lock.catch(() => undefined);
       ix.db?.close();
+      this.retire(ix.snap, undefined);
       this.open.delete(name);
     }
     fs.rmSync(path.join(this.root, name), { recursive: true, force: true });
@@ -190,6 +222,18 @@ export class PlaidEngine implements IndexEngine {
     return info;
   }
 
+  /** What a loaded index holds in memory (segments: one per chunk file; residuals are read from disk unless resident). */
+  memory(name: string): { segments: number; bytes: number; residualBytes: number; embeddings: number } {
+    const ix = this.built(name);
+    const { segments, codec, numTokens: embeddings } = ix.snap;
+    return {
+      segments: segments.length,
+      bytes: segments.reduce((a, s) => a + segmentBytes(s), 0) + codec.centroids.byteLength * 2,
+      residualBytes: segments.reduce((a, s) => a + s.residuals.resident, 0),
+      embeddings,
+    };
+  }
+
   /** Runs `fn` after the index's earlier writes (one writer at a time per index). */
   private exclusive<T>(ix: OpenIndex, fn: () => Promise<T>): Promise<T> {
     const run = ix.lock.then(fn, fn);
@@ -209,57 +253,71 @@ export class PlaidEngine implements IndexEngine {
       const before = ix.snap ? numDocs(ix.snap) : 0;
       const added = memoryDocs(docs, dim);
       const prev = ix.manifest;
+      const old = ix.snap;
       // The originals of the documents already in the index, read from disk as a write needs them.
-      const stored = ix.snap && before > 0 && hasRaw(prev) ? rawDocs(ix.dir, prev!) : undefined;
-      let snap: PlaidSnapshot;
+      const stored = old && before > 0 && hasRaw(prev) ? rawDocs(ix.dir, prev!) : undefined;
       let manifest: Manifest;
+      let codec: Trained["codec"];
       try {
-        let reuse: Reuse;
-        let buffer: UpdateBuffer | undefined;
-        let raw: DocSource | undefined;
-        let trained: number;
-        if (!ix.snap || before === 0) {
-          snap = await build(this.kernels, added, opts);
-          reuse = "none";
-          raw = added;
-          trained = numTokens(snap);
-        } else if (stored && this.retrainDue(cfg, ix.snap, prev!, before, added)) {
+        if (!old || before === 0 || !prev) {
+          // The first documents: a codec trained on them, then every document encoded with it.
+          const trained = await train(this.kernels, added, opts);
+          codec = trained.codec;
+          progress?.("index_write", `compressing ${added.offsets[added.doclens.length]} embeddings`);
+          const chunks = await writeDocs(ix.dir, codec, this.encodedFresh(trained, added, true), cfg.batch_size);
+          manifest = manifestOf(codec, trained.clusterThreshold, writeCentroids(ix.dir, codec), chunks, sumTokens(chunks));
+        } else if (stored && this.retrainDue(cfg, old, prev, before, added)) {
           // Small indices are rebuilt at every update (NextPlaid's start_from_scratch); larger ones
-          // when they have grown by RETRAIN_GROWTH since the codec was trained: fresh centroids and
-          // buckets from every document, as a bulk build of the same documents would have.
+          // when they have grown by the retrain factor since the codec was trained: fresh centroids
+          // and buckets from every document, as a bulk build of the same documents would have.
           const all = joinDocs(stored, added);
           progress?.("retrain", `training the codec again on ${all.doclens.length} documents`);
-          snap = await build(this.kernels, all, opts);
-          reuse = { recoded: before };
-          raw = all;
-          trained = numTokens(snap);
+          const trained = await train(this.kernels, all, opts);
+          codec = trained.codec;
+          progress?.("index_write", `compressing ${all.offsets[all.doclens.length]} embeddings`);
+          const centroidsT = transposeOf(trained);
+          const recoded = await recodeChunks(ix.dir, prev, this.kernels, codec, centroidsT, stored);
+          const fresh = await writeDocs(ix.dir, codec, this.encodedFresh(trained, added, true, centroidsT), cfg.batch_size);
+          const chunks = [...recoded, ...fresh];
+          manifest = manifestOf(codec, trained.clusterThreshold, writeCentroids(ix.dir, codec), chunks, sumTokens(chunks));
         } else {
-          const pending = prev ? readBuffer(ix.dir, prev) : undefined;
+          const withRaw = stored !== undefined;
+          const pending = readBuffer(ix.dir, prev);
           const buffered = pending?.documents ?? 0;
-          let unchanged: number;
+          let keep: number;
           let fresh: Documents;
-          if (buffered + docs.doclens.length < BUFFER_SIZE) {
+          let buffer: UpdateBuffer | undefined;
+          let indexTokens = old.numTokens;
+          const small = buffered + docs.doclens.length < BUFFER_SIZE;
+          if (small) {
             // A small update: indexed now with the current centroids, remembered for a later expansion.
-            snap = await append(this.kernels, ix.snap, docs, { ...opts, expand: false });
-            buffer = { documents: buffered + docs.doclens.length, raw: pending ? concatF32(pending.raw, docs.data) : docs.data };
-            unchanged = before;
+            keep = before;
             fresh = docs;
+            buffer = { documents: buffered + docs.doclens.length, raw: pending ? concatF32(pending.raw, docs.data) : docs.data };
           } else {
             // Enough documents: the buffered ones are re-indexed with the new ones, after centroid expansion.
-            const base = buffered > 0 ? remove(ix.snap, Int32Array.from({ length: buffered }, (_, i) => before - buffered + i)) : ix.snap;
-            fresh = buffered > 0 ? concatDocs({ data: pending!.raw, doclens: ix.snap.doclens.slice(before - buffered) }, docs) : docs;
-            snap = await append(this.kernels, base, fresh, opts);
-            unchanged = before - buffered;
+            keep = before - buffered;
+            fresh = buffered > 0 ? concatDocs({ data: pending!.raw, doclens: bufferedDoclens(old, buffered) }, docs) : docs;
+            indexTokens -= pending ? pending.raw.length / dim : 0;
           }
-          reuse = { unchanged };
-          raw = stored ? joinDocs(pickDocs(stored, Int32Array.from({ length: unchanged }, (_, i) => i)), memoryDocs(fresh, dim)) : undefined;
-          trained = prev?.trainedEmbeddings ?? prev?.numEmbeddings ?? numTokens(snap);
+          const grown = await expand(this.kernels, { codec: old.codec, clusterThreshold: old.clusterThreshold, centroidsT: old.centroidsT }, indexTokens, fresh, { ...opts, expand: !small });
+          codec = grown.codec;
+          progress?.("index_write", "writing index chunks");
+          const freshDocs: FreshDocs = {
+            doclens: fresh.doclens,
+            slices: (from, to) => memorySlices(fresh.doclens, grown.encoded.codes, grown.encoded.packed, fresh.data, dim, from, to),
+          };
+          const chunks = await appendChunks(ix.dir, prev, keep, freshDocs, cfg.batch_size, withRaw);
+          const centroidsId = codec.k === prev.numPartitions ? prev.centroids : writeCentroids(ix.dir, codec);
+          manifest = manifestOf(codec, grown.clusterThreshold, centroidsId, chunks, prev.trainedEmbeddings ?? prev.numEmbeddings, buffer, ix.dir);
         }
-        progress?.("index_write", "writing index chunks");
-        manifest = writeSnapshot(ix.dir, snap, { prev, reuse, batchSize: cfg.batch_size, raw, buffer, trainedEmbeddings: trained });
+      } catch (e) {
+        sweep(ix.dir, ix.manifest);
+        throw e;
       } finally {
         stored?.close();
       }
+      const snap = loadSnapshot(ix.dir, manifest, old, { resident: this.resident, codec });
       progress?.("metadata_write", "writing metadata database");
       try {
         this.kernels.checkStop();
@@ -268,19 +326,42 @@ export class PlaidEngine implements IndexEngine {
           db.setState("manifest", JSON.stringify(manifest));
         });
       } catch (e) {
+        this.retire(snap, old);
         sweep(ix.dir, ix.manifest);
         if (e instanceof MetadataError) throw new IndexError("BAD_REQUEST", e.message);
         throw e;
       }
-      ix.snap = snap;
-      ix.manifest = manifest;
-      sweep(ix.dir, manifest);
+      this.swap(ix, snap, manifest);
       // Oldest documents go first when the index is over its limit.
       const max = ix.config.max_documents;
       if (max !== null && numDocs(snap) > max) await this.removeIds(ix, Int32Array.from({ length: numDocs(snap) - max }, (_, i) => i));
       this.writeInfo(ix);
       return { first: before, count: docs.doclens.length };
     });
+  }
+
+  /** Documents encoded with a trained codec, as chunk slices. */
+  private encodedFresh(trained: Trained, docs: DocSource, withRaw: boolean, centroidsT = transposeOf(trained)): FreshDocs {
+    return { doclens: docs.doclens, slices: (from, to) => encodedSlices(this.kernels, trained.codec, centroidsT, docs, from, to, withRaw) };
+  }
+
+  /** Makes `snap` (committed as `manifest`) the index's state; the files of replaced segments close once no search reads them. */
+  private swap(ix: OpenIndex, snap: PlaidSnapshot, manifest: Manifest): void {
+    const old = ix.snap;
+    ix.snap = snap;
+    ix.manifest = manifest;
+    this.retire(old, snap);
+    sweep(ix.dir, manifest);
+  }
+
+  /** Closes the residual files of `before`'s segments that `after` does not hold, now or after the searches running now. */
+  private retire(before: PlaidSnapshot | undefined, after: PlaidSnapshot | undefined): void {
+    this.retired.push(...retiredSegments(before, after));
+    if (this.searching === 0) this.closeRetired();
+  }
+
+  private closeRetired(): void {
+    for (const s of this.retired.splice(0)) s.residuals.close();
   }
 
   /** Whether adding `added` to an index of `before` documents retrains its codec (see retrainGrowth). */
@@ -307,30 +388,56 @@ export class PlaidEngine implements IndexEngine {
   }
 
   private async removeIds(ix: OpenIndex, ids: Int32Array): Promise<number> {
-    if (!ix.snap || !ix.db || ids.length === 0) return 0;
-    const snap = remove(ix.snap, ids);
     const prev = ix.manifest;
-    const stored = hasRaw(prev) ? rawDocs(ix.dir, prev!) : undefined;
+    const old = ix.snap;
+    if (!old || !prev || !ix.db || ids.length === 0) return 0;
     let manifest: Manifest;
     try {
-      // The survivors' originals move with them into the rewritten chunks.
-      const drop = new Uint8Array(numDocs(ix.snap));
-      for (const id of ids) drop[id] = 1;
-      const survivors = Int32Array.from(drop.keys()).filter((d) => !drop[d]);
-      const raw = stored ? pickDocs(stored, survivors) : undefined;
-      manifest = writeSnapshot(ix.dir, snap, { prev, reuse: { deleted: ids }, batchSize: ix.config.batch_size, raw, trainedEmbeddings: prev?.trainedEmbeddings ?? prev?.numEmbeddings ?? numTokens(snap) });
-    } finally {
-      stored?.close();
+      // Chunks holding a deleted document are rewritten with their survivors (originals included).
+      const chunks = await deleteFromChunks(ix.dir, prev, ids, hasRaw(prev));
+      manifest = { ...prev, chunks, numDocuments: chunks.reduce((a, c) => a + c.documents, 0), numEmbeddings: sumTokens(chunks) };
+      if (prev.buffer) {
+        // Deleted buffered documents leave the buffer (it holds the trailing documents' originals).
+        const firstBuffered = prev.numDocuments - prev.buffer.documents;
+        const pending = readBuffer(ix.dir, prev)!;
+        const lens = bufferedDoclens(old, prev.buffer.documents);
+        const keepRows: Float32Array[] = [];
+        let at = 0;
+        let documents = 0;
+        const gone = new Set(ids);
+        lens.forEach((len, i) => {
+          if (!gone.has(firstBuffered + i)) {
+            keepRows.push(pending.raw.subarray(at * old.codec.dim, (at + len) * old.codec.dim));
+            documents++;
+          }
+          at += len;
+        });
+        const raw = new Float32Array(keepRows.reduce((a, r) => a + r.length, 0));
+        let o = 0;
+        for (const r of keepRows) {
+          raw.set(r, o);
+          o += r.length;
+        }
+        manifest = manifestOf(old.codec, prev.clusterThreshold, prev.centroids, chunks, prev.trainedEmbeddings ?? prev.numEmbeddings, { documents, raw }, ix.dir);
+      }
+    } catch (e) {
+      sweep(ix.dir, ix.manifest);
+      throw e;
     }
+    const snap = loadSnapshot(ix.dir, manifest, old, { resident: this.resident, codec: old.codec });
     const db = ix.db;
-    this.kernels.checkStop();
-    db.transaction(() => {
-      db.deleteAndRenumber(ids);
-      db.setState("manifest", JSON.stringify(manifest));
-    });
-    ix.snap = snap;
-    ix.manifest = manifest;
-    sweep(ix.dir, manifest);
+    try {
+      this.kernels.checkStop();
+      db.transaction(() => {
+        db.deleteAndRenumber(ids);
+        db.setState("manifest", JSON.stringify(manifest));
+      });
+    } catch (e) {
+      this.retire(snap, old);
+      sweep(ix.dir, ix.manifest);
+      throw e;
+    }
+    this.swap(ix, snap, manifest);
     this.writeInfo(ix);
     return ids.length;
   }
@@ -362,7 +469,13 @@ export class PlaidEngine implements IndexEngine {
     const ix = keywordOnly ? this.get(name) : this.built(name);
     for (let attempt = 0; ; attempt++) {
       const snap = ix?.snap;
-      const hits = await this.searchSnapshot(name, ix, snap, r);
+      let hits: Hits[];
+      this.searching++;
+      try {
+        hits = await this.searchSnapshot(name, ix, snap, r);
+      } finally {
+        if (--this.searching === 0) this.closeRetired();
+      }
       if (ix?.snap !== snap && attempt < 3) continue;
       return hits.map((h, i) => {
         const rows = ix?.db ? new Map(ix.db.getByIds(h.ids).map((row) => [Number(row["_subset_"]), row])) : new Map<number, MetadataRow>();
@@ -451,8 +564,10 @@ export class PlaidEngine implements IndexEngine {
     for (const ix of this.open.values()) {
       await ix.lock.catch(() => undefined);
       ix.db?.close();
+      this.retire(ix.snap, undefined);
     }
     this.open.clear();
+    this.closeRetired();
     await this.kernels.release();
   }
 }
@@ -477,6 +592,25 @@ function emptyInfo(name: string, config: IndexConfig): IndexInfo {
   const info: IndexInfo = { name, num_documents: 0, num_embeddings: 0, num_partitions: 0, avg_doclen: 0, dimension: 0, nbits: config.nbits, has_metadata: false, metadata_count: null };
   if (config.max_documents !== null) info.max_documents = config.max_documents;
   return info;
+}
+
+function sumTokens(chunks: ChunkRef[]): number {
+  return chunks.reduce((a, c) => a + c.tokens, 0);
+}
+
+function transposeOf(t: Trained): Float32Array {
+  return transpose(t.codec.centroids, t.codec.k, t.codec.dim);
+}
+
+/** Lengths of the last `count` documents of `snap` (the buffered ones). */
+function bufferedDoclens(snap: PlaidSnapshot, count: number): Int32Array {
+  const out = new Int32Array(count);
+  let i = count;
+  for (let si = snap.segments.length - 1; si >= 0 && i > 0; si--) {
+    const lens = snap.segments[si]!.doclens;
+    for (let d = lens.length - 1; d >= 0 && i > 0; d--) out[--i] = lens[d]!;
+  }
+  return out;
 }
 
 function concatF32(a: Float32Array, b: Float32Array): Float32Array {

@@ -1,8 +1,8 @@
 /**
  * The inverted file: for each centroid, the ascending ids of the documents with at least one
  * token assigned to it (NextPlaid's ivf.npy + ivf_lengths.npy), and its transpose, each document's
- * distinct codes. Both derive from the codes, so they are rebuilt in memory on load rather than
- * stored.
+ * distinct codes, per chunk of documents. Both derive from the codes, so they are rebuilt in memory
+ * on load rather than stored.
  */
 
 /** Each document's distinct centroid ids (CSR: `offsets` [numDocs + 1] into `codes`). */
@@ -11,10 +11,25 @@ export interface DocCodes {
   codes: Int32Array;
 }
 
+/** Centroid → documents, for the centroids a chunk's documents use (sparse: a chunk uses a fraction of K). */
 export interface Ivf {
-  /** [k + 1] start of each centroid's list in `docs`. */
+  /** Ascending ids of the centroids with a list. */
+  centroids: Int32Array;
+  /** [centroids + 1] start of each list in `docs`. */
   offsets: Int32Array;
   docs: Int32Array;
+}
+
+/** The list of centroid `c` as a [from, to) range of `ivf.docs` (empty when no document uses it). */
+export function ivfList(ivf: Ivf, c: number): [number, number] {
+  let lo = 0;
+  let hi = ivf.centroids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ivf.centroids[mid]! < c) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < ivf.centroids.length && ivf.centroids[lo] === c ? [ivf.offsets[lo]!, ivf.offsets[lo + 1]!] : [0, 0];
 }
 
 /**
@@ -42,13 +57,24 @@ export function distinctCodes(codes: Int32Array, docOffsets: Int32Array, numDocs
 /** Centroid → documents, by transposing the documents' distinct codes (lists come out ascending). */
 export function buildIvf(docCodes: DocCodes, k: number): Ivf {
   const numDocs = docCodes.offsets.length - 1;
-  const offsets = new Int32Array(k + 1);
-  for (const c of docCodes.codes) offsets[c + 1]!++;
-  for (let c = 0; c < k; c++) offsets[c + 1]! += offsets[c]!;
-  const docs = new Int32Array(docCodes.codes.length);
-  const fill = offsets.slice(0, k);
-  for (let doc = 0; doc < numDocs; doc++) {
-    for (let u = docCodes.offsets[doc]!; u < docCodes.offsets[doc + 1]!; u++) docs[fill[docCodes.codes[u]!]!++] = doc;
+  const counts = new Int32Array(k);
+  for (const c of docCodes.codes) counts[c]!++;
+  let used = 0;
+  for (let c = 0; c < k; c++) if (counts[c]! > 0) used++;
+  const centroids = new Int32Array(used);
+  const offsets = new Int32Array(used + 1);
+  const slot = new Int32Array(k); // dense scratch, dropped after the build
+  let i = 0;
+  for (let c = 0; c < k; c++) {
+    if (counts[c] === 0) continue;
+    centroids[i] = c;
+    offsets[i + 1] = offsets[i]! + counts[c]!;
+    slot[c] = offsets[i]!;
+    i++;
   }
-  return { offsets, docs };
+  const docs = new Int32Array(docCodes.codes.length);
+  for (let doc = 0; doc < numDocs; doc++) {
+    for (let u = docCodes.offsets[doc]!; u < docCodes.offsets[doc + 1]!; u++) docs[slot[docCodes.codes[u]!]!++] = doc;
+  }
+  return { centroids, offsets, docs };
 }

@@ -4,7 +4,8 @@
  * name); reads check the header against what the caller expects.
  */
 import fs from "node:fs";
-import { writeFileAtomic } from "../util/fs.js";
+import { removeOnInterrupt } from "../util/cleanup.js";
+import { tempPathFor, writeFileAtomic } from "../util/fs.js";
 
 export type NpyArray = Float32Array | Int32Array | Uint8Array | Int64Array | Uint16Array;
 type Int64Array = BigInt64Array;
@@ -15,6 +16,12 @@ const DESCR: Record<string, string> = { Float32Array: "<f4", Int32Array: "<i4", 
 export function encodeNpy(data: NpyArray, shape: number[]): Uint8Array {
   const descr = DESCR[data.constructor.name];
   if (!descr) throw new Error(`npy: unsupported array type ${data.constructor.name}`);
+  const head = npyHeader(descr, shape);
+  const body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return Buffer.concat([head, body]);
+}
+
+function npyHeader(descr: string, shape: number[]): Buffer {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   const total = 10 + header.length + 1;
@@ -25,9 +32,64 @@ export function encodeNpy(data: NpyArray, shape: number[]): Uint8Array {
   head[7] = 0;
   head.writeUInt16LE(header.length, 8);
   head.write(header, 10, "latin1");
-  const body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.concat([head, body]);
+  return head;
 }
+
+/**
+ * A .npy file written in slices (its shape known up front), so an array larger than memory, or
+ * larger than a typed array may be, goes to disk a part at a time. Written to a temp name;
+ * commit() checks the size, fsyncs and renames; abort() removes the temp file.
+ */
+export class NpyWriter {
+  private readonly tmp: string;
+  private fd: number;
+  private written = 0;
+  private readonly expected: number;
+  private readonly release: () => void;
+
+  constructor(
+    readonly file: string,
+    readonly type: "Float32Array" | "Int32Array" | "Uint8Array" | "Uint16Array",
+    shape: number[],
+  ) {
+    this.tmp = tempPathFor(file);
+    this.release = removeOnInterrupt(this.tmp);
+    this.fd = fs.openSync(this.tmp, "w");
+    const head = npyHeader(DESCR[type]!, shape);
+    fs.writeSync(this.fd, head);
+    this.expected = shape.reduce((a, b) => a * b, 1) * BYTES_OF[type];
+  }
+
+  write(data: NpyArray): void {
+    if (data.constructor.name !== this.type) throw new Error(`npy: ${this.file} holds ${this.type}, not ${data.constructor.name}`);
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    for (let done = 0; done < bytes.length; ) done += fs.writeSync(this.fd, bytes, done, bytes.length - done);
+    this.written += bytes.length;
+  }
+
+  commit(): void {
+    try {
+      if (this.written !== this.expected) throw new Error(`npy: ${this.file} got ${this.written} bytes of data, its shape needs ${this.expected}`);
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      this.fd = -1;
+      fs.renameSync(this.tmp, this.file);
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+    this.release();
+  }
+
+  abort(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+    fs.rmSync(this.tmp, { force: true });
+    this.release();
+  }
+}
+
+const BYTES_OF = { Float32Array: 4, Int32Array: 4, Uint8Array: 1, Uint16Array: 2 } as const;
 
 export function writeNpy(file: string, data: NpyArray, shape: number[]): void {
   writeFileAtomic(file, encodeNpy(data, shape));

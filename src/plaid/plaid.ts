@@ -1,31 +1,17 @@
 /**
- * The PLAID index in memory (NextPlaid index.rs / update.rs / delete.rs / search.rs): an immutable
- * snapshot of codec + compressed tokens + IVF, and the operations that derive a new snapshot from
- * an old one (build, append, delete) or read it (search). Persistence is store.ts's job.
+ * The PLAID algorithms (NextPlaid index.rs / update.rs / search.rs): training a codec on documents
+ * (k-means centroids, residual buckets), encoding tokens with it, adding centroids for outliers of
+ * an update, and searching a snapshot. They read documents through DocSource a slice at a time and
+ * return what they computed; files are store.ts's job, the snapshot's layout snapshot.ts's.
  */
-import { byteLookup, compressResiduals, decompress, packedBytes, quantileSorted, trainBuckets, type Codec } from "./codec.js";
-import { buildIvf, distinctCodes, type DocCodes, type Ivf } from "./ivf.js";
+import { compressResiduals, decompress, packedBytes, quantileSorted, trainBuckets, type Codec } from "./codec.js";
+import { ivfList } from "./ivf.js";
 import { Kernels, transpose } from "./kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "./kmeans.js";
 import { Rng } from "./rng.js";
+import { makeSegment, memoryResiduals, offsetsOf, segmentOf, snapshotOf, type PlaidSnapshot } from "./snapshot.js";
 
-export interface PlaidSnapshot {
-  codec: Codec;
-  clusterThreshold: number;
-  /** Tokens per document. */
-  doclens: Int32Array;
-  /** [numDocs + 1] first token of each document. */
-  offsets: Int32Array;
-  /** Centroid id per token. */
-  codes: Int32Array;
-  /** Packed residuals, packedBytes(dim, nbits) per token. */
-  residuals: Uint8Array;
-  /** Derived on load. */
-  ivf: Ivf;
-  docCodes: DocCodes;
-  lut: Float32Array;
-  centroidsT: Float32Array;
-}
+export { offsetsOf };
 
 export interface Documents {
   /** Token embeddings of all documents, concatenated ([tokens, dim]). */
@@ -71,73 +57,6 @@ export function joinDocs(a: DocSource, b: DocSource): DocSource {
   return { dim: a.dim, doclens, offsets, read };
 }
 
-export interface BuildOptions {
-  nbits: 2 | 4;
-  seed: number;
-  kmeansIterations?: number;
-  maxPointsPerCentroid?: number;
-  /** append(): add centroids for outlier tokens (default true; off for buffered small updates). */
-  expand?: boolean;
-  progress?: (stage: string, message: string) => Promise<void> | void;
-}
-
-/** Tokens compressed between two chances for other work (searches) on this thread. */
-const SLICE_TOKENS = 65_536;
-const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** compressResiduals over many tokens, in slices, letting queued work (searches) run in between. */
-async function compressAll(codec: Codec, embeddings: Float32Array, codes: Int32Array, rows: number): Promise<{ packed: Uint8Array; norms: Float32Array }> {
-  const bytes = packedBytes(codec.dim, codec.nbits);
-  const packed = new Uint8Array(rows * bytes);
-  const norms = new Float32Array(rows);
-  for (let start = 0; start < rows; start += SLICE_TOKENS) {
-    const end = Math.min(rows, start + SLICE_TOKENS);
-    const part = compressResiduals(codec, embeddings.subarray(start * codec.dim, end * codec.dim), codes.subarray(start, end), end - start);
-    packed.set(part.packed, start * bytes);
-    norms.set(part.norms, start);
-    if (end < rows) await yieldToEvents();
-  }
-  return { packed, norms };
-}
-
-/**
- * Reusable buffers for the decompressed candidates (tens of MB per search): allocating and
- * zero-filling them each time cost as much as filling them. A buffer is held by one search from
- * take() to give(), so searches interleaved on this thread never share one.
- */
-const scratch: Float32Array[] = [];
-function takeScratch(n: number): Float32Array {
-  const i = scratch.findIndex((b) => b.length >= n);
-  return i >= 0 ? scratch.splice(i, 1)[0]! : new Float32Array(Math.max(n, 1 << 16));
-}
-function giveScratch(b: Float32Array): void {
-  if (scratch.length < 4) scratch.push(b);
-}
-
-export const numDocs = (s: PlaidSnapshot) => s.doclens.length;
-export const numTokens = (s: PlaidSnapshot) => s.codes.length;
-
-export function offsetsOf(doclens: Int32Array): Int32Array {
-  const o = new Int32Array(doclens.length + 1);
-  for (let i = 0; i < doclens.length; i++) o[i + 1] = o[i]! + doclens[i]!;
-  return o;
-}
-
-/** Completes a snapshot from its stored parts (IVF, decompression table, transposed centroids). */
-export function assemble(parts: Omit<PlaidSnapshot, "ivf" | "docCodes" | "lut" | "centroidsT" | "offsets">): PlaidSnapshot {
-  const offsets = offsetsOf(parts.doclens);
-  const { codec } = parts;
-  const docCodes = distinctCodes(parts.codes, offsets, parts.doclens.length, codec.k);
-  return {
-    ...parts,
-    offsets,
-    ivf: buildIvf(docCodes, codec.k),
-    docCodes,
-    lut: byteLookup(codec),
-    centroidsT: transpose(codec.centroids, codec.k, codec.dim),
-  };
-}
-
 /** Documents `ids` of `src`, in that order (runs of consecutive ids are read at once). */
 export function pickDocs(src: DocSource, ids: Int32Array): DocSource {
   const doclens = new Int32Array(ids.length);
@@ -159,21 +78,32 @@ export function pickDocs(src: DocSource, ids: Int32Array): DocSource {
   return { dim: src.dim, doclens, offsets, read };
 }
 
-/** The token embeddings of documents `ids` (in that order), concatenated. */
-function gatherDocs(docs: DocSource, ids: ArrayLike<number>): { data: Float32Array; tokens: number } {
-  const n = docs.doclens.length;
-  // Every document: the tokens as they are (k-means does not depend on their order).
-  if (ids.length === n) return { data: docs.read(0, n), tokens: docs.offsets[n]! };
-  let tokens = 0;
-  for (let i = 0; i < ids.length; i++) tokens += docs.doclens[ids[i]!]!;
-  const data = new Float32Array(tokens * docs.dim);
-  let at = 0;
-  for (let i = 0; i < ids.length; i++) {
-    const part = docs.read(ids[i]!, ids[i]! + 1);
-    data.set(part, at);
-    at += part.length;
-  }
-  return { data, tokens };
+export interface BuildOptions {
+  nbits: 2 | 4;
+  seed: number;
+  kmeansIterations?: number;
+  maxPointsPerCentroid?: number;
+  /** Upper bound on K (default: NextPlaid's formula alone, see kmeans.ts). */
+  maxCentroids?: number;
+  /** Upper bound on the points k-means trains on (memory: 4·dim bytes each; default MAX_TRAIN_POINTS). */
+  maxTrainPoints?: number;
+  progress?: (stage: string, message: string) => Promise<void> | void;
+}
+
+/** Tokens encoded between two chances for other work (searches) on this thread. */
+export const SLICE_TOKENS = 65_536;
+/** k-means trains on at most this many points by default (512 MiB at dim 128), NextPlaid's sample included up to 1 M embeddings. */
+export const MAX_TRAIN_POINTS = 2 ** 20;
+const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Reusable buffers for the decompressed candidates (see search). */
+const scratch: Float32Array[] = [];
+function takeScratch(n: number): Float32Array {
+  const i = scratch.findIndex((b) => b.length >= n);
+  return i >= 0 ? scratch.splice(i, 1)[0]! : new Float32Array(Math.max(n, 1 << 16));
+}
+function giveScratch(b: Float32Array): void {
+  if (scratch.length < 4) scratch.push(b);
 }
 
 /** Shuffles [0, n) with `rng` (Fisher–Yates). */
@@ -188,22 +118,73 @@ function shuffled(n: number, rng: Rng): Int32Array {
   return a;
 }
 
-/** Builds an index from scratch (NextPlaid create_index_files), reading `docs` a slice at a time. */
-export async function build(kernels: Kernels, docs: DocSource, opts: BuildOptions): Promise<PlaidSnapshot> {
+/**
+ * The k-means training points: the tokens of documents `ids` (in that order), or — when they are
+ * more than `cap` — `cap` of them drawn at random, read document by document (never the whole
+ * sample at once).
+ */
+function trainingPoints(docs: DocSource, ids: Int32Array, cap: number, seed: number): { data: Float32Array; rows: number } {
+  const { dim } = docs;
+  let tokens = 0;
+  for (const id of ids) tokens += docs.doclens[id]!;
+  const take = Math.min(tokens, cap);
+  const data = new Float32Array(take * dim);
+  if (take === tokens) {
+    let at = 0;
+    for (let i = 0; i < ids.length; ) {
+      // Runs of consecutive ids are read at once (all of them for a sample of every document).
+      let j = i + 1;
+      while (j < ids.length && ids[j] === ids[j - 1]! + 1 && docs.offsets[ids[j]! + 1]! - docs.offsets[ids[i]!]! <= SLICE_TOKENS) j++;
+      const part = docs.read(ids[i]!, ids[j - 1]! + 1);
+      data.set(part, at);
+      at += part.length;
+      i = j;
+    }
+    return { data, rows: take };
+  }
+  const picked = new Rng(seed ^ 0x5eed).sample(tokens, take).sort();
+  let p = 0;
+  let before = 0;
+  for (let i = 0; i < ids.length && p < take; i++) {
+    const len = docs.doclens[ids[i]!]!;
+    if (picked[p]! < before + len) {
+      const doc = docs.read(ids[i]!, ids[i]! + 1);
+      for (; p < take && picked[p]! < before + len; p++) data.set(doc.subarray((picked[p]! - before) * dim, (picked[p]! - before + 1) * dim), p * dim);
+    }
+    before += len;
+  }
+  return { data, rows: take };
+}
+
+export interface Trained {
+  codec: Codec;
+  clusterThreshold: number;
+}
+
+/**
+ * Trains a codec on documents (NextPlaid create_index_files): centroids by k-means over a seeded
+ * sample of documents, residual buckets from held-out tokens. Reads `docs` a document or a slice at
+ * a time: memory is bounded by the training sample, not the corpus.
+ */
+export async function train(kernels: Kernels, docs: DocSource, opts: BuildOptions): Promise<Trained> {
   const { dim, offsets } = docs;
   const n = docs.doclens.length;
   const total = offsets[n]!;
   if (n === 0 || total === 0) throw new Error("No embeddings to index");
   // 1. Centroids from a seeded sample of documents.
   const order = shuffled(n, new Rng(opts.seed));
-  const sampleDocs = order.subarray(0, kmeansSampleSize(n));
-  const sample = gatherDocs(docs, sampleDocs);
-  const k = Math.min(numCentroids((sample.tokens / sampleDocs.length) * n), sample.tokens);
-  await opts.progress?.("kmeans", `computing ${k} centroids from ${sample.tokens} embeddings`);
-  const centroids = await kmeans(kernels, sample.data, sample.tokens, dim, {
+  // Every document (small indices): in id order, as NextPlaid reads them.
+  const sampleDocs = kmeansSampleSize(n) >= n ? Int32Array.from({ length: n }, (_, i) => i) : order.subarray(0, kmeansSampleSize(n));
+  let sampleTokens = 0;
+  for (const id of sampleDocs) sampleTokens += docs.doclens[id]!;
+  const k = Math.min(numCentroids((sampleTokens / sampleDocs.length) * n), sampleTokens, opts.maxCentroids ?? Infinity);
+  const perCentroid = opts.maxPointsPerCentroid ?? 256;
+  const sample = trainingPoints(docs, sampleDocs, Math.min(k * perCentroid, opts.maxTrainPoints ?? MAX_TRAIN_POINTS), opts.seed);
+  await opts.progress?.("kmeans", `computing ${k} centroids from ${sample.rows} embeddings`);
+  const centroids = await kmeans(kernels, sample.data, sample.rows, dim, {
     k,
     iterations: opts.kmeansIterations ?? 4,
-    maxPointsPerCentroid: opts.maxPointsPerCentroid ?? 256,
+    maxPointsPerCentroid: perCentroid,
     seed: opts.seed,
   });
   // 2. Codec: buckets from held-out residuals (the first tokens of the last sampled documents).
@@ -226,41 +207,81 @@ export async function build(kernels: Kernels, docs: DocSource, opts: BuildOption
     for (let j = 0; j < dim; j++) residuals[r * dim + j] = heldout[r * dim + j]! - centroids[c + j]!;
   }
   const buckets = trainBuckets(residuals, got, dim, opts.nbits);
-  const codec: Codec = { dim, nbits: opts.nbits, k, centroids, cutoffs: buckets.cutoffs, weights: buckets.weights, avgResidual: buckets.avgResidual };
-  // 3. Every token: nearest centroid + packed residual, read and encoded a slice of documents at a time.
-  await opts.progress?.("index_write", `compressing ${total} embeddings`);
-  const codes = new Int32Array(total);
-  const packed = new Uint8Array(total * packedBytes(dim, opts.nbits));
-  for (let from = 0; from < n; ) {
-    let to = from + 1;
-    while (to < n && offsets[to + 1]! - offsets[from]! <= SLICE_TOKENS) to++;
-    const t0 = offsets[from]!;
-    const rows = offsets[to]! - t0;
-    const data = docs.read(from, to);
-    const part = await kernels.nearest(data, rows, dim, centroidsT, k);
-    codes.set(part.codes, t0);
-    packed.set((await compressAll(codec, data, part.codes, rows)).packed, t0 * packedBytes(dim, opts.nbits));
-    from = to;
-    if (from < n) await yieldToEvents();
-  }
-  return assemble({ codec, clusterThreshold: buckets.clusterThreshold, doclens: docs.doclens.slice(), codes, residuals: packed });
+  return {
+    codec: { dim, nbits: opts.nbits, k, centroids, cutoffs: buckets.cutoffs, weights: buckets.weights, avgResidual: buckets.avgResidual },
+    clusterThreshold: buckets.clusterThreshold,
+  };
+}
+
+export interface Encoded {
+  /** Nearest centroid per token. */
+  codes: Int32Array;
+  /** Packed residuals, packedBytes(dim, nbits) per token. */
+  packed: Uint8Array;
+  /** Residual norm per token. */
+  norms: Float32Array;
 }
 
 /**
- * Appends documents with the existing codec (NextPlaid update_index), first adding centroids for
- * the new tokens that lie farther than the cluster threshold from every centroid (update_centroids).
+ * Encodes `rows` tokens with `codec` (nearest centroid, packed residual), a slice at a time,
+ * letting queued work (searches) run in between. `centroidsT` is the codec's centroids transposed.
  */
-export async function append(kernels: Kernels, base: PlaidSnapshot, docs: Documents, opts: BuildOptions): Promise<PlaidSnapshot> {
+export async function encodeTokens(kernels: Kernels, codec: Codec, centroidsT: Float32Array, data: Float32Array, rows: number): Promise<Encoded> {
+  const bytes = packedBytes(codec.dim, codec.nbits);
+  const codes = new Int32Array(rows);
+  const packed = new Uint8Array(rows * bytes);
+  const norms = new Float32Array(rows);
+  for (let start = 0; start < rows; start += SLICE_TOKENS) {
+    const end = Math.min(rows, start + SLICE_TOKENS);
+    const part = data.subarray(start * codec.dim, end * codec.dim);
+    const near = await kernels.nearest(part, end - start, codec.dim, centroidsT, codec.k);
+    codes.set(near.codes, start);
+    const c = compressResiduals(codec, part, near.codes, end - start);
+    packed.set(c.packed, start * bytes);
+    norms.set(c.norms, start);
+    if (end < rows) await yieldToEvents();
+  }
+  return { codes, packed, norms };
+}
+
+/** The documents of a DocSource in slices of about SLICE_TOKENS tokens: [from, to) document ranges. */
+export function* slices(docs: DocSource, from: number, to: number): Generator<[number, number]> {
+  for (let a = from; a < to; ) {
+    let b = a + 1;
+    while (b < to && docs.offsets[b + 1]! - docs.offsets[a]! <= SLICE_TOKENS) b++;
+    yield [a, b];
+    a = b;
+  }
+}
+
+/** A codec trained on `docs` and every document encoded into one in-memory segment (tests; an engine writes chunks instead). */
+export async function buildInMemory(kernels: Kernels, docs: DocSource, opts: BuildOptions): Promise<PlaidSnapshot> {
+  const trained = await train(kernels, docs, opts);
+  const { codec } = trained;
+  const n = docs.doclens.length;
+  const e = await encodeTokens(kernels, codec, transpose(codec.centroids, codec.k, codec.dim), docs.read(0, n), docs.offsets[n]!);
+  return snapshotOf(codec, trained.clusterThreshold, [makeSegment("memory", docs.doclens.slice(), e.codes, memoryResiduals(e.packed, packedBytes(codec.dim, codec.nbits)))]);
+}
+
+export interface Expanded extends Trained {
+  /** The new documents' tokens, encoded with the (possibly grown) codec. */
+  encoded: Encoded;
+}
+
+/**
+ * Encodes an update's documents with an index's codec (NextPlaid update_index), first adding
+ * centroids for the new tokens that lie farther than the cluster threshold from every centroid
+ * (update_centroids). `indexTokens`: embeddings already in the index (the threshold is their
+ * token-weighted mean with the update's).
+ */
+export async function expand(kernels: Kernels, base: Trained & { centroidsT: Float32Array }, indexTokens: number, docs: Documents, opts: BuildOptions & { expand?: boolean }): Promise<Expanded> {
   let codec = base.codec;
   const { dim } = codec;
   const tokens = docs.data.length / dim;
-  let centroidsT = base.centroidsT;
-  let { codes } = await kernels.nearest(docs.data, tokens, dim, centroidsT, codec.k);
-  let compressed = await compressAll(codec, docs.data, codes, tokens);
-  let norms = compressed.norms;
+  let encoded = await encodeTokens(kernels, codec, base.centroidsT, docs.data, tokens);
   // Outliers get new centroids: k-means over them, ⌈outliers/256⌉·4 centroids.
   const outliers: number[] = [];
-  for (let t = 0; t < tokens; t++) if (norms[t]! > base.clusterThreshold) outliers.push(t);
+  for (let t = 0; t < tokens; t++) if (encoded.norms[t]! > base.clusterThreshold) outliers.push(t);
   if (outliers.length > 0 && opts.expand !== false) {
     await opts.progress?.("centroid_expansion", `${outliers.length} embeddings outside the existing centroids`);
     const kNew = Math.min(Math.max(1, Math.ceil(outliers.length / (opts.maxPointsPerCentroid ?? 256))) * 4, outliers.length);
@@ -277,62 +298,15 @@ export async function append(kernels: Kernels, base: PlaidSnapshot, docs: Docume
     centroids.set(codec.centroids);
     centroids.set(added, codec.k * dim);
     codec = { ...codec, k: codec.k + kNew, centroids };
-    centroidsT = transpose(centroids, codec.k, dim);
-    codes = (await kernels.nearest(docs.data, tokens, dim, centroidsT, codec.k)).codes;
-    compressed = await compressAll(codec, docs.data, codes, tokens);
-    norms = compressed.norms;
+    encoded = await encodeTokens(kernels, codec, transpose(centroids, codec.k, dim), docs.data, tokens);
   }
-  // The threshold follows the new residuals (weighted by token counts).
-  const sortedNorms = norms.slice().sort();
-  const oldTokens = numTokens(base);
-  // (buffered small updates leave it alone, as NextPlaid's update_index without update_threshold)
+  // The threshold follows the new residuals (weighted by token counts); buffered small updates
+  // leave it alone, as NextPlaid's update_index without update_threshold.
   const threshold =
-    opts.expand === false ? base.clusterThreshold : (base.clusterThreshold * oldTokens + quantileSorted(sortedNorms, 0.75) * tokens) / (oldTokens + tokens);
-  const cat = <T extends Int32Array | Uint8Array | Float32Array>(a: T, b: T): T => {
-    const out = new (a.constructor as new (n: number) => T)(a.length + b.length);
-    out.set(a);
-    out.set(b, a.length);
-    return out;
-  };
-  return assemble({
-    codec,
-    clusterThreshold: threshold,
-    doclens: cat(base.doclens, docs.doclens),
-    codes: cat(base.codes, codes),
-    residuals: cat(base.residuals, compressed.packed),
-  });
-}
-
-/** Removes documents (ascending unique ids); survivors keep their order, ids stay 0..N−1. */
-export function remove(base: PlaidSnapshot, ids: Int32Array): PlaidSnapshot {
-  const n = numDocs(base);
-  const drop = new Uint8Array(n);
-  for (const id of ids) if (id >= 0 && id < n) drop[id] = 1;
-  const { dim, nbits } = base.codec;
-  const bytes = packedBytes(dim, nbits);
-  let keptDocs = 0;
-  let keptTokens = 0;
-  for (let d = 0; d < n; d++) {
-    if (!drop[d]) {
-      keptDocs++;
-      keptTokens += base.doclens[d]!;
-    }
-  }
-  const doclens = new Int32Array(keptDocs);
-  const codes = new Int32Array(keptTokens);
-  const residuals = new Uint8Array(keptTokens * bytes);
-  let di = 0;
-  let ti = 0;
-  for (let d = 0; d < n; d++) {
-    if (drop[d]) continue;
-    const from = base.offsets[d]!;
-    const to = base.offsets[d + 1]!;
-    doclens[di++] = to - from;
-    codes.set(base.codes.subarray(from, to), ti);
-    residuals.set(base.residuals.subarray(from * bytes, to * bytes), ti * bytes);
-    ti += to - from;
-  }
-  return assemble({ codec: base.codec, clusterThreshold: base.clusterThreshold, doclens, codes, residuals });
+    opts.expand === false
+      ? base.clusterThreshold
+      : (base.clusterThreshold * indexTokens + quantileSorted(encoded.norms.slice().sort(), 0.75) * tokens) / (indexTokens + tokens);
+  return { codec, clusterThreshold: threshold, encoded };
 }
 
 export interface SearchParams {
@@ -373,13 +347,14 @@ function topCentroids(s: Float32Array, row: number, k: number, p: number, allowe
 
 /**
  * PLAID search for one query ([nq, dim], used as given): centroid scores → probed cells →
- * candidates from the IVF (∩ subset) → approximate scores from centroid scores → the best
- * decompressed and scored exactly (MaxSim). Scores are raw MaxSim sums.
+ * candidates from each segment's inverted lists (∩ subset) → approximate scores from centroid
+ * scores → the best decompressed (their residuals read from disk) and scored exactly (MaxSim).
+ * Scores are raw MaxSim sums.
  */
 export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float32Array, nq: number, params: SearchParams, subset?: Int32Array): Promise<Hits> {
-  const { codec } = snap;
+  const { codec, segments, firstDoc } = snap;
   const { dim, k } = codec;
-  const n = numDocs(snap);
+  const n = snap.numDocs;
   if (n === 0 || nq === 0 || params.topK <= 0) return { ids: [], scores: [] };
   const s = await kernels.matmul(query, nq, dim, snap.centroidsT, k);
 
@@ -396,8 +371,11 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
       if (id < 0 || id >= n || inSubset[id]) continue;
       inSubset[id] = 1;
       members++;
-      for (let u = snap.docCodes.offsets[id]!; u < snap.docCodes.offsets[id + 1]!; u++) {
-        const c = snap.docCodes.codes[u]!;
+      const si = segmentOf(snap, id);
+      const { offsets, codes } = segments[si]!.docCodes;
+      const local = id - firstDoc[si]!;
+      for (let u = offsets[local]!; u < offsets[local + 1]!; u++) {
+        const c = codes[u]!;
         if (!allowed[c]) {
           allowed[c] = 1;
           eligible++;
@@ -418,61 +396,75 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
     }
   }
   const mark = new Uint8Array(n);
-  for (const c of probed) {
-    for (let i = snap.ivf.offsets[c]!; i < snap.ivf.offsets[c + 1]!; i++) mark[snap.ivf.docs[i]!] = 1;
-  }
-  const candidates: number[] = [];
-  for (let d = 0; d < n; d++) if (mark[d] && (!inSubset || inSubset[d])) candidates.push(d);
-  if (candidates.length === 0) return { ids: [], scores: [] };
+  segments.forEach((seg, si) => {
+    const first = firstDoc[si]!;
+    for (const c of probed) {
+      const [from, to] = ivfList(seg.ivf, c);
+      for (let i = from; i < to; i++) mark[first + seg.ivf.docs[i]!] = 1;
+    }
+  });
 
   // Approximate scores: Σ_q max over the document's (distinct) codes of S[q, code] (S transposed
-  // for locality).
+  // for locality), segment by segment.
   const st = transpose(s, nq, k);
-  const approx = new Float32Array(candidates.length);
+  const candidates: number[] = [];
+  const approxList: number[] = [];
   const best = new Float32Array(nq);
-  const { offsets: uo, codes: uc } = snap.docCodes;
-  for (let i = 0; i < candidates.length; i++) {
-    const d = candidates[i]!;
-    best.fill(-Infinity);
-    for (let u = uo[d]!; u < uo[d + 1]!; u++) {
-      const base = uc[u]! * nq;
-      for (let q = 0; q < nq; q++) {
-        const v = st[base + q]!;
-        if (v > best[q]!) best[q] = v;
+  segments.forEach((seg, si) => {
+    const first = firstDoc[si]!;
+    const { offsets: uo, codes: uc } = seg.docCodes;
+    for (let local = 0; local < seg.doclens.length; local++) {
+      const d = first + local;
+      if (!mark[d] || (inSubset && !inSubset[d])) continue;
+      best.fill(-Infinity);
+      for (let u = uo[local]!; u < uo[local + 1]!; u++) {
+        const base = uc[u]! * nq;
+        for (let q = 0; q < nq; q++) {
+          const v = st[base + q]!;
+          if (v > best[q]!) best[q] = v;
+        }
       }
+      let sum = 0;
+      for (let q = 0; q < nq; q++) if (best[q]! > -Infinity) sum += best[q]!;
+      candidates.push(d);
+      approxList.push(Math.fround(sum));
     }
-    let sum = 0;
-    for (let q = 0; q < nq; q++) if (best[q]! > -Infinity) sum += best[q]!;
-    approx[i] = sum;
-  }
+  });
+  if (candidates.length === 0) return { ids: [], scores: [] };
+  const approx = Float32Array.from(approxList);
   const order = Int32Array.from(candidates.keys()).sort((a, b) => approx[b]! - approx[a]! || a - b);
   const nFull = Math.min(params.nFullScores, order.length);
   const nDecompress = Math.min(Math.max(Math.floor(params.nFullScores / 4), params.topK), nFull);
   const chosen = Array.from(order.subarray(0, nDecompress), (i) => candidates[i]!);
 
   // Exact MaxSim on the decompressed documents: one GEMM for all of them; rows are normalised by
-  // scaling their scores (nq multiplies per token instead of dim).
-  let tokens = 0;
-  for (const d of chosen) tokens += snap.doclens[d]!;
+  // scaling their scores (nq multiplies per token instead of dim). Residuals are read in id order
+  // (sequential reads within each chunk file).
+  const where = chosen.map((d) => segmentOf(snap, d));
+  const lens = chosen.map((d, i) => segments[where[i]!]!.doclens[d - firstDoc[where[i]!]!]!);
+  const at = new Int32Array(chosen.length + 1);
+  for (let i = 0; i < chosen.length; i++) at[i + 1] = at[i]! + lens[i]!;
+  const tokens = at[chosen.length]!;
   const emb = takeScratch(tokens * dim);
   const inv = new Float32Array(tokens);
-  let at = 0;
-  for (const d of chosen) {
-    decompress(codec, snap.lut, snap.codes, snap.residuals, snap.offsets[d]!, snap.offsets[d + 1]!, emb, at * dim, inv, at);
-    at += snap.doclens[d]!;
-  }
   let sim: Float32Array;
   try {
+    const byId = Array.from(chosen.keys()).sort((a, b) => chosen[a]! - chosen[b]!);
+    for (const i of byId) {
+      const seg = segments[where[i]!]!;
+      const local = chosen[i]! - firstDoc[where[i]!]!;
+      const from = seg.offsets[local]!;
+      const to = seg.offsets[local + 1]!;
+      decompress(codec, snap.lut, seg.codes.subarray(from, to), seg.residuals.read(from, to), to - from, emb, at[i]! * dim, inv, at[i]!);
+    }
     sim = await kernels.matmul(emb, tokens, dim, transpose(query, nq, dim), nq);
   } finally {
     giveScratch(emb);
   }
   const exact = new Float64Array(chosen.length);
-  at = 0;
   for (let i = 0; i < chosen.length; i++) {
-    const len = snap.doclens[chosen[i]!]!;
     best.fill(-Infinity);
-    for (let t = at; t < at + len; t++) {
+    for (let t = at[i]!; t < at[i + 1]!; t++) {
       const scale = inv[t]!;
       for (let q = 0; q < nq; q++) {
         const v = sim[t * nq + q]! * scale;
@@ -482,7 +474,6 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
     let sum = 0;
     for (let q = 0; q < nq; q++) if (best[q]! > -Infinity) sum += best[q]!;
     exact[i] = sum;
-    at += len;
   }
   const ranked = Array.from(chosen.keys()).sort((a, b) => exact[b]! - exact[a]! || chosen[a]! - chosen[b]!);
   const top = ranked.slice(0, params.topK);

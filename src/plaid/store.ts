@@ -1,19 +1,24 @@
 /**
  * An index folder on disk. Vector data lives in immutable files (`centroids.<id>.npy`,
- * `chunk.<id>.{codes,residuals,doclens,raw}.npy`, `buffer.<id>.npy`), each written to a temp name, fsynced and
- * renamed. `raw` holds the documents' original embeddings as float16 (2·dim bytes per token, read
- * back only to retrain the codec): a chunk re-encoded with the same documents keeps pointing at its
- * earlier raw file (`rawId`), so a retrain rewrites 4-bit residuals, not the originals. The the manifest naming the files is a row of metadata.db, written in the same SQLite
- * transaction as the metadata change. That transaction is the commit point: after a kill at any
- * moment the folder loads as the state before or after it, and files no manifest names are swept.
+ * `chunk.<id>.{codes,residuals,doclens,raw}.npy`, `buffer.<id>.npy`), each written to a temp name
+ * (in slices: a chunk is never whole in memory), fsynced and renamed. A loaded index holds each
+ * chunk's codes in memory and reads its residuals by position (snapshot.ts). `raw` holds the
+ * documents' original embeddings as float16 (2·dim bytes per token, read back only to retrain the
+ * codec): a chunk re-encoded with the same documents keeps pointing at its earlier raw file
+ * (`rawId`), so a retrain rewrites 4-bit residuals, not the originals. The manifest naming the
+ * files is a row of metadata.db, written in the same SQLite transaction as the metadata change.
+ * That transaction is the commit point: after a kill at any moment the folder loads as the state
+ * before or after it, and files no manifest names are swept.
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { packedBytes, type Codec } from "./codec.js";
 import { fromHalf, toHalf } from "./half.js";
-import { NpyRows, readNpy, writeNpy } from "./npy.js";
-import { assemble, numDocs, numTokens, offsetsOf, type DocSource, type PlaidSnapshot } from "./plaid.js";
+import type { Kernels } from "./kernels.js";
+import { NpyRows, NpyWriter, readNpy, writeNpy } from "./npy.js";
+import { encodeTokens, slices, SLICE_TOKENS, type DocSource } from "./plaid.js";
+import { makeSegment, memoryResiduals, offsetsOf, snapshotOf, type PlaidSnapshot, type ResidualReader, type Segment } from "./snapshot.js";
 import type { MetadataDb } from "./metadata.js";
 
 export interface ChunkRef {
@@ -121,183 +126,328 @@ export function rawDocs(dir: string, m: Manifest): DocSource & { close(): void }
   };
 }
 
-export function loadSnapshot(dir: string, m: Manifest): PlaidSnapshot {
-  const centroids = readNpy(path.join(dir, `centroids.${m.centroids}.npy`)).data as Float32Array;
-  const codec: Codec = {
+/** Opens chunk `c`'s residuals for positional reads (or reads them into memory when `resident`). */
+function residualsOf(file: string, c: ChunkRef, bytes: number, resident: boolean): ResidualReader {
+  const rows = new NpyRows(file);
+  if (rows.rows !== c.tokens || rows.width !== bytes || rows.descr !== "|u1") {
+    rows.close();
+    throw new Error(`chunk ${c.id} does not match the manifest`);
+  }
+  if (resident) {
+    const all = rows.read(0, c.tokens) as Uint8Array;
+    rows.close();
+    return memoryResiduals(all, bytes);
+  }
+  return { read: (from, to) => rows.read(from, to) as Uint8Array, resident: 0, close: () => rows.close() };
+}
+
+/** Chunk `c` as a search segment: lengths and codes in memory, residuals on disk (see snapshot.ts). */
+export function loadSegment(dir: string, m: Manifest, c: ChunkRef, resident = false): Segment {
+  const f = chunkFiles(dir, c);
+  const codes = readNpy(f.codes).data as Int32Array;
+  const doclens = readNpy(f.doclens).data as Int32Array;
+  if (codes.length !== c.tokens || doclens.length !== c.documents) throw new Error(`chunk ${c.id} does not match the manifest`);
+  return makeSegment(c.id, doclens, codes, residualsOf(f.residuals, c, packedBytes(m.dim, m.nbits), resident));
+}
+
+export function codecOf(dir: string, m: Manifest): Codec {
+  return {
     dim: m.dim,
     nbits: m.nbits,
     k: m.numPartitions,
-    centroids,
+    centroids: readNpy(path.join(dir, `centroids.${m.centroids}.npy`)).data as Float32Array,
     cutoffs: Float32Array.from(m.cutoffs),
     weights: Float32Array.from(m.weights),
     avgResidual: Float32Array.from(m.avgResidual),
   };
-  const bytes = packedBytes(m.dim, m.nbits);
-  const codes = new Int32Array(m.numEmbeddings);
-  const residuals = new Uint8Array(m.numEmbeddings * bytes);
-  const doclens = new Int32Array(m.numDocuments);
-  let t = 0;
-  let d = 0;
-  for (const c of m.chunks) {
-    const f = chunkFiles(dir, c);
-    const cc = readNpy(f.codes).data as Int32Array;
-    const rr = readNpy(f.residuals).data as Uint8Array;
-    const dl = readNpy(f.doclens).data as Int32Array;
-    if (cc.length !== c.tokens || rr.length !== c.tokens * bytes || dl.length !== c.documents) throw new Error(`chunk ${c.id} does not match the manifest`);
-    codes.set(cc, t);
-    residuals.set(rr, t * bytes);
-    doclens.set(dl, d);
-    t += c.tokens;
-    d += c.documents;
-  }
-  if (t !== m.numEmbeddings || d !== m.numDocuments) throw new Error("chunks do not add up to the manifest's totals");
-  return assemble({ codec, clusterThreshold: m.clusterThreshold, doclens, codes, residuals });
-}
-
-export type Reuse =
-  /** Everything is new (a build). */
-  | "none"
-  /** The first `unchanged` documents are as in the previous manifest; the rest are new. */
-  | { unchanged: number }
-  /** The first `recoded` documents are the previous ones, encoded anew (a retrain); the rest are new. */
-  | { recoded: number }
-  /** The previous documents minus these ids (ascending). */
-  | { deleted: Int32Array };
-
-export interface UpdateBuffer {
-  /** Trailing documents appended without centroid expansion, and their original embeddings. */
-  documents: number;
-  raw: Float32Array;
-}
-
-export interface WriteOptions {
-  prev: Manifest | undefined;
-  reuse: Reuse;
-  /** Documents per chunk file. */
-  batchSize: number;
-  /** The original embeddings of the snapshot's documents, for the chunks written now; absent: no raw files (an index from before retraining). */
-  raw?: DocSource;
-  buffer?: UpdateBuffer;
-  /** Embeddings when the codec was trained (a build or retrain: all of them; otherwise as before). */
-  trainedEmbeddings: number;
 }
 
 /**
- * Writes the chunks of `snap` that the previous manifest does not already hold and returns the new
- * manifest (not yet committed): chunks whose documents and codes are unchanged are kept, a retrain
- * keeps each chunk's raw file, the rest become new files.
+ * The snapshot `m` describes. Segments of `previous` whose chunk `m` still names are reused (their
+ * residual files stay open); the others are loaded. `codec`: the manifest's, when the caller has it.
  */
-export function writeSnapshot(dir: string, snap: PlaidSnapshot, o: WriteOptions): Manifest {
-  const { prev, reuse } = o;
-  const { codec } = snap;
-  const bytes = packedBytes(codec.dim, codec.nbits);
-  const raw = o.raw !== undefined;
-  /** Chunks to write: documents [from, to) of `snap`; `keep` = an old chunk whose raw file stays. */
-  const plan: { ref: ChunkRef; from: number; to: number; rawFrom?: ChunkRef }[] = [];
-  const chunks: ChunkRef[] = [];
-  let reusedDocs = 0;
+export function loadSnapshot(dir: string, m: Manifest, previous?: PlaidSnapshot, options: { resident?: boolean; codec?: Codec } = {}): PlaidSnapshot {
+  const known = new Map(previous?.segments.map((s) => [s.id, s]));
+  const codec = options.codec ?? codecOf(dir, m);
+  const opened: Segment[] = [];
+  try {
+    const segments = m.chunks.map((c) => {
+      const s = known.get(c.id);
+      if (s) return s;
+      const fresh = loadSegment(dir, m, c, options.resident);
+      opened.push(fresh);
+      return fresh;
+    });
+    const snap = snapshotOf(codec, m.clusterThreshold, segments);
+    if (snap.numTokens !== m.numEmbeddings || snap.numDocs !== m.numDocuments) throw new Error("chunks do not add up to the manifest's totals");
+    return snap;
+  } catch (e) {
+    for (const s of opened) s.residuals.close();
+    throw e;
+  }
+}
 
-  if (prev && typeof reuse === "object" && !("deleted" in reuse)) {
-    // Old chunks wholly within the leading documents stay (re-encoded after a retrain), but a
-    // small trailing one, which is rewritten together with what follows (so small appends do not
-    // pile up files).
-    const lead = "unchanged" in reuse ? reuse.unchanged : reuse.recoded;
-    let end = 0;
-    const kept: ChunkRef[] = [];
-    for (const c of prev.chunks) {
-      if (end + c.documents > lead) break;
-      kept.push(c);
-      end += c.documents;
-    }
-    if (kept.length > 0 && kept[kept.length - 1]!.documents < SMALL_CHUNK) kept.pop();
-    for (const c of kept) {
-      if ("unchanged" in reuse) chunks.push({ ...c, raw: raw && c.raw });
-      else {
-        const ref: ChunkRef = { id: "", documents: c.documents, tokens: 0, raw: raw && c.raw };
-        chunks.push(ref);
-        plan.push({ ref, from: reusedDocs, to: reusedDocs + c.documents, rawFrom: c.raw && raw ? c : undefined });
-      }
-      reusedDocs += c.documents;
-    }
+/** The segments of `before` that `after` no longer holds (their files can be closed once no search uses `before`). */
+export function retiredSegments(before: PlaidSnapshot | undefined, after: PlaidSnapshot | undefined): Segment[] {
+  if (!before) return [];
+  const kept = new Set(after?.segments ?? []);
+  return before.segments.filter((s) => !kept.has(s));
+}
+
+/**
+ * A slice of tokens to write into a chunk: whole documents, their codes and packed residuals, and
+ * their originals (float32 to be stored as float16, or float16 bits as read back from a raw file).
+ */
+export interface TokenSlice {
+  doclens: Int32Array;
+  codes: Int32Array;
+  packed: Uint8Array;
+  raw?: Float32Array | Uint16Array;
+}
+
+/** Documents [from, to) of `docs`, encoded with `codec` a slice at a time (originals included when `withRaw`). */
+export async function* encodedSlices(kernels: Kernels, codec: Codec, centroidsT: Float32Array, docs: DocSource, from: number, to: number, withRaw: boolean): AsyncGenerator<TokenSlice> {
+  for (const [a, b] of slices(docs, from, to)) {
+    const data = docs.read(a, b);
+    const e = await encodeTokens(kernels, codec, centroidsT, data, docs.offsets[b]! - docs.offsets[a]!);
+    yield { doclens: docs.doclens.subarray(a, b), codes: e.codes, packed: e.packed, raw: withRaw ? data : undefined };
   }
-  if (prev && typeof reuse === "object" && "deleted" in reuse) {
-    // Deletes: chunks without a deleted document stay; the others are rewritten.
-    const del = reuse.deleted;
-    let oldStart = 0;
-    let newStart = 0;
-    let di = 0;
-    for (const c of prev.chunks) {
-      let removed = 0;
-      while (di < del.length && del[di]! < oldStart + c.documents) {
-        if (del[di]! >= oldStart) removed++;
-        di++;
-      }
-      const survivors = c.documents - removed;
-      if (removed === 0) chunks.push({ ...c, raw: raw && c.raw });
-      else if (survivors > 0) {
-        const ref: ChunkRef = { id: "", documents: survivors, tokens: 0, raw };
-        chunks.push(ref);
-        plan.push({ ref, from: newStart, to: newStart + survivors });
-      }
-      oldStart += c.documents;
-      newStart += survivors;
-    }
-  } else {
-    for (let from = reusedDocs; from < numDocs(snap); from += o.batchSize) {
-      const to = Math.min(numDocs(snap), from + o.batchSize);
-      const ref: ChunkRef = { id: "", documents: to - from, tokens: 0, raw };
-      chunks.push(ref);
-      plan.push({ ref, from, to });
-    }
+}
+
+/** Tokens already encoded in memory (an update's documents), sliced by document: documents [from, to). */
+export function* memorySlices(doclens: Int32Array, codes: Int32Array, packed: Uint8Array, raw: Float32Array | undefined, dim: number, from: number, to: number): Generator<TokenSlice> {
+  const offsets = offsetsOf(doclens);
+  const bytes = packed.length / Math.max(1, codes.length);
+  for (let a = from; a < to; ) {
+    let b = a + 1;
+    while (b < to && offsets[b + 1]! - offsets[a]! <= SLICE_TOKENS) b++;
+    const t0 = offsets[a]!;
+    const t1 = offsets[b]!;
+    yield { doclens: doclens.subarray(a, b), codes: codes.subarray(t0, t1), packed: packed.subarray(t0 * bytes, t1 * bytes), raw: raw?.subarray(t0 * dim, t1 * dim) };
+    a = b;
   }
-  for (const { ref, from, to, rawFrom } of plan) {
-    const t0 = snap.offsets[from]!;
-    const t1 = snap.offsets[to]!;
-    ref.id = newId();
-    ref.tokens = t1 - t0;
-    if (rawFrom) ref.rawId = rawFrom.rawId ?? rawFrom.id;
-    const files = chunkFiles(dir, ref);
-    writeNpy(files.codes, snap.codes.slice(t0, t1), [t1 - t0]);
-    writeNpy(files.residuals, snap.residuals.slice(t0 * bytes, t1 * bytes), [t1 - t0, bytes]);
-    writeNpy(files.doclens, snap.doclens.slice(from, to), [to - from]);
-    if (raw && !rawFrom) {
-      // In slices, so a 50 000-document chunk never holds its float32 originals at once.
-      const half = new Uint16Array((t1 - t0) * codec.dim);
-      for (let a = from; a < to; ) {
-        let b = a + 1;
-        while (b < to && snap.offsets[b + 1]! - snap.offsets[a]! <= 65_536) b++;
-        toHalf(o.raw!.read(a, b), half.subarray((snap.offsets[a]! - t0) * codec.dim, (snap.offsets[b]! - t0) * codec.dim));
-        a = b;
-      }
-      writeNpy(files.raw, half, [t1 - t0, codec.dim]);
+}
+
+/** Documents [from, to) of stored chunk `c` as written (codes, residuals, originals when `withRaw`), a slice at a time. */
+export function* storedSlices(dir: string, m: Manifest, c: ChunkRef, from: number, to: number, withRaw: boolean): Generator<TokenSlice> {
+  const f = chunkFiles(dir, c);
+  const doclens = readNpy(f.doclens).data as Int32Array;
+  const offsets = offsetsOf(doclens);
+  const codes = new NpyRows(f.codes);
+  const residuals = new NpyRows(f.residuals);
+  const raw = withRaw ? new NpyRows(f.raw) : undefined;
+  try {
+    if (codes.rows !== c.tokens || residuals.rows !== c.tokens || (raw && (raw.rows !== c.tokens || raw.width !== m.dim))) throw new Error(`chunk ${c.id} does not match the manifest`);
+    for (let a = from; a < to; ) {
+      let b = a + 1;
+      while (b < to && offsets[b + 1]! - offsets[a]! <= SLICE_TOKENS) b++;
+      const t0 = offsets[a]!;
+      const t1 = offsets[b]!;
+      yield { doclens: doclens.slice(a, b), codes: codes.read(t0, t1) as Int32Array, packed: residuals.read(t0, t1) as Uint8Array, raw: raw?.read(t0, t1) as Float32Array | Uint16Array | undefined };
+      a = b;
     }
+  } finally {
+    codes.close();
+    residuals.close();
+    raw?.close();
   }
+}
+
+/**
+ * Writes one chunk from its slices (each file streamed: a chunk is never whole in memory). The
+ * originals go to its own raw file, unless `rawId` names the chunk whose raw file already holds
+ * them (a retrain re-encodes documents, it does not change them) or `withRaw` is false (an index
+ * from before retraining existed). Nothing is named by a manifest yet: a failure leaves only files
+ * that sweep() removes.
+ */
+export async function writeChunk(dir: string, dim: number, nbits: number, parts: Iterable<TokenSlice> | AsyncIterable<TokenSlice>, documents: number, tokens: number, raw: { withRaw: boolean; rawId?: string }): Promise<ChunkRef> {
+  const ref: ChunkRef = { id: newId(), documents, tokens, raw: raw.withRaw };
+  if (raw.rawId) ref.rawId = raw.rawId;
+  const f = chunkFiles(dir, ref);
+  const writers: NpyWriter[] = [];
+  try {
+    const codes = new NpyWriter(f.codes, "Int32Array", [tokens]);
+    writers.push(codes);
+    const residuals = new NpyWriter(f.residuals, "Uint8Array", [tokens, packedBytes(dim, nbits)]);
+    writers.push(residuals);
+    const doclens = new NpyWriter(f.doclens, "Int32Array", [documents]);
+    writers.push(doclens);
+    const rawOut = raw.withRaw && !raw.rawId ? new NpyWriter(f.raw, "Uint16Array", [tokens, dim]) : undefined;
+    if (rawOut) writers.push(rawOut);
+    for await (const part of parts) {
+      codes.write(part.codes);
+      residuals.write(part.packed);
+      doclens.write(part.doclens);
+      if (rawOut) {
+        if (!part.raw) throw new Error("the originals of a chunk's documents are missing");
+        rawOut.write(part.raw instanceof Uint16Array ? part.raw : toHalf(part.raw));
+      }
+    }
+    for (const w of writers) w.commit();
+  } catch (e) {
+    for (const w of writers) w.abort();
+    throw e;
+  }
+  return ref;
+}
+
+/** Chains slice sources. */
+export async function* chain(...sources: (Iterable<TokenSlice> | AsyncIterable<TokenSlice>)[]): AsyncGenerator<TokenSlice> {
+  for (const s of sources) yield* s;
+}
+
+/** Writes `codec`'s centroids under a new id (returned). */
+export function writeCentroids(dir: string, codec: Codec): string {
+  const id = newId();
+  writeNpy(path.join(dir, `centroids.${id}.npy`), codec.centroids, [codec.k, codec.dim]);
+  return id;
+}
+
+/** The manifest of `chunks` encoded with `codec` (its centroids written under `centroidsId`). */
+export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: string, chunks: ChunkRef[], trainedEmbeddings: number, buffer?: UpdateBuffer & { id?: string }, dir?: string): Manifest {
   let bufferRef: Manifest["buffer"];
-  if (o.buffer && o.buffer.documents > 0) {
-    bufferRef = { documents: o.buffer.documents, id: newId() };
-    writeNpy(path.join(dir, `buffer.${bufferRef.id}.npy`), o.buffer.raw, [o.buffer.raw.length / codec.dim, codec.dim]);
-  }
-  let centroids = prev?.centroids;
-  if (!prev || prev.numPartitions !== codec.k || reuse === "none" || "recoded" in reuse) {
-    centroids = newId();
-    writeNpy(path.join(dir, `centroids.${centroids}.npy`), codec.centroids, [codec.k, codec.dim]);
+  if (buffer && buffer.documents > 0) {
+    bufferRef = { documents: buffer.documents, id: newId() };
+    writeNpy(path.join(dir!, `buffer.${bufferRef.id}.npy`), buffer.raw, [buffer.raw.length / codec.dim, codec.dim]);
   }
   return {
     format: 1,
     dim: codec.dim,
     nbits: codec.nbits,
     numPartitions: codec.k,
-    centroids: centroids!,
+    centroids: centroidsId,
     cutoffs: Array.from(codec.cutoffs),
     weights: Array.from(codec.weights),
     avgResidual: Array.from(codec.avgResidual),
-    clusterThreshold: snap.clusterThreshold,
+    clusterThreshold,
     chunks,
-    numDocuments: numDocs(snap),
-    numEmbeddings: numTokens(snap),
+    numDocuments: chunks.reduce((a, c) => a + c.documents, 0),
+    numEmbeddings: chunks.reduce((a, c) => a + c.tokens, 0),
     buffer: bufferRef,
-    trainedEmbeddings: o.trainedEmbeddings,
+    trainedEmbeddings,
   };
+}
+
+/** New documents for a write: their lengths, and their slices (encoded) for documents [from, to). */
+export interface FreshDocs {
+  doclens: Int32Array;
+  slices(from: number, to: number): Iterable<TokenSlice> | AsyncIterable<TokenSlice>;
+}
+
+/** Documents → chunks of at most `batchSize` documents. */
+async function writeFresh(dir: string, m: { dim: number; nbits: number }, fresh: FreshDocs, batchSize: number, withRaw: boolean, lead?: { slices: Iterable<TokenSlice>; documents: number; tokens: number }): Promise<ChunkRef[]> {
+  const out: ChunkRef[] = [];
+  const offsets = offsetsOf(fresh.doclens);
+  const n = fresh.doclens.length;
+  let from = 0;
+  // The first chunk may start with documents carried over from a rewritten chunk.
+  const leadDocs = lead?.documents ?? 0;
+  do {
+    const room = Math.max(1, batchSize - (out.length === 0 ? leadDocs : 0));
+    const to = Math.min(n, from + room);
+    const carried = out.length === 0 && lead ? lead : undefined;
+    const documents = to - from + (carried?.documents ?? 0);
+    if (documents === 0) break;
+    const tokens = offsets[to]! - offsets[from]! + (carried?.tokens ?? 0);
+    out.push(await writeChunk(dir, m.dim, m.nbits, chain(carried?.slices ?? [], fresh.slices(from, to)), documents, tokens, { withRaw }));
+    from = to;
+  } while (from < n);
+  return out;
+}
+
+/** Writes documents as new chunks (a build). */
+export function writeDocs(dir: string, m: { dim: number; nbits: number }, fresh: FreshDocs, batchSize: number): Promise<ChunkRef[]> {
+  return writeFresh(dir, m, fresh, batchSize, true);
+}
+
+/**
+ * The chunks after keeping the first `keep` documents of `m` and appending `fresh` ones: chunks
+ * wholly within the kept documents stay, but a small trailing one (fewer than SMALL_CHUNK
+ * documents), which is rewritten together with what follows so that small updates do not pile up
+ * files; a chunk cut by `keep` keeps its first part, rewritten too.
+ */
+export async function appendChunks(dir: string, m: Manifest, keep: number, fresh: FreshDocs, batchSize: number, withRaw: boolean): Promise<ChunkRef[]> {
+  const kept: ChunkRef[] = [];
+  let end = 0;
+  let i = 0;
+  for (; i < m.chunks.length && end + m.chunks[i]!.documents <= keep; i++) {
+    kept.push(m.chunks[i]!);
+    end += m.chunks[i]!.documents;
+  }
+  const carry: { chunk: ChunkRef; to: number }[] = [];
+  if (kept.length > 0 && kept[kept.length - 1]!.documents < Math.min(SMALL_CHUNK, batchSize) && fresh.doclens.length > 0) {
+    const last = kept.pop()!;
+    end -= last.documents;
+    carry.push({ chunk: last, to: last.documents });
+  }
+  const cut = m.chunks[i];
+  if (end + carry.reduce((a, c) => a + c.to, 0) < keep && cut) carry.push({ chunk: cut, to: keep - end - carry.reduce((a, c) => a + c.to, 0) });
+  if (carry.length === 0 && fresh.doclens.length === 0) return kept;
+  // Carried documents go first in the next chunk, read back from their files as it is written.
+  let documents = 0;
+  let tokens = 0;
+  for (const c of carry) {
+    const doclens = readNpy(chunkFiles(dir, c.chunk).doclens).data as Int32Array;
+    documents += c.to;
+    for (let d = 0; d < c.to; d++) tokens += doclens[d]!;
+  }
+  const slices = (function* () {
+    for (const c of carry) yield* storedSlices(dir, m, c.chunk, 0, c.to, withRaw);
+  })();
+  return [...kept, ...(await writeFresh(dir, m, fresh, batchSize, withRaw, carry.length > 0 ? { slices, documents, tokens } : undefined))];
+}
+
+/** The chunks after deleting documents `ids` (ascending): chunks without one stay, the others are rewritten with their survivors. */
+export async function deleteFromChunks(dir: string, m: Manifest, ids: Int32Array, withRaw: boolean): Promise<ChunkRef[]> {
+  const out: ChunkRef[] = [];
+  let start = 0;
+  let di = 0;
+  for (const c of m.chunks) {
+    const gone: number[] = [];
+    while (di < ids.length && ids[di]! < start + c.documents) {
+      if (ids[di]! >= start) gone.push(ids[di]! - start);
+      di++;
+    }
+    if (gone.length === 0) out.push(c);
+    else if (gone.length < c.documents) {
+      const doclens = readNpy(chunkFiles(dir, c).doclens).data as Int32Array;
+      const runs: [number, number][] = [];
+      let a = 0;
+      for (const g of [...gone, c.documents]) {
+        if (g > a) runs.push([a, g]);
+        a = g + 1;
+      }
+      let documents = 0;
+      let tokens = 0;
+      for (const [x, y] of runs) {
+        documents += y - x;
+        for (let d = x; d < y; d++) tokens += doclens[d]!;
+      }
+      const parts = (function* () {
+        for (const [x, y] of runs) yield* storedSlices(dir, m, c, x, y, withRaw);
+      })();
+      out.push(await writeChunk(dir, m.dim, m.nbits, parts, documents, tokens, { withRaw }));
+    }
+    start += c.documents;
+  }
+  return out;
+}
+
+/** Every chunk of `m` encoded again with `codec` from the originals in `stored` (same documents, same raw files). */
+export async function recodeChunks(dir: string, m: Manifest, kernels: Kernels, codec: Codec, centroidsT: Float32Array, stored: DocSource): Promise<ChunkRef[]> {
+  const out: ChunkRef[] = [];
+  let start = 0;
+  for (const c of m.chunks) {
+    out.push(await writeChunk(dir, codec.dim, codec.nbits, encodedSlices(kernels, codec, centroidsT, stored, start, start + c.documents, false), c.documents, c.tokens, { withRaw: true, rawId: c.rawId ?? c.id }));
+    start += c.documents;
+  }
+  return out;
+}
+
+export interface UpdateBuffer {
+  /** Trailing documents appended without centroid expansion, and their original embeddings. */
+  documents: number;
+  raw: Float32Array;
 }
 
 /** The original embeddings of the buffered documents (see UpdateBuffer). */
