@@ -70,7 +70,7 @@ async function one(n: number, mode: "bulk" | "batches", { tokens, nq, noise, que
   for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + corpus.doclens[i]!;
   const rssData = process.memoryUsage().rss;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "bench-index-"));
-  const engine = await PlaidEngine.create(root);
+  let engine = await PlaidEngine.create(root);
   engine.declare("bench", { nbits: 4 });
   const meta = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => ({ doc: from + i }));
   const t0 = performance.now();
@@ -84,6 +84,9 @@ async function one(n: number, mode: "bulk" | "batches", { tokens, nq, noise, que
   }
   const buildS = (performance.now() - t0) / 1000;
   const peakMB = process.resourceUsage().maxRSS / 1024;
+  await engine.close();
+  // Searched as a server opens it: a fresh engine on the folder (codes per chunk in memory, residuals on disk).
+  engine = await PlaidEngine.create(root);
   const info = engine.info("bench");
   const dir = path.join(root, "bench");
   const vectorBytes = fs.readdirSync(dir).filter((f) => f.endsWith(".npy")).reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
@@ -110,6 +113,8 @@ async function one(n: number, mode: "bulk" | "batches", { tokens, nq, noise, que
       `K ${info.num_partitions}, ${(vectorBytes / total).toFixed(1)} B/token vectors (${(allBytes / total).toFixed(1)} with metadata.db); ` +
       `defaults: recall@10 ${def.recall.toFixed(3)}, p50 ${def.p50.toFixed(1)} ms, p90 ${def.p90.toFixed(1)} ms`,
   );
+  const mem = engine.memory("bench");
+  console.log(`  loaded and searched: ${mem.segments} chunks, ${(mem.bytes / 2 ** 20).toFixed(1)} MB in memory = ${(mem.bytes / mem.embeddings).toFixed(1)} B per embedding (residuals ${mem.residualBytes ? "in memory" : "read from disk"})`);
   const curve: string[] = [];
   for (const p of [1, 2, 4, 16, 32]) {
     const r = await run({ topK: 10, nIvfProbe: p, nFullScores: 4096 });
