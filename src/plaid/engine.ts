@@ -47,12 +47,12 @@ const BUFFER_SIZE = 100;
  * An index past start_from_scratch is retrained (codec trained again on all its documents, every
  * chunk re-encoded) when its embeddings reach this multiple of those it was trained on: centroids
  * trained on the first documents only miss what later ones bring (issue #20). Geometric, so all
- * retrains together cost about GROWTH / (GROWTH − 1) bulk builds of the final index (3 at 1.5).
- * 1.5 keeps recall@10 within 0.01 of a bulk build in BENCHMARKS.md; 2 left up to half the index
- * on centroids trained without it, 0.02 below. PYLATE_INDEX_RETRAIN_GROWTH overrides it (0: never
- * retrain, NextPlaid's behaviour).
+ * retrains together cost about GROWTH / (GROWTH − 1) bulk builds of the final index (5 at 1.25).
+ * Up to 1 − 1/GROWTH of an index is encoded with centroids not trained on it: on the spread corpus
+ * (BENCHMARKS.md, #20) 1.5 left recall@10 0.02 below a bulk build, 1.25 within 0.01.
+ * PYLATE_INDEX_RETRAIN_GROWTH overrides it (0: never retrain, NextPlaid's behaviour).
  */
-export const DEFAULT_RETRAIN_GROWTH = 1.5;
+export const DEFAULT_RETRAIN_GROWTH = 1.25;
 
 function retrainGrowth(option: number | undefined): number {
   const env = process.env["PYLATE_INDEX_RETRAIN_GROWTH"];

@@ -96,6 +96,9 @@ export const SLICE_TOKENS = 65_536;
 export const MAX_TRAIN_POINTS = 2 ** 20;
 const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Gap (in tokens) between two documents of a chunk below which search reads both at once. */
+const GAP_TOKENS = 64;
+
 /** Reusable buffers for the decompressed candidates (see search). */
 const scratch: Float32Array[] = [];
 function takeScratch(n: number): Float32Array {
@@ -449,13 +452,28 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
   const inv = new Float32Array(tokens);
   let sim: Float32Array;
   try {
+    // Documents close together in a chunk are read with one positional read (a small gap is cheaper
+    // to read than a second call).
+    const bytes = packedBytes(dim, codec.nbits);
     const byId = Array.from(chosen.keys()).sort((a, b) => chosen[a]! - chosen[b]!);
-    for (const i of byId) {
+    const span = (i: number): [number, number] => {
       const seg = segments[where[i]!]!;
       const local = chosen[i]! - firstDoc[where[i]!]!;
-      const from = seg.offsets[local]!;
-      const to = seg.offsets[local + 1]!;
-      decompress(codec, snap.lut, seg.codes.subarray(from, to), seg.residuals.read(from, to), to - from, emb, at[i]! * dim, inv, at[i]!);
+      return [seg.offsets[local]!, seg.offsets[local + 1]!];
+    };
+    for (let x = 0; x < byId.length; ) {
+      const seg = segments[where[byId[x]!]!]!;
+      const [start] = span(byId[x]!);
+      let end = span(byId[x]!)[1];
+      let y = x + 1;
+      while (y < byId.length && where[byId[y]!] === where[byId[x]!] && span(byId[y]!)[0] - end <= GAP_TOKENS) end = span(byId[y++]!)[1];
+      const packed = seg.residuals.read(start, end);
+      for (let z = x; z < y; z++) {
+        const i = byId[z]!;
+        const [from, to] = span(i);
+        decompress(codec, snap.lut, seg.codes.subarray(from, to), packed.subarray((from - start) * bytes, (to - start) * bytes), to - from, emb, at[i]! * dim, inv, at[i]!);
+      }
+      x = y;
     }
     sim = await kernels.matmul(emb, tokens, dim, transpose(query, nq, dim), nq);
   } finally {

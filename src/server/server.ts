@@ -88,7 +88,12 @@ function corsHeaders(req: http.IncomingMessage): Record<string, string> {
 }
 
 export function createServer(opts: ServerOptions): http.Server {
-  return http.createServer(createRequestHandler(opts));
+  const server = http.createServer(createRequestHandler(opts));
+  // Idle keep-alive connections stay open 75 s (Node's default is 5 s): a client reusing a socket
+  // just as the server closes it gets a failed request ("fetch failed", ECONNRESET); clients and
+  // load balancers time out idle sockets before that (NextPlaid's server never closes them).
+  server.keepAliveTimeout = 75_000;
+  return server;
 }
 
 /** Answers every request with 503 while the model loads (the port is bound first, so a busy port fails fast). */
