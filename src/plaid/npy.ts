@@ -10,7 +10,7 @@ import { tempPathFor, writeFileAtomic } from "../util/fs.js";
 export type NpyArray = Float32Array | Int32Array | Uint8Array | Int64Array | Uint16Array;
 type Int64Array = BigInt64Array;
 
-/** A Uint16Array holds float16 bits (half.ts): the only 2-byte type the index writes. */
+/** A Uint16Array holds float16 bits (checkpoint/dtype.ts converts them): the only 2-byte type the index writes. */
 const DESCR: Record<string, string> = { Float32Array: "<f4", Int32Array: "<i4", Uint8Array: "|u1", BigInt64Array: "<i8", Uint16Array: "<f2" };
 
 export function encodeNpy(data: NpyArray, shape: number[]): Uint8Array {

@@ -14,7 +14,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { packedBytes, type Codec } from "./codec.js";
-import { fromHalf, toHalf } from "./half.js";
+import { f16ToF32, f32ToF16 } from "../checkpoint/dtype.js";
 import type { Kernels } from "./kernels.js";
 import { NpyRows, NpyWriter, readNpy, writeNpy } from "./npy.js";
 import { encodeTokens, slices, SLICE_TOKENS, type DocSource } from "./plaid.js";
@@ -107,7 +107,7 @@ export function rawDocs(dir: string, m: Manifest): DocSource & { close(): void }
       const end = Math.min(to, firstDoc[i + 1]!);
       const base = offsets[firstDoc[i]!]!;
       const rows = file(i).read(offsets[doc]! - base, offsets[end]! - base);
-      const values = rows instanceof Uint16Array ? fromHalf(rows) : (rows as Float32Array);
+      const values = rows instanceof Uint16Array ? f16ToF32(rows) : (rows as Float32Array);
       out.set(values, at);
       at += values.length;
       doc = end;
@@ -280,7 +280,7 @@ export async function writeChunk(dir: string, dim: number, nbits: number, parts:
       doclens.write(part.doclens);
       if (rawOut) {
         if (!part.raw) throw new Error("the originals of a chunk's documents are missing");
-        rawOut.write(part.raw instanceof Uint16Array ? part.raw : toHalf(part.raw));
+        rawOut.write(part.raw instanceof Uint16Array ? part.raw : f32ToF16(part.raw));
       }
     }
     for (const w of writers) w.commit();
