@@ -44,6 +44,7 @@ test("chunks of 7 documents read from disk per candidate answer exactly as large
   }
   for (const [what, step] of steps) {
     await step();
+    await Promise.all([tiny.settle("x"), whole.settle("x")]);
     assert.deepEqual(tiny.info("x"), whole.info("x"), what);
     for (const params of [
       { topK: 10, nIvfProbe: 8, nFullScores: 4096 },

@@ -21,7 +21,7 @@ export interface EngineStatus {
   /** "restarting": some index's thread is starting again after it was stopped; "busy": some request has run over busyAfterMs (5 s); else "ready". */
   status: "ready" | "busy" | "restarting";
   /** Index threads running now. */
-  threads: { index: string; state: "starting" | "idle" | "busy" | "restarting"; running_calls: number; oldest_call_ms: number; restarts: number }[];
+  threads: { index: string; state: "starting" | "idle" | "busy" | "restarting"; running_calls: number; oldest_call_ms: number; restarts: number; retraining: boolean }[];
 }
 
 export type RemoteEngine = Asynced<Omit<IndexEngine, "close">> & { close(): Promise<void>; status(): EngineStatus };
@@ -76,6 +76,8 @@ class IndexThread {
   private closed = false;
   /** Set when stop() begins: no restart, no retry from then on. */
   private stopping = false;
+  /** The engine on the thread is retraining the index's codec in the background (no idle stop meanwhile). */
+  private background = false;
 
   constructor(
     readonly name: string,
@@ -100,6 +102,7 @@ class IndexThread {
       this.live = undefined;
       this.worker = undefined;
       this.ready = false;
+      this.background = false;
       if (this.closed) return;
       this.restarts++;
       this.died(`The index engine stopped (${why || `exit code ${code}`}); the next request restarts it`, undefined);
@@ -116,6 +119,11 @@ class IndexThread {
     });
     worker.on("message", (m: WorkerMessage) => {
       if (m.type === "ready" || m.type === "init-error") return;
+      if (m.type === "background") {
+        if (this.live === worker) this.background = m.busy;
+        if (!m.busy) this.armIdle();
+        return;
+      }
       const p = this.pending.get(m.id);
       if (!p) return;
       if (m.type === "progress") return p.progress?.(m.stage, m.message);
@@ -161,7 +169,8 @@ class IndexThread {
     clearTimeout(this.idleTimer);
     const idleMs = this.opts.idleMs ?? 600_000;
     this.idleTimer = setTimeout(() => {
-      if (this.pending.size === 0) this.onIdle(this);
+      if (this.pending.size === 0 && !this.background) this.onIdle(this);
+      else if (this.pending.size === 0) this.armIdle();
     }, idleMs);
     this.idleTimer.unref();
   }
@@ -198,6 +207,7 @@ class IndexThread {
     const gate = worker && this.gates.get(worker);
     this.live = undefined;
     this.ready = false;
+    this.background = false;
     if (worker && gate) stopWhenNoKernelRuns(worker, gate);
     if (this.closed || this.stopping) {
       this.worker = undefined;
@@ -250,8 +260,8 @@ class IndexThread {
     const now = Date.now();
     let oldest = 0;
     for (const p of this.pending.values()) oldest = Math.max(oldest, now - p.started);
-    const state = this.restarting ? "restarting" : !this.ready ? "starting" : this.pending.size > 0 ? "busy" : "idle";
-    return { index: this.name, state, running_calls: this.pending.size, oldest_call_ms: oldest, restarts: this.restarts };
+    const state = this.restarting ? "restarting" : !this.ready ? "starting" : this.pending.size > 0 || this.background ? "busy" : "idle";
+    return { index: this.name, state, running_calls: this.pending.size, oldest_call_ms: oldest, restarts: this.restarts, retraining: this.background };
   }
 
   /** True when a request-bound call has run longer than busyAfterMs. */

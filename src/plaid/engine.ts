@@ -26,6 +26,7 @@ import {
   rawDocs,
   readBuffer,
   readManifest,
+  recodeChunk,
   recodeChunks,
   retiredSegments,
   sweep,
@@ -65,6 +66,16 @@ export interface EngineOptions {
   retrainGrowth?: number;
   /** Hold residuals in memory instead of reading them from disk per candidate (for comparison; default false). */
   residentResiduals?: boolean;
+  /** Told when an index's background retrain starts (true) and ends (false): its thread must not be stopped as idle meanwhile. */
+  onBackground?: (index: string, busy: boolean) => void;
+  /** Awaited by a background retrain after it re-encoded the chunks, before it takes the write lock (tests hold it there). */
+  retrainPause?: () => Promise<void>;
+}
+
+/** A background retrain (see retrain()). */
+interface RetrainJob {
+  done: Promise<void>;
+  cancelled: boolean;
 }
 
 interface OpenIndex {
@@ -76,6 +87,10 @@ interface OpenIndex {
   snap?: PlaidSnapshot;
   /** Serialises writers. */
   lock: Promise<unknown>;
+  /** The codec being trained again in the background, if it is. */
+  job?: RetrainJob;
+  /** Why the last background retrain failed (it is tried again after the next update). */
+  jobError?: string;
 }
 
 export class PlaidEngine implements IndexEngine {
@@ -97,7 +112,13 @@ export class PlaidEngine implements IndexEngine {
   ) {
     this.growth = retrainGrowth(options.retrainGrowth);
     this.resident = options.residentResiduals ?? false;
+    this.onBackground = options.onBackground;
+    this.retrainPause = options.retrainPause;
   }
+
+  private readonly retrainPause?: () => Promise<void>;
+
+  private readonly onBackground?: (index: string, busy: boolean) => void;
 
   static async create(root: string, threads?: number, gate?: KernelGate, options: EngineOptions = {}): Promise<PlaidEngine> {
     await loadSqlite();
@@ -195,6 +216,7 @@ export class PlaidEngine implements IndexEngine {
     this.checkName(name);
     const ix = this.open.get(name);
     if (ix) {
+      await this.cancelJob(ix);
       await ix.lock.catch(() => undefined);
       ix.db?.close();
       this.retire(ix.snap, undefined);
@@ -259,24 +281,15 @@ export class PlaidEngine implements IndexEngine {
       let manifest: Manifest;
       let codec: Trained["codec"];
       try {
-        if (!old || before === 0 || !prev) {
-          // The first documents: a codec trained on them, then every document encoded with it.
-          const trained = await train(this.kernels, added, opts);
-          codec = trained.codec;
-          progress?.("index_write", `compressing ${added.offsets[added.doclens.length]} embeddings`);
-          const chunks = await writeDocs(ix.dir, codec, this.encodedFresh(trained, added, true), cfg.batch_size);
-          manifest = manifestOf(codec, trained.clusterThreshold, writeCentroids(ix.dir, codec), chunks, sumTokens(chunks));
-        } else if (stored && this.retrainDue(cfg, old, prev, before, added)) {
-          // Small indices are rebuilt at every update (NextPlaid's start_from_scratch); larger ones
-          // when they have grown by the retrain factor since the codec was trained: fresh centroids
-          // and buckets from every document, as a bulk build of the same documents would have.
-          const all = joinDocs(stored, added);
-          progress?.("retrain", `training the codec again on ${all.doclens.length} documents`);
+        if (!old || before === 0 || !prev || (stored && before <= cfg.start_from_scratch)) {
+          // Small indices are rebuilt at every update (NextPlaid's start_from_scratch): a codec
+          // trained on every document, then every document encoded with it.
+          const all = stored ? joinDocs(stored, added) : added;
           const trained = await train(this.kernels, all, opts);
           codec = trained.codec;
           progress?.("index_write", `compressing ${all.offsets[all.doclens.length]} embeddings`);
           const centroidsT = transposeOf(trained);
-          const recoded = await recodeChunks(ix.dir, prev, this.kernels, codec, centroidsT, stored);
+          const recoded = stored ? await recodeChunks(ix.dir, prev!, this.kernels, codec, centroidsT, stored) : [];
           const fresh = await writeDocs(ix.dir, codec, this.encodedFresh(trained, added, true, centroidsT), cfg.batch_size);
           const chunks = [...recoded, ...fresh];
           manifest = manifestOf(codec, trained.clusterThreshold, writeCentroids(ix.dir, codec), chunks, sumTokens(chunks));
@@ -312,7 +325,7 @@ export class PlaidEngine implements IndexEngine {
           manifest = manifestOf(codec, grown.clusterThreshold, centroidsId, chunks, prev.trainedEmbeddings ?? prev.numEmbeddings, buffer, ix.dir);
         }
       } catch (e) {
-        sweep(ix.dir, ix.manifest);
+        this.sweep(ix);
         throw e;
       } finally {
         stored?.close();
@@ -327,7 +340,7 @@ export class PlaidEngine implements IndexEngine {
         });
       } catch (e) {
         this.retire(snap, old);
-        sweep(ix.dir, ix.manifest);
+        this.sweep(ix);
         if (e instanceof MetadataError) throw new IndexError("BAD_REQUEST", e.message);
         throw e;
       }
@@ -336,6 +349,7 @@ export class PlaidEngine implements IndexEngine {
       const max = ix.config.max_documents;
       if (max !== null && numDocs(snap) > max) await this.removeIds(ix, Int32Array.from({ length: numDocs(snap) - max }, (_, i) => i));
       this.writeInfo(ix);
+      this.maybeRetrain(ix);
       return { first: before, count: docs.doclens.length };
     });
   }
@@ -351,7 +365,12 @@ export class PlaidEngine implements IndexEngine {
     ix.snap = snap;
     ix.manifest = manifest;
     this.retire(old, snap);
-    sweep(ix.dir, manifest);
+    this.sweep(ix);
+  }
+
+  /** Removes files no manifest names — not while a background retrain writes files of its own. */
+  private sweep(ix: OpenIndex): void {
+    if (!ix.job) sweep(ix.dir, ix.manifest);
   }
 
   /** Closes the residual files of `before`'s segments that `after` does not hold, now or after the searches running now. */
@@ -364,12 +383,112 @@ export class PlaidEngine implements IndexEngine {
     for (const s of this.retired.splice(0)) s.residuals.close();
   }
 
-  /** Whether adding `added` to an index of `before` documents retrains its codec (see retrainGrowth). */
-  private retrainDue(cfg: IndexConfig, snap: PlaidSnapshot, m: Manifest, before: number, added: DocSource): boolean {
-    if (before <= cfg.start_from_scratch) return true;
-    const growth = this.growth;
-    const trained = m.trainedEmbeddings ?? m.numEmbeddings;
-    return growth > 0 && numTokens(snap) + added.offsets[added.doclens.length]! >= growth * trained;
+  /** Starts a background retrain when the index has grown by the retrain factor since its codec was trained (see DEFAULT_RETRAIN_GROWTH). */
+  private maybeRetrain(ix: OpenIndex): void {
+    const m = ix.manifest;
+    if (ix.job || this.growth <= 0 || !m || !hasRaw(m) || m.numDocuments <= ix.config.start_from_scratch) return;
+    if (m.numEmbeddings < this.growth * (m.trainedEmbeddings ?? m.numEmbeddings)) return;
+    const job: RetrainJob = { done: Promise.resolve(), cancelled: false };
+    ix.job = job;
+    this.onBackground?.(ix.name, true);
+    job.done = this.retrain(ix, job).then(
+      () => {
+        ix.jobError = undefined;
+      },
+      (e: unknown) => {
+        if (!job.cancelled) ix.jobError = (e as Error)?.message ?? String(e);
+      },
+    ).finally(() => {
+      ix.job = undefined;
+      this.onBackground?.(ix.name, false);
+      if (!job.cancelled) {
+        this.sweep(ix);
+        this.maybeRetrain(ix); // grown enough meanwhile for another
+      }
+    });
+  }
+
+  /**
+   * Trains the codec again on every document of the index as it is now, and re-encodes each chunk
+   * into new files (the originals stay), while updates, deletes and searches go on with the current
+   * codec. Then, as one write: chunks written meanwhile are encoded with the new codec too, and the
+   * manifest naming the new files is committed; searches move to it at once. A kill at any point
+   * leaves the state before or after (the new files are swept unless a manifest names them).
+   */
+  private async retrain(ix: OpenIndex, job: RetrainJob): Promise<void> {
+    const m0 = ix.manifest!;
+    const cfg = ix.config;
+    const check = () => {
+      if (job.cancelled) throw new Error("retrain cancelled");
+    };
+    const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, checkCancel: check };
+    const recoded = new Map<string, ChunkRef>();
+    let trained: Trained;
+    let centroidsT: Float32Array;
+    const stored = rawDocs(ix.dir, m0);
+    try {
+      trained = await train(this.kernels, stored, opts);
+      centroidsT = transposeOf(trained);
+      let start = 0;
+      for (const c of m0.chunks) {
+        check();
+        recoded.set(c.id, await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, stored, start, c, check));
+        start += c.documents;
+      }
+    } finally {
+      stored.close();
+    }
+    await this.retrainPause?.();
+    check();
+    await this.exclusive(ix, async () => {
+      check();
+      const m1 = ix.manifest;
+      const old = ix.snap;
+      if (!m1 || !old || !hasRaw(m1)) return;
+      // Chunks written since the retrain began (appends, merges, deletes) are encoded now.
+      const now = rawDocs(ix.dir, m1);
+      const chunks: ChunkRef[] = [];
+      try {
+        let start = 0;
+        for (const c of m1.chunks) {
+          chunks.push(recoded.get(c.id) ?? (await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, now, start, c, check)));
+          start += c.documents;
+        }
+      } finally {
+        now.close();
+      }
+      const manifest = manifestOf(trained.codec, trained.clusterThreshold, writeCentroids(ix.dir, trained.codec), chunks, m0.numEmbeddings);
+      const snap = loadSnapshot(ix.dir, manifest, old, { resident: this.resident, codec: trained.codec });
+      try {
+        check();
+        this.kernels.checkStop();
+        ix.db!.transaction(() => ix.db!.setState("manifest", JSON.stringify(manifest)));
+      } catch (e) {
+        this.retire(snap, old);
+        throw e;
+      }
+      this.swap(ix, snap, manifest);
+      this.writeInfo(ix);
+    });
+  }
+
+  private async cancelJob(ix: OpenIndex): Promise<void> {
+    const job = ix.job;
+    if (!job) return;
+    job.cancelled = true;
+    await job.done;
+  }
+
+  /** Resolves once no background retrain runs on the index (and none is due). */
+  async settle(name: string): Promise<void> {
+    const ix = this.get(name);
+    while (ix?.job) await ix.job.done;
+  }
+
+  /** Whether a background retrain runs on the index now, and why the last one failed. */
+  background(name: string): { retraining: boolean; error?: string } {
+    const ix = this.get(name);
+    return { retraining: ix?.job !== undefined, error: ix?.jobError };
   }
 
   /** NextPlaid's metadata.json (informational: the manifest in metadata.db is what loads). */
@@ -421,7 +540,7 @@ export class PlaidEngine implements IndexEngine {
         manifest = manifestOf(old.codec, prev.clusterThreshold, prev.centroids, chunks, prev.trainedEmbeddings ?? prev.numEmbeddings, { documents, raw }, ix.dir);
       }
     } catch (e) {
-      sweep(ix.dir, ix.manifest);
+      this.sweep(ix);
       throw e;
     }
     const snap = loadSnapshot(ix.dir, manifest, old, { resident: this.resident, codec: old.codec });
@@ -434,7 +553,7 @@ export class PlaidEngine implements IndexEngine {
       });
     } catch (e) {
       this.retire(snap, old);
-      sweep(ix.dir, ix.manifest);
+      this.sweep(ix);
       throw e;
     }
     this.swap(ix, snap, manifest);
@@ -562,6 +681,7 @@ export class PlaidEngine implements IndexEngine {
 
   async close(): Promise<void> {
     for (const ix of this.open.values()) {
+      await this.cancelJob(ix);
       await ix.lock.catch(() => undefined);
       ix.db?.close();
       this.retire(ix.snap, undefined);

@@ -188,6 +188,19 @@ export class NpyRows {
     return view(this.descr, bytes, (to - from) * this.width);
   }
 
+  /** The raw bytes of rows [from, to), read into `target` (large enough); returns the filled part. */
+  readBytesInto(from: number, to: number, target: Uint8Array): Uint8Array {
+    if (from < 0 || to > this.rows || from > to) throw new Error(`${this.file}: rows ${from}..${to} outside 0..${this.rows}`);
+    const bytes = target.subarray(0, (to - from) * this.rowBytes);
+    let done = 0;
+    while (done < bytes.length) {
+      const n = fs.readSync(this.fd, bytes, done, bytes.length - done, this.offset + from * this.rowBytes + done);
+      if (n === 0) throw new Error(`${this.file} is truncated`);
+      done += n;
+    }
+    return bytes;
+  }
+
   close(): void {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;

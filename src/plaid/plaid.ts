@@ -88,6 +88,8 @@ export interface BuildOptions {
   /** Upper bound on the points k-means trains on (memory: 4·dim bytes each; default MAX_TRAIN_POINTS). */
   maxTrainPoints?: number;
   progress?: (stage: string, message: string) => Promise<void> | void;
+  /** Called between k-means iterations: throws to abandon the work (a background retrain being cancelled). */
+  checkCancel?: () => void;
 }
 
 /** Tokens encoded between two chances for other work (searches) on this thread. */
@@ -98,6 +100,9 @@ const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve)
 
 /** Gap (in tokens) between two documents of a chunk below which search reads both at once. */
 const GAP_TOKENS = 64;
+
+/** Residuals read from disk land here (read and decompressed with no await in between: one buffer serves every search). */
+let readBuffer = new Uint8Array(1 << 20);
 
 /** Reusable buffers for the decompressed candidates (see search). */
 const scratch: Float32Array[] = [];
@@ -189,6 +194,7 @@ export async function train(kernels: Kernels, docs: DocSource, opts: BuildOption
     iterations: opts.kmeansIterations ?? 4,
     maxPointsPerCentroid: perCentroid,
     seed: opts.seed,
+    onIteration: opts.checkCancel,
   });
   // 2. Codec: buckets from held-out residuals (the first tokens of the last sampled documents).
   const codecOrder = shuffled(n, new Rng(opts.seed));
@@ -467,7 +473,8 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
       let end = span(byId[x]!)[1];
       let y = x + 1;
       while (y < byId.length && where[byId[y]!] === where[byId[x]!] && span(byId[y]!)[0] - end <= GAP_TOKENS) end = span(byId[y++]!)[1];
-      const packed = seg.residuals.read(start, end);
+      if (readBuffer.length < (end - start) * bytes) readBuffer = new Uint8Array(Math.max((end - start) * bytes, 2 * readBuffer.length));
+      const packed = seg.residuals.read(start, end, readBuffer);
       for (let z = x; z < y; z++) {
         const i = byId[z]!;
         const [from, to] = span(i);

@@ -13,8 +13,11 @@ import { transpose } from "./kernels.js";
 
 /** Packed residuals of a segment's tokens, by token range. */
 export interface ResidualReader {
-  /** Packed residuals of tokens [from, to) (a fresh array or a view: do not modify). */
-  read(from: number, to: number): Uint8Array;
+  /**
+   * Packed residuals of tokens [from, to): a view of the reader's memory, or read into `into` when
+   * given and large enough (a search reuses one buffer), else a fresh array. Do not modify.
+   */
+  read(from: number, to: number, into?: Uint8Array): Uint8Array;
   /** Bytes of memory it holds (0 when it reads from disk). */
   readonly resident: number;
   close(): void;

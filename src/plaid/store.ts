@@ -138,7 +138,11 @@ function residualsOf(file: string, c: ChunkRef, bytes: number, resident: boolean
     rows.close();
     return memoryResiduals(all, bytes);
   }
-  return { read: (from, to) => rows.read(from, to) as Uint8Array, resident: 0, close: () => rows.close() };
+  return {
+    read: (from, to, into) => (into && into.length >= (to - from) * bytes ? rows.readBytesInto(from, to, into) : (rows.read(from, to) as Uint8Array)),
+    resident: 0,
+    close: () => rows.close(),
+  };
 }
 
 /** Chunk `c` as a search segment: lengths and codes in memory, residuals on disk (see snapshot.ts). */
@@ -431,6 +435,17 @@ export async function deleteFromChunks(dir: string, m: Manifest, ids: Int32Array
     start += c.documents;
   }
   return out;
+}
+
+/** Chunk `c` (documents [start, start + c.documents) of `stored`) encoded again with `codec`; its raw file stays. */
+export function recodeChunk(dir: string, kernels: Kernels, codec: Codec, centroidsT: Float32Array, stored: DocSource, start: number, c: ChunkRef, check?: () => void): Promise<ChunkRef> {
+  const parts = (async function* () {
+    for await (const part of encodedSlices(kernels, codec, centroidsT, stored, start, start + c.documents, false)) {
+      check?.();
+      yield part;
+    }
+  })();
+  return writeChunk(dir, codec.dim, codec.nbits, parts, c.documents, c.tokens, { withRaw: true, rawId: c.rawId ?? c.id });
 }
 
 /** Every chunk of `m` encoded again with `codec` from the originals in `stored` (same documents, same raw files). */

@@ -1,7 +1,7 @@
 /**
  * The index engine on its own thread: k-means, compression and search run here, so the server's
  * event loop never waits on vector math. Protocol (client.ts): "init" → "ready" | "init-error";
- * "call" → "progress"* then "result" | "error".
+ * "call" → "progress"* then "result" | "error"; "background" when a retrain starts or ends.
  */
 import { parentPort } from "node:worker_threads";
 import { PlaidEngine } from "./engine.js";
@@ -12,6 +12,8 @@ export type WorkerRequest = { type: "init"; root: string; threads?: number; gate
 
 export type WorkerMessage =
   | { type: "ready" }
+  /** The engine started (busy) or ended a background retrain of the index. */
+  | { type: "background"; busy: boolean }
   | { type: "init-error"; message: string }
   | { type: "progress"; id: number; stage: string; message: string }
   | { type: "result"; id: number; value: unknown }
@@ -22,7 +24,7 @@ let engine: PlaidEngine | undefined;
 
 port.on("message", (msg: WorkerRequest) => {
   if (msg.type === "init") {
-    PlaidEngine.create(msg.root, msg.threads, new KernelGate(msg.gate)).then(
+    PlaidEngine.create(msg.root, msg.threads, new KernelGate(msg.gate), { onBackground: (_index, busy) => port.postMessage({ type: "background", busy } satisfies WorkerMessage) }).then(
       (e) => {
         engine = e;
         port.postMessage({ type: "ready" } satisfies WorkerMessage);
