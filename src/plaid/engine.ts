@@ -70,6 +70,13 @@ export interface EngineOptions {
   onBackground?: (index: string, busy: boolean) => void;
   /** Awaited by a background retrain after it re-encoded the chunks, before it takes the write lock (tests hold it there). */
   retrainPause?: () => Promise<void>;
+  /**
+   * Upper bound on K when a codec is trained (default: PYLATE_INDEX_MAX_CENTROIDS, else none —
+   * NextPlaid's 2^⌊log2(16·√embeddings)⌋). Encoding costs embeddings × K × dim: a lower K makes
+   * building and retraining large indices on a few CPU cores proportionally cheaper, at the price of
+   * longer inverted lists (more candidates per probed centroid).
+   */
+  maxCentroids?: number;
 }
 
 /** A background retrain (see retrain()). */
@@ -114,7 +121,11 @@ export class PlaidEngine implements IndexEngine {
     this.resident = options.residentResiduals ?? false;
     this.onBackground = options.onBackground;
     this.retrainPause = options.retrainPause;
+    const envMax = Number(process.env["PYLATE_INDEX_MAX_CENTROIDS"]);
+    this.maxCentroids = options.maxCentroids ?? (Number.isInteger(envMax) && envMax > 0 ? envMax : undefined);
   }
+
+  private readonly maxCentroids?: number;
 
   private readonly retrainPause?: () => Promise<void>;
 
@@ -271,7 +282,7 @@ export class PlaidEngine implements IndexEngine {
       if (ix.snap && ix.snap.codec.dim !== dim) throw new IndexError("DIMENSION_MISMATCH", `Expected dimension ${ix.snap.codec.dim}, got ${dim}`);
       const db = (ix.db ??= new MetadataDb(path.join(ix.dir, "metadata.db"), ftsTokenizer(ix.config.fts_tokenizer)));
       const cfg = ix.config;
-      const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, progress };
+      const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, maxCentroids: this.maxCentroids, progress };
       const before = ix.snap ? numDocs(ix.snap) : 0;
       const added = memoryDocs(docs, dim);
       const prev = ix.manifest;
@@ -421,7 +432,7 @@ export class PlaidEngine implements IndexEngine {
     const check = () => {
       if (job.cancelled) throw new Error("retrain cancelled");
     };
-    const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, checkCancel: check };
+    const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, maxCentroids: this.maxCentroids, checkCancel: check };
     const recoded = new Map<string, ChunkRef>();
     let trained: Trained;
     let centroidsT: Float32Array;

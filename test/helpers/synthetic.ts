@@ -45,8 +45,12 @@ export interface SyntheticOptions {
   words?: number;
 }
 
-/** Documents one by one (each a fresh [tokens, dim] array), then queries drawn from random documents. */
-function* generate(opts: SyntheticOptions, keep: (doc: Float32Array) => void): Generator<never, Float32Array[], undefined> {
+/**
+ * Documents one by one (each a fresh [tokens, dim] array, yielded), then — as the generator's
+ * return value — queries drawn from random documents. Streamed, a corpus larger than memory can be
+ * fed (and read again with the same options for exact search).
+ */
+export function* syntheticStream(opts: SyntheticOptions): Generator<Float32Array, Float32Array[], undefined> {
   const dim = opts.dim ?? 128;
   const rng = new Rng(opts.seed ?? 7);
   const topics = opts.topics ?? Math.max(4, Math.round(Math.sqrt(opts.docs)));
@@ -77,7 +81,7 @@ function* generate(opts: SyntheticOptions, keep: (doc: Float32Array) => void): G
     const data = new Float32Array(len * dim);
     for (let t = 0; t < len; t++) data.set(words ? spread(topic) : token(mine[rng.below(mine.length)]!, opts.noise ?? 0.5), t * dim);
     if (wanted.has(d)) kept.set(d, data);
-    keep(data);
+    yield data;
   }
   const qt = opts.queryTokens ?? 32;
   return sources.map((d) => {
@@ -92,16 +96,17 @@ function* generate(opts: SyntheticOptions, keep: (doc: Float32Array) => void): G
   });
 }
 
-function run<T>(g: Generator<never, T, undefined>): T {
+function run<T>(g: Generator<Float32Array, T, undefined>, keep: (doc: Float32Array) => void): T {
   for (;;) {
     const r = g.next();
     if (r.done) return r.value;
+    keep(r.value);
   }
 }
 
 export function syntheticCorpus(opts: SyntheticOptions): SyntheticCorpus {
   const docs: Float32Array[] = [];
-  const queries = run(generate(opts, (d) => docs.push(d)));
+  const queries = run(syntheticStream(opts), (d) => docs.push(d));
   return { dim: opts.dim ?? 128, docs, queries };
 }
 
@@ -113,7 +118,8 @@ export function syntheticFlat(opts: SyntheticOptions): { dim: number; data: Floa
   let at = 0;
   let n = 0;
   const queries = run(
-    generate(opts, (d) => {
+    syntheticStream(opts),
+    (d) => {
       if (at + d.length > data.length) {
         const bigger = new Float32Array(Math.max(data.length * 1.25, at + d.length));
         bigger.set(data.subarray(0, at));
@@ -122,7 +128,7 @@ export function syntheticFlat(opts: SyntheticOptions): { dim: number; data: Floa
       data.set(d, at);
       at += d.length;
       doclens[n++] = d.length / dim;
-    }),
+    },
   );
   return { dim, data: data.subarray(0, at), doclens, queries };
 }

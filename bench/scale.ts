@@ -1,0 +1,205 @@
+/**
+ * The index at scale, used as NextPlaid's API is (issue #20): `colbert-serve --index-dir` in its own
+ * process, fed through `POST /indices/{name}/update` in 300-document batches (as the SDK sends
+ * them) while searches run, then searched at rest. Reports the time until every update is applied
+ * and every background retrain done, the server's peak RSS, bytes per embedding on disk, search
+ * p50 / p99 during ingestion and at rest, and recall@10 against exact MaxSim over the original
+ * embeddings (computed by streaming the seeded corpus a second time: the bench never holds it).
+ *
+ *   node --import tsx bench/scale.ts [--docs 10000] [--tokens 100] [--dim 128] [--batch 300] [--queries 100] [--words 0]
+ *
+ * Environment passed to the server as is (e.g. PYLATE_INDEX_RETRAIN_GROWTH).
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Kernels, transpose } from "../src/plaid/kernels.js";
+import { syntheticStream, type SyntheticOptions } from "../test/helpers/synthetic.js";
+import { machineLine } from "./checkpoints.js";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, fallback: number) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback);
+const N = opt("--docs", 10_000);
+const dim = opt("--dim", 128);
+const batch = opt("--batch", 300);
+const words = opt("--words", 0);
+const corpus: SyntheticOptions = { docs: N, tokens: opt("--tokens", 100), dim, queries: opt("--queries", 100), queryTokens: 32, seed: 17, words: words || undefined };
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-scale-"));
+const server = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+let serverErr = "";
+const url = await new Promise<string>((resolve, reject) => {
+  server.stderr!.on("data", (d) => {
+    serverErr += d;
+    const m = /on (http:\/\/\S+)/.exec(serverErr);
+    if (m) resolve(m[1]!);
+  });
+  server.once("exit", (c) => reject(new Error(`colbert-serve exited (${c}): ${serverErr}`)));
+});
+const peakRssMb = () => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${server.pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+
+async function call(method: string, route: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(url + route, { method, headers: body === undefined ? {} : { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, json: await res.json().catch(() => undefined) };
+}
+const b64 = (a: Float32Array) => ({ embeddings_b64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64"), shape: [a.length / dim, dim] });
+const stat = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length === 0 ? "none" : `p50 ${s[Math.floor(s.length / 2)]!.toFixed(1)} / p99 ${s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]!.toFixed(1)} ms (${s.length})`;
+};
+const params = { top_k: 10, n_ivf_probe: 8, n_full_scores: 4096 };
+
+await call("POST", "/indices", { name: "bench", config: { nbits: 4 } });
+const t0 = performance.now();
+// Searches while ingesting: noisy copies of the first batch's tokens (latency only).
+const probes: Float32Array[] = [];
+const during: number[] = [];
+let feeding = true;
+const searcher = (async () => {
+  while (feeding) {
+    await new Promise((r) => setTimeout(r, 250));
+    if (probes.length === 0) continue;
+    const t = performance.now();
+    const r = await call("POST", "/indices/bench/search", { queries: [b64(probes[during.length % probes.length]!)], params });
+    if (r.status === 200) during.push(performance.now() - t);
+  }
+})();
+const stream = syntheticStream(corpus);
+let sent = 0;
+let tokens = 0;
+let queries: Float32Array[] = [];
+for (;;) {
+  const docs: Float32Array[] = [];
+  let r = stream.next();
+  while (!r.done) {
+    docs.push(r.value);
+    if (docs.length === batch) break;
+    r = stream.next();
+  }
+  if (r.done) queries = r.value;
+  if (docs.length > 0) {
+    const body = { documents: docs.map(b64), metadata: docs.map((_, i) => ({ doc: sent + i })) };
+    for (;;) {
+      const res = await call("POST", "/indices/bench/update", body);
+      if (res.status === 202) break;
+      if (res.status !== 503) throw new Error(`update: ${res.status} ${JSON.stringify(res.json)}`);
+      await new Promise((res) => setTimeout(res, 500)); // queue full: the SDK's caller retries
+    }
+    if (probes.length === 0) probes.push(...docs.slice(0, 20).map((d) => d.subarray(0, Math.min(32, d.length / dim) * dim)));
+    sent += docs.length;
+    tokens += docs.reduce((a, d) => a + d.length / dim, 0);
+    if (sent % (batch * 20) === 0) console.error(`sent ${sent} documents, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  if (r.done) break;
+}
+const sentS = (performance.now() - t0) / 1000;
+// Applied and settled: every document in, no update queued or running, no retrain running.
+for (;;) {
+  const info = await call("GET", "/indices/bench");
+  const health = (await call("GET", "/health")).json;
+  const busy = (health.updates ?? []).some((u: { status: string }) => u.status === "running" || u.status === "queued");
+  const retraining = (health.index_engine?.threads ?? []).some((t: { retraining?: boolean }) => t.retraining);
+  if (info.status === 200 && info.json.num_documents === N && !busy && !retraining) break;
+  await new Promise((r) => setTimeout(r, 1000));
+}
+feeding = false;
+await searcher;
+const builtS = (performance.now() - t0) / 1000;
+const info = (await call("GET", "/indices/bench")).json;
+const indexDir = path.join(dir, "bench");
+const files = fs.readdirSync(indexDir).map((f) => ({ f, size: fs.statSync(path.join(indexDir, f)).size }));
+const disk = files.reduce((a, x) => a + x.size, 0);
+const raw = files.filter((x) => x.f.endsWith(".raw.npy")).reduce((a, x) => a + x.size, 0);
+
+// At rest: the real queries, twice (the first pass warms the page cache).
+const rest: number[] = [];
+const found: number[][] = [];
+for (let pass = 0; pass < 2; pass++) {
+  for (const [i, q] of queries.entries()) {
+    const t = performance.now();
+    const r = await call("POST", "/indices/bench/search", { queries: [b64(q)], params });
+    if (pass === 1) rest.push(performance.now() - t);
+    found[i] = r.json.results[0].document_ids;
+  }
+}
+// One more batch while searching: p99 of searches while an update runs.
+const extra = syntheticStream({ ...corpus, docs: batch, seed: 99, queries: 0 });
+const extraDocs: Float32Array[] = [];
+for (let r = extra.next(); !r.done; r = extra.next()) extraDocs.push(r.value);
+const whileUpdate: number[] = [];
+await call("POST", "/indices/bench/update", { documents: extraDocs.map(b64), metadata: extraDocs.map((_, i) => ({ doc: N + i })) });
+for (let i = 0; ; i++) {
+  const t = performance.now();
+  await call("POST", "/indices/bench/search", { queries: [b64(queries[i % queries.length]!)], params });
+  whileUpdate.push(performance.now() - t);
+  if ((await call("GET", "/indices/bench")).json.num_documents === N + batch) break;
+}
+const peak = peakRssMb();
+server.kill("SIGTERM");
+
+// Exact MaxSim top-10 over the original embeddings, streaming the corpus again.
+const kernels = await Kernels.create();
+const qt = corpus.queryTokens!;
+const qAll = new Float32Array(queries.length * qt * dim);
+queries.forEach((q, i) => qAll.set(q, i * qt * dim));
+const qT = transpose(qAll, queries.length * qt, dim);
+const top: { id: number; score: number }[][] = queries.map(() => []);
+const again = syntheticStream(corpus);
+let id = 0;
+for (let done = false; !done; ) {
+  const block: Float32Array[] = [];
+  let rows = 0;
+  for (let r = again.next(); ; r = again.next()) {
+    if (r.done) {
+      done = true;
+      break;
+    }
+    block.push(r.value);
+    rows += r.value.length / dim;
+    if (rows >= 8192) break;
+  }
+  if (block.length === 0) break;
+  const data = new Float32Array(rows * dim);
+  let at = 0;
+  for (const d of block) {
+    data.set(d, at);
+    at += d.length;
+  }
+  const sim = await kernels.matmul(data, rows, dim, qT, queries.length * qt);
+  let row = 0;
+  for (const d of block) {
+    const len = d.length / dim;
+    for (let q = 0; q < queries.length; q++) {
+      let score = 0;
+      for (let j = 0; j < qt; j++) {
+        let best = -Infinity;
+        for (let t = row; t < row + len; t++) best = Math.max(best, sim[t * queries.length * qt + q * qt + j]!);
+        score += best;
+      }
+      const list = top[q]!;
+      if (list.length < 10 || score > list[list.length - 1]!.score) {
+        list.push({ id, score });
+        list.sort((a, b) => b.score - a.score);
+        if (list.length > 10) list.pop();
+      }
+    }
+    row += len;
+    id++;
+  }
+}
+await kernels.release();
+let recall = 0;
+found.forEach((ids, q) => (recall += ids.filter((x) => top[q]!.some((t) => t.id === x)).length / 10));
+recall /= queries.length;
+
+console.log(
+  `${N} documents × ~${corpus.tokens} tokens (${tokens} embeddings, dim ${dim}, ${words ? `spread: ${words} words` : "clustered"}), fed in ${batch}-document updates through colbert-serve: ` +
+    `updates sent in ${sentS.toFixed(0)} s, applied and retrained in ${builtS.toFixed(0)} s; K ${info.num_partitions}; server peak RSS ${peak.toFixed(0)} MB; ` +
+    `on disk ${(disk / 2 ** 20).toFixed(0)} MB = ${(disk / tokens).toFixed(1)} B/embedding (${((disk - raw) / tokens).toFixed(1)} without the float16 originals); ` +
+    `search during ingestion ${stat(during)}, at rest ${stat(rest)}, while an update runs ${stat(whileUpdate)}; recall@10 vs exact ${recall.toFixed(3)}`,
+);
+fs.rmSync(dir, { recursive: true, force: true });
