@@ -92,3 +92,51 @@ test("kill -9 at any point of an update or delete: restart loads the state befor
   assert.ok(outcomes.includes("before") && outcomes.includes("after"), outcomes.join(" "));
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("kill -9 during a background retrain: restart loads the committed state, consistently, and answers identically; later updates go on", { timeout: 240_000 }, async () => {
+  const dir = tempDir("index-crash-retrain-");
+  let serve: ServeProcess = await startServe(["--index-dir", dir]);
+  await call(serve.url, "POST", "/indices", { name: "k", config: { start_from_scratch: 100 } });
+  let next = 0;
+  const add = async (n: number) => {
+    const docs = corpus.docs.slice(next, next + n);
+    assert.equal((await call(serve.url, "POST", "/indices/k/update", { documents: docs.map(b64), metadata: docs.map((_, i) => ({ doc: next + i, group: (next + i) % 4 })) })).status, 202);
+    next += n;
+  };
+  const retraining = async () => ((await call(serve.url, "GET", "/health")).json.index_engine?.threads ?? []).some((t: { retraining?: boolean }) => t.retraining);
+  await add(150);
+  await until(async () => (await call(serve.url, "GET", "/indices/k")).json.num_documents === 150);
+  let killedDuring = 0;
+  for (const delay of [0, 30, 120]) {
+    const expected = next + Math.ceil(next * 0.6); // past 1.25×: the update starts a retrain once it commits
+    await add(expected - next);
+    let seen = false;
+    await until(async () => {
+      seen = seen || (await retraining());
+      return (await call(serve.url, "GET", "/indices/k")).json.num_documents === expected;
+    });
+    seen = seen || (await retraining());
+    await new Promise((r) => setTimeout(r, delay));
+    if (seen && (await retraining())) killedDuring++;
+    await serve.stop("SIGKILL");
+    serve = await startServe(["--index-dir", dir]);
+    const now = await observe(serve.url);
+    assert.equal(now.info.num_documents, expected, "the update committed before the retrain began");
+    assert.equal(now.meta.count, expected, "metadata and vectors agree");
+    assert.deepEqual(now.meta.metadata.map((m: { _subset_: number }) => m._subset_), [...Array(expected).keys()]);
+    const self = (await call(serve.url, "POST", "/indices/k/search", { queries: [b64(corpus.docs[expected - 1]!)], params: { top_k: 1 } })).json;
+    assert.deepEqual(self.results[0].document_ids, [expected - 1]);
+    assert.deepEqual(fs.readdirSync(`${dir}/k`).filter((f) => f.endsWith(".tmp")), [], "a killed retrain's files are swept");
+    await serve.stop("SIGKILL");
+    serve = await startServe(["--index-dir", dir]);
+    assert.deepEqual(await observe(serve.url), now, "restart answers identically");
+  }
+  assert.ok(killedDuring > 0, "at least one kill came while a retrain ran");
+  // The next update is applied, and the retrain it starts (the index is still grown past what its codec was trained on) completes.
+  await add(10);
+  await until(async () => (await call(serve.url, "GET", "/indices/k")).json.num_documents === next && !(await retraining()));
+  const after = (await call(serve.url, "GET", "/indices/k")).json;
+  assert.equal(after.num_documents, next);
+  await serve.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
