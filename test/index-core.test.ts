@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { byteLookup, compressResiduals, decompress, quantileSorted, type Codec } from "../src/plaid/codec.js";
+import { byteLookup, compressResiduals, decompress, quantileSorted, quantilesOf, type Codec } from "../src/plaid/codec.js";
+import { Rng } from "../src/plaid/rng.js";
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
@@ -51,6 +52,23 @@ test("quantiles are numpy's linear rule", () => {
   assert.equal(quantileSorted(s, 1), 4);
   assert.equal(quantileSorted(s, 0.5), 2.5);
   assert.ok(Math.abs(quantileSorted(s, 0.25) - 1.75) < 1e-9);
+});
+
+test("quantiles without sorting (histogram of the top bits, then the needed bins) equal a full sort's, on every kind of value", async () => {
+  const rng = new Rng(5);
+  const cases = [
+    Float32Array.from({ length: 100_001 }, () => (rng.nextU32() / 2 ** 32 - 0.5) * 0.3),
+    Float32Array.from({ length: 5000 }, (_, i) => (i % 7) - 3), // many ties, zeros
+    Float32Array.from({ length: 3000 }, () => -(rng.nextU32() / 2 ** 32) * 1e-6), // all negative, tiny
+    Float32Array.from([2.5]),
+    Float32Array.from([-0, 0, -1e-30, 1e30, -Infinity, 7]),
+  ];
+  const qs = [0, 1 / 16, 0.25, 0.5, 0.75, 15 / 16, 31 / 32, 1];
+  for (const values of cases) {
+    const sorted = values.slice().sort();
+    const got = await quantilesOf(values, qs);
+    qs.forEach((q, i) => assert.ok(Object.is(got[i], quantileSorted(sorted, q)) || got[i] === quantileSorted(sorted, q), `q ${q} of ${values.length} values: ${got[i]} vs ${quantileSorted(sorted, q)}`));
+  }
 });
 
 for (const nbits of [2, 4] as const) {

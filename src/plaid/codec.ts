@@ -33,16 +33,80 @@ export function quantileSorted(sorted: Float32Array | Float64Array, q: number): 
   return sorted[lo]! * (1 - w) + sorted[hi]! * w;
 }
 
+/** A float32's bits as an unsigned key that orders like the float (negative values flipped). */
+function sortKey(bits: number): number {
+  return bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+}
+
+/**
+ * numpy's "linear" quantiles `qs` of `values` (not modified), without sorting them: a histogram of
+ * the top 16 bits of each value's order-preserving key finds the bins holding the ranks needed,
+ * and only those bins' values are sorted. Exact; linear in the values; gives way to other work on
+ * this thread between passes over 1 M values (a sort of millions of values would hold it).
+ */
+export async function quantilesOf(values: Float32Array, qs: number[], pause: () => Promise<void> = async () => undefined): Promise<number[]> {
+  const n = values.length;
+  if (n === 0) return qs.map(() => 0);
+  const bits = new Uint32Array(values.buffer, values.byteOffset, n);
+  const STEP = 1 << 20;
+  const counts = new Int32Array(65_536);
+  for (let a = 0; a < n; a += STEP) {
+    for (let i = a; i < Math.min(n, a + STEP); i++) counts[sortKey(bits[i]!) >>> 16]!++;
+    await pause();
+  }
+  const ranks = new Set<number>();
+  for (const q of qs) {
+    const p = q * (n - 1);
+    ranks.add(Math.floor(p));
+    ranks.add(Math.ceil(p));
+  }
+  // The bins of the needed ranks, and each bin's first rank.
+  const first = new Int32Array(65_537);
+  for (let b = 0; b < 65_536; b++) first[b + 1] = first[b]! + counts[b]!;
+  const binOf = (r: number) => {
+    let lo = 0;
+    let hi = 65_535;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (first[mid]! <= r) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  const wanted = new Map<number, number[]>();
+  for (const r of ranks) wanted.set(binOf(r), []);
+  for (let a = 0; a < n; a += STEP) {
+    for (let i = a; i < Math.min(n, a + STEP); i++) {
+      const list = wanted.get(sortKey(bits[i]!) >>> 16);
+      if (list) list.push(values[i]!);
+    }
+    await pause();
+  }
+  const sortedBins = new Map<number, Float32Array>();
+  for (const [b, list] of wanted) sortedBins.set(b, Float32Array.from(list).sort());
+  const at = (r: number) => {
+    const b = binOf(r);
+    return sortedBins.get(b)![r - first[b]!]!;
+  };
+  return qs.map((q) => {
+    const p = q * (n - 1);
+    const lo = Math.floor(p);
+    const w = p - lo;
+    return at(lo) * (1 - w) + at(Math.ceil(p)) * w;
+  });
+}
+
 /**
  * Trains the bucket cutoffs/weights and the cluster threshold from held-out residuals
  * ([rows, dim], row-major).
  */
-export function trainBuckets(
+export async function trainBuckets(
   residuals: Float32Array,
   rows: number,
   dim: number,
   nbits: number,
-): { cutoffs: Float32Array; weights: Float32Array; avgResidual: Float32Array; clusterThreshold: number } {
+  pause?: () => Promise<void>,
+): Promise<{ cutoffs: Float32Array; weights: Float32Array; avgResidual: Float32Array; clusterThreshold: number }> {
   const n = 2 ** nbits;
   const avgResidual = new Float32Array(dim);
   const norms = new Float32Array(rows);
@@ -56,12 +120,11 @@ export function trainBuckets(
     norms[r] = Math.sqrt(s);
   }
   if (rows > 0) for (let j = 0; j < dim; j++) avgResidual[j]! /= rows;
-  const sorted = residuals.slice(0, rows * dim).sort();
+  const qs = [...Array.from({ length: n - 1 }, (_, i) => (i + 1) / n), ...Array.from({ length: n }, (_, i) => (i + 0.5) / n)];
+  const q = await quantilesOf(residuals.subarray(0, rows * dim), qs, pause);
+  const cutoffs = Float32Array.from(q.slice(0, n - 1));
+  const weights = Float32Array.from(q.slice(n - 1));
   norms.sort();
-  const cutoffs = new Float32Array(n - 1);
-  const weights = new Float32Array(n);
-  for (let i = 1; i < n; i++) cutoffs[i - 1] = quantileSorted(sorted, i / n);
-  for (let i = 0; i < n; i++) weights[i] = quantileSorted(sorted, (i + 0.5) / n);
   return { cutoffs, weights, avgResidual, clusterThreshold: quantileSorted(norms, 0.75) };
 }
 

@@ -21,6 +21,7 @@ import {
   encodedSlices,
   hasRaw,
   loadSnapshot,
+  loadSnapshotAsync,
   manifestOf,
   memorySlices,
   rawDocs,
@@ -341,7 +342,7 @@ export class PlaidEngine implements IndexEngine {
       } finally {
         stored?.close();
       }
-      const snap = loadSnapshot(ix.dir, manifest, old, { resident: this.resident, codec });
+      const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec });
       progress?.("metadata_write", "writing metadata database");
       try {
         this.kernels.checkStop();
@@ -469,7 +470,7 @@ export class PlaidEngine implements IndexEngine {
         now.close();
       }
       const manifest = manifestOf(trained.codec, trained.clusterThreshold, writeCentroids(ix.dir, trained.codec), chunks, m0.numEmbeddings);
-      const snap = loadSnapshot(ix.dir, manifest, old, { resident: this.resident, codec: trained.codec });
+      const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: trained.codec });
       try {
         check();
         this.kernels.checkStop();
@@ -554,7 +555,7 @@ export class PlaidEngine implements IndexEngine {
       this.sweep(ix);
       throw e;
     }
-    const snap = loadSnapshot(ix.dir, manifest, old, { resident: this.resident, codec: old.codec });
+    const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: old.codec });
     const db = ix.db;
     try {
       this.kernels.checkStop();

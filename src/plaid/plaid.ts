@@ -92,11 +92,13 @@ export interface BuildOptions {
   checkCancel?: () => void;
 }
 
-/** Tokens encoded between two chances for other work (searches) on this thread. */
-export const SLICE_TOKENS = 65_536;
+/** Tokens read, encoded or written as one slice (4 MiB of float16 originals at dim 128). */
+export const SLICE_TOKENS = 16_384;
+/** Tokens compressed between two chances for other work (searches) on this thread (a few tens of ms). */
+const COMPRESS_TOKENS = 4_096;
 /** k-means trains on at most this many points by default (512 MiB at dim 128), NextPlaid's sample included up to 1 M embeddings. */
 export const MAX_TRAIN_POINTS = 2 ** 20;
-const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
+export const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Gap (in tokens) between two documents of a chunk below which search reads both at once. */
 const GAP_TOKENS = 64;
@@ -131,7 +133,7 @@ function shuffled(n: number, rng: Rng): Int32Array {
  * more than `cap` — `cap` of them drawn at random, read document by document (never the whole
  * sample at once).
  */
-function trainingPoints(docs: DocSource, ids: Int32Array, cap: number, seed: number): { data: Float32Array; rows: number } {
+async function trainingPoints(docs: DocSource, ids: Int32Array, cap: number, seed: number): Promise<{ data: Float32Array; rows: number }> {
   const { dim } = docs;
   let tokens = 0;
   for (const id of ids) tokens += docs.doclens[id]!;
@@ -139,6 +141,7 @@ function trainingPoints(docs: DocSource, ids: Int32Array, cap: number, seed: num
   const data = new Float32Array(take * dim);
   if (take === tokens) {
     let at = 0;
+    let lastYield = 0;
     for (let i = 0; i < ids.length; ) {
       // Runs of consecutive ids are read at once (all of them for a sample of every document).
       let j = i + 1;
@@ -147,6 +150,10 @@ function trainingPoints(docs: DocSource, ids: Int32Array, cap: number, seed: num
       data.set(part, at);
       at += part.length;
       i = j;
+      if (at - lastYield >= SLICE_TOKENS * dim) {
+        lastYield = at;
+        await yieldToEvents();
+      }
     }
     return { data, rows: take };
   }
@@ -160,6 +167,7 @@ function trainingPoints(docs: DocSource, ids: Int32Array, cap: number, seed: num
       for (; p < take && picked[p]! < before + len; p++) data.set(doc.subarray((picked[p]! - before) * dim, (picked[p]! - before + 1) * dim), p * dim);
     }
     before += len;
+    if ((i & 255) === 255) await yieldToEvents();
   }
   return { data, rows: take };
 }
@@ -187,7 +195,7 @@ export async function train(kernels: Kernels, docs: DocSource, opts: BuildOption
   for (const id of sampleDocs) sampleTokens += docs.doclens[id]!;
   const k = Math.min(numCentroids((sampleTokens / sampleDocs.length) * n), sampleTokens, opts.maxCentroids ?? Infinity);
   const perCentroid = opts.maxPointsPerCentroid ?? 256;
-  const sample = trainingPoints(docs, sampleDocs, Math.min(k * perCentroid, opts.maxTrainPoints ?? MAX_TRAIN_POINTS), opts.seed);
+  const sample = await trainingPoints(docs, sampleDocs, Math.min(k * perCentroid, opts.maxTrainPoints ?? MAX_TRAIN_POINTS), opts.seed);
   await opts.progress?.("kmeans", `computing ${k} centroids from ${sample.rows} embeddings`);
   const centroids = await kmeans(kernels, sample.data, sample.rows, dim, {
     k,
@@ -207,6 +215,7 @@ export async function train(kernels: Kernels, docs: DocSource, opts: BuildOption
     const take = Math.min(heldoutSize - got, docs.doclens[id]!);
     heldout.set(docs.read(id, id + 1).subarray(0, take * dim), got * dim);
     got += take;
+    if ((i & 255) === 0) await yieldToEvents();
   }
   const centroidsT = transpose(centroids, k, dim);
   const held = await kernels.nearest(heldout, got, dim, centroidsT, k);
@@ -215,7 +224,7 @@ export async function train(kernels: Kernels, docs: DocSource, opts: BuildOption
     const c = held.codes[r]! * dim;
     for (let j = 0; j < dim; j++) residuals[r * dim + j] = heldout[r * dim + j]! - centroids[c + j]!;
   }
-  const buckets = trainBuckets(residuals, got, dim, opts.nbits);
+  const buckets = await trainBuckets(residuals, got, dim, opts.nbits, yieldToEvents);
   return {
     codec: { dim, nbits: opts.nbits, k, centroids, cutoffs: buckets.cutoffs, weights: buckets.weights, avgResidual: buckets.avgResidual },
     clusterThreshold: buckets.clusterThreshold,
@@ -240,15 +249,15 @@ export async function encodeTokens(kernels: Kernels, codec: Codec, centroidsT: F
   const codes = new Int32Array(rows);
   const packed = new Uint8Array(rows * bytes);
   const norms = new Float32Array(rows);
-  for (let start = 0; start < rows; start += SLICE_TOKENS) {
-    const end = Math.min(rows, start + SLICE_TOKENS);
+  for (let start = 0; start < rows; start += COMPRESS_TOKENS) {
+    const end = Math.min(rows, start + COMPRESS_TOKENS);
     const part = data.subarray(start * codec.dim, end * codec.dim);
     const near = await kernels.nearest(part, end - start, codec.dim, centroidsT, codec.k);
     codes.set(near.codes, start);
     const c = compressResiduals(codec, part, near.codes, end - start);
     packed.set(c.packed, start * bytes);
     norms.set(c.norms, start);
-    if (end < rows) await yieldToEvents();
+    await yieldToEvents();
   }
   return { codes, packed, norms };
 }

@@ -17,7 +17,7 @@ import { packedBytes, type Codec } from "./codec.js";
 import { f16ToF32, f32ToF16 } from "../checkpoint/dtype.js";
 import type { Kernels } from "./kernels.js";
 import { NpyRows, NpyWriter, readNpy, writeNpy } from "./npy.js";
-import { encodeTokens, slices, SLICE_TOKENS, type DocSource } from "./plaid.js";
+import { encodeTokens, slices, SLICE_TOKENS, yieldToEvents, type DocSource } from "./plaid.js";
 import { makeSegment, memoryResiduals, offsetsOf, snapshotOf, type PlaidSnapshot, type ResidualReader, type Segment } from "./snapshot.js";
 import type { MetadataDb } from "./metadata.js";
 
@@ -172,23 +172,38 @@ export function codecOf(dir: string, m: Manifest): Codec {
  */
 export function loadSnapshot(dir: string, m: Manifest, previous?: PlaidSnapshot, options: { resident?: boolean; codec?: Codec } = {}): PlaidSnapshot {
   const known = new Map(previous?.segments.map((s) => [s.id, s]));
-  const codec = options.codec ?? codecOf(dir, m);
   const opened: Segment[] = [];
   try {
-    const segments = m.chunks.map((c) => {
-      const s = known.get(c.id);
-      if (s) return s;
-      const fresh = loadSegment(dir, m, c, options.resident);
-      opened.push(fresh);
-      return fresh;
-    });
-    const snap = snapshotOf(codec, m.clusterThreshold, segments);
-    if (snap.numTokens !== m.numEmbeddings || snap.numDocs !== m.numDocuments) throw new Error("chunks do not add up to the manifest's totals");
-    return snap;
+    for (const c of m.chunks) if (!known.has(c.id)) opened.push(loadSegment(dir, m, c, options.resident));
+    return assembleSnapshot(dir, m, known, opened, options.codec);
   } catch (e) {
     for (const s of opened) s.residuals.close();
     throw e;
   }
+}
+
+/** loadSnapshot for a writer on a thread that also answers searches: other work runs between the chunks it loads. */
+export async function loadSnapshotAsync(dir: string, m: Manifest, previous: PlaidSnapshot | undefined, options: { resident?: boolean; codec?: Codec } = {}): Promise<PlaidSnapshot> {
+  const known = new Map(previous?.segments.map((s) => [s.id, s]));
+  const opened: Segment[] = [];
+  try {
+    for (const c of m.chunks) {
+      if (known.has(c.id)) continue;
+      opened.push(loadSegment(dir, m, c, options.resident));
+      await yieldToEvents();
+    }
+    return assembleSnapshot(dir, m, known, opened, options.codec);
+  } catch (e) {
+    for (const s of opened) s.residuals.close();
+    throw e;
+  }
+}
+
+function assembleSnapshot(dir: string, m: Manifest, known: Map<string, Segment>, opened: Segment[], codec?: Codec): PlaidSnapshot {
+  const fresh = new Map(opened.map((s) => [s.id, s]));
+  const snap = snapshotOf(codec ?? codecOf(dir, m), m.clusterThreshold, m.chunks.map((c) => known.get(c.id) ?? fresh.get(c.id)!));
+  if (snap.numTokens !== m.numEmbeddings || snap.numDocs !== m.numDocuments) throw new Error("chunks do not add up to the manifest's totals");
+  return snap;
 }
 
 /** The segments of `before` that `after` no longer holds (their files can be closed once no search uses `before`). */
@@ -279,6 +294,7 @@ export async function writeChunk(dir: string, dim: number, nbits: number, parts:
     const rawOut = raw.withRaw && !raw.rawId ? new NpyWriter(f.raw, "Uint16Array", [tokens, dim]) : undefined;
     if (rawOut) writers.push(rawOut);
     for await (const part of parts) {
+      await yieldToEvents(); // slices read back from files come synchronously: let searches in between
       codes.write(part.codes);
       residuals.write(part.packed);
       doclens.write(part.doclens);
