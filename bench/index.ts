@@ -4,7 +4,7 @@
  * parameters (top_k 10, 32-token queries), recall@10 against exact brute-force MaxSim on the
  * original embeddings, and the recall/latency curve over n_ivf_probe and n_full_scores.
  *
- *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100] [--noise 0.5] [--query-noise 0.5] [--modes bulk,batches] [--words 3000] [--query-tokens 32] [--dim 128] [--batch 300]
+ *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100] [--noise 0.5] [--query-noise 0.5] [--modes bulk,batches] [--words 3000] [--query-tokens 32] [--dim 128] [--batch 300] [--quick]
  *
  * `--words N`: the spread corpus (test/helpers/synthetic.ts: tokens = 0.5·topic + one of N random
  * words + 0.3 noise), where centroids trained on the first documents miss much of the corpus.
@@ -29,6 +29,8 @@ import { machineLine } from "./checkpoints.js";
 const self = fileURLToPath(import.meta.url);
 const argv = process.argv.slice(2);
 const opt = (name: string, fallback: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1]! : fallback);
+/** --quick: the defaults and the exhaustive point only (no probe / n_full_scores curve). */
+const quick = argv.includes("--quick");
 
 if (argv[0] === "--one") {
   await one(Number(argv[1]), argv[2] as "bulk" | "batches", {
@@ -47,7 +49,7 @@ if (argv[0] === "--one") {
     const modes = argv.includes("--modes") ? opt("--modes", "").split(",") : n > 20_000 ? ["batches"] : ["bulk", "batches"];
     for (const mode of modes) {
       const pass = ["--tokens", "--queries", "--noise", "--query-noise", "--words", "--query-tokens", "--dim", "--batch"].flatMap((f) => (argv.includes(f) ? [f, opt(f, "")] : []));
-      const r = spawnSync(process.execPath, ["--import", "tsx", self, "--one", String(n), mode, ...pass], { stdio: "inherit" });
+      const r = spawnSync(process.execPath, ["--import", "tsx", self, "--one", String(n), mode, ...pass, ...(quick ? ["--quick"] : [])], { stdio: "inherit" });
       if (r.status !== 0) process.exit(r.status ?? 1);
     }
   }
@@ -120,11 +122,11 @@ async function one(n: number, mode: "bulk" | "batches", { tokens, nq, noise, que
   const mem = engine.memory("bench");
   console.log(`  loaded and searched: ${mem.segments} chunks, ${(mem.bytes / 2 ** 20).toFixed(1)} MB in memory = ${(mem.bytes / mem.embeddings).toFixed(1)} B per embedding (residuals ${mem.residualBytes ? "in memory" : "read from disk"})`);
   const curve: string[] = [];
-  for (const p of [1, 2, 4, 16, 32]) {
+  for (const p of quick ? [] : [1, 2, 4, 16, 32]) {
     const r = await run({ topK: 10, nIvfProbe: p, nFullScores: 4096 });
     curve.push(`probe ${p}: ${r.recall.toFixed(3)} / ${r.p50.toFixed(1)} ms`);
   }
-  for (const f of [256, 1024, 8192]) {
+  for (const f of quick ? [] : [256, 1024, 8192]) {
     const r = await run({ topK: 10, nIvfProbe: 8, nFullScores: f });
     curve.push(`full ${f}: ${r.recall.toFixed(3)} / ${r.p50.toFixed(1)} ms`);
   }
