@@ -85,7 +85,7 @@ export interface BuildOptions {
   maxPointsPerCentroid?: number;
   /** Upper bound on K (default: NextPlaid's formula alone, see kmeans.ts). */
   maxCentroids?: number;
-  /** Upper bound on the points k-means trains on (memory: 4·dim bytes each; default MAX_TRAIN_POINTS). */
+  /** Upper bound on the points k-means trains on (memory: 4·dim bytes each; default MAX_TRAIN_BYTES of them). */
   maxTrainPoints?: number;
   progress?: (stage: string, message: string) => Promise<void> | void;
   /** Called between k-means iterations: throws to abandon the work (a background retrain being cancelled). */
@@ -96,8 +96,8 @@ export interface BuildOptions {
 export const SLICE_TOKENS = 16_384;
 /** Tokens compressed between two chances for other work (searches) on this thread (a few tens of ms). */
 const COMPRESS_TOKENS = 4_096;
-/** k-means trains on at most this many points by default (512 MiB at dim 128), NextPlaid's sample included up to 1 M embeddings. */
-export const MAX_TRAIN_POINTS = 2 ** 20;
+/** k-means trains on at most this many bytes of points by default: 2^20 points at dim 128 (NextPlaid's whole sample up to ~1 M embeddings). */
+export const MAX_TRAIN_BYTES = 2 ** 29;
 export const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Gap (in tokens) between two documents of a chunk below which search reads both at once. */
@@ -195,7 +195,7 @@ export async function train(kernels: Kernels, docs: DocSource, opts: BuildOption
   for (const id of sampleDocs) sampleTokens += docs.doclens[id]!;
   const k = Math.min(numCentroids((sampleTokens / sampleDocs.length) * n), sampleTokens, opts.maxCentroids ?? Infinity);
   const perCentroid = opts.maxPointsPerCentroid ?? 256;
-  const sample = await trainingPoints(docs, sampleDocs, Math.min(k * perCentroid, opts.maxTrainPoints ?? MAX_TRAIN_POINTS), opts.seed);
+  const sample = await trainingPoints(docs, sampleDocs, Math.min(k * perCentroid, opts.maxTrainPoints ?? Math.floor(MAX_TRAIN_BYTES / (4 * dim))), opts.seed);
   await opts.progress?.("kmeans", `computing ${k} centroids from ${sample.rows} embeddings`);
   const centroids = await kmeans(kernels, sample.data, sample.rows, dim, {
     k,
