@@ -308,3 +308,31 @@ test("/health answers while the index engine builds (the update is still running
   await waitFor(async () => (await docCount("big")) === 1500, "the build", 120_000);
   await call("DELETE", "/indices/big");
 });
+
+test("bodies over 1 MB are parsed off the event loop with the same answers: indexed as small ones, same errors", async () => {
+  await call("POST", "/indices", { name: "large" });
+  const pad = "x".repeat(1 << 20); // metadata text that makes each body larger than 1 MB
+  const docs = corpus.docs.slice(0, 30);
+  const post = async (body: string) => {
+    const res = await fetch(base + "/indices/large/update", { method: "POST", headers: { "content-type": "application/json" }, body });
+    return { status: res.status, json: await res.json() };
+  };
+  // Invalid JSON, a body that is not an object, a size that does not match the shape: the small-body errors.
+  assert.deepEqual(await post(`{"documents": [${pad}`), { status: 400, json: { code: "BAD_REQUEST", message: "Request body is not valid JSON" } });
+  assert.deepEqual((await post(JSON.stringify([pad]))).json.message, "Request body must be a JSON object");
+  const bad = await post(JSON.stringify({ documents: [{ ...b64(docs[0]!), shape: [3, DIM] }], metadata: [{ pad }] }));
+  const badSmall = await call("POST", "/indices/large/update", { documents: [{ ...b64(docs[0]!), shape: [3, DIM] }], metadata: [{}] });
+  assert.deepEqual([bad.status, bad.json.message], [badSmall.status, badSmall.json.message]);
+  // Base64 and JSON-row documents in one large body index as the same documents sent small.
+  const body = JSON.stringify({ documents: docs.map((d, i) => (i % 2 ? b64(d) : { embeddings: rows(d) })), metadata: docs.map((_, i) => ({ i, pad: i === 0 ? pad : "" })) });
+  assert.ok(body.length > 1 << 20);
+  assert.equal((await post(body)).status, 202);
+  await waitFor(async () => (await docCount("large")) === 30, "the large update");
+  const q = corpus.queries[0]!;
+  const [r] = (await call("POST", "/indices/large/search", { queries: [b64(q)], params: { top_k: 3 } })).json.results;
+  const [own] = (await call("POST", "/indices/large/search", { queries: [b64(docs[7]!)], params: { top_k: 1 } })).json.results;
+  assert.equal(r.document_ids.length, 3);
+  assert.deepEqual(own.document_ids, [7]);
+  assert.equal(own.metadata[0].i, 7);
+  await call("DELETE", "/indices/large");
+});

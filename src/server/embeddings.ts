@@ -26,17 +26,21 @@ export function fromRows(v: unknown, label: string): Embedding {
   return { rows: v.length, dim, data };
 }
 
-/** base64 of little-endian f32 + [rows, dim] → Embedding. */
+/** base64 of little-endian f32 + [rows, dim] → Embedding (already decoded when a large body was parsed off the event loop: body-parser.ts). */
 export function fromBase64(b64: unknown, shape: unknown, label: string): Embedding {
-  if (typeof b64 !== "string") throw badRequest(`${label} embeddings_b64 must be a base64 string`);
+  if (typeof b64 !== "string" && !(b64 instanceof Float32Array)) throw badRequest(`${label} embeddings_b64 must be a base64 string`);
   if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((n) => Number.isInteger(n) && n >= 0)) throw badRequest(`${label} shape must be [rows, dim]`);
   const [rows, dim] = shape as [number, number];
   if (rows === 0) throw badRequest(`Empty ${label} embeddings`);
   if (dim === 0) throw badRequest(`Zero dimension ${label} embeddings`);
-  const buf = Buffer.from(b64, "base64");
-  if (buf.byteLength !== rows * dim * 4) throw badRequest(`${label} embeddings_b64 holds ${buf.byteLength} bytes; shape [${rows}, ${dim}] needs ${rows * dim * 4}`);
-  const data = new Float32Array(rows * dim);
-  new Uint8Array(data.buffer).set(buf);
+  const decoded = typeof b64 === "string" ? Buffer.from(b64, "base64") : b64;
+  if (decoded.byteLength !== rows * dim * 4) throw badRequest(`${label} embeddings_b64 holds ${decoded.byteLength} bytes; shape [${rows}, ${dim}] needs ${rows * dim * 4}`);
+  let data: Float32Array;
+  if (decoded instanceof Float32Array) data = decoded;
+  else {
+    data = new Float32Array(rows * dim);
+    new Uint8Array(data.buffer).set(decoded);
+  }
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i]!)) throw badRequest(`${label} embedding contains non-finite value at row ${Math.floor(i / dim)}, col ${i % dim}`);
   }

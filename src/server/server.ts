@@ -6,7 +6,8 @@
  */
 import crypto from "node:crypto";
 import http from "node:http";
-import { HttpError, parseJson, readBody, Reply } from "./http.js";
+import { parseJsonBody } from "./body-parser.js";
+import { HttpError, readBody, Reply } from "./http.js";
 import { IndexError, type IndexErrorCode } from "../plaid/types.js";
 import { ServerContext, type RequestContext, type ServerOptions } from "./context.js";
 import { health } from "./handlers/health.js";
@@ -159,5 +160,5 @@ export function createRequestHandler(opts: ServerOptions, ctx = new ServerContex
 async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<Record<string, unknown>> {
   const raw = await readBody(req, limit);
   if (raw.length === 0 && req.method === "DELETE") return {};
-  return parseJson(raw);
+  return parseJsonBody(raw);
 }
