@@ -15,6 +15,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
 import { syntheticStream, type SyntheticOptions } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
@@ -55,19 +56,27 @@ const params = { top_k: 10, n_ivf_probe: 8, n_full_scores: 4096 };
 
 await call("POST", "/indices", { name: "bench", config: { nbits: 4 } });
 const t0 = performance.now();
-// Searches while ingesting: noisy copies of the first batch's tokens (latency only).
+// Searches while ingesting, from a thread of their own (this one is busy generating and encoding the
+// next batch: timed here, its own pauses would count as search latency): the first batch's tokens.
 const probes: Float32Array[] = [];
-const during: number[] = [];
-let feeding = true;
-const searcher = (async () => {
-  while (feeding) {
-    await new Promise((r) => setTimeout(r, 250));
-    if (probes.length === 0) continue;
-    const t = performance.now();
-    const r = await call("POST", "/indices/bench/search", { queries: [b64(probes[during.length % probes.length]!)], params });
-    if (r.status === 200) during.push(performance.now() - t);
-  }
-})();
+let searcher: Worker | undefined;
+const startSearcher = () =>
+  new Worker(
+    `const { parentPort, workerData } = require("node:worker_threads");
+     const during = []; let stop = false; let i = 0;
+     parentPort.on("message", () => (stop = true));
+     (async () => {
+       while (!stop) {
+         await new Promise((r) => setTimeout(r, 250));
+         const t = performance.now();
+         const res = await fetch(workerData.url + "/indices/bench/search", { method: "POST", headers: { "content-type": "application/json" }, body: workerData.bodies[i++ % workerData.bodies.length] });
+         await res.text();
+         if (res.status === 200) during.push(performance.now() - t);
+       }
+       parentPort.postMessage(during);
+     })();`,
+    { eval: true, workerData: { url, bodies: probes.map((q) => JSON.stringify({ queries: [b64(q)], params })) } },
+  );
 const stream = syntheticStream(corpus);
 let sent = 0;
 let tokens = 0;
@@ -89,7 +98,10 @@ for (;;) {
       if (res.status !== 503) throw new Error(`update: ${res.status} ${JSON.stringify(res.json)}`);
       await new Promise((res) => setTimeout(res, 500)); // queue full: the SDK's caller retries
     }
-    if (probes.length === 0) probes.push(...docs.slice(0, 20).map((d) => d.subarray(0, Math.min(32, d.length / dim) * dim)));
+    if (probes.length === 0) {
+      probes.push(...docs.slice(0, 20).map((d) => d.subarray(0, Math.min(32, d.length / dim) * dim)));
+      searcher = startSearcher();
+    }
     sent += docs.length;
     tokens += docs.reduce((a, d) => a + d.length / dim, 0);
     if (sent % (batch * 20) === 0) console.error(`sent ${sent} documents, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
@@ -106,8 +118,11 @@ for (;;) {
   if (info.status === 200 && info.json.num_documents === N && !busy && !retraining) break;
   await new Promise((r) => setTimeout(r, 1000));
 }
-feeding = false;
-await searcher;
+const during = await new Promise<number[]>((resolve) => {
+  searcher!.once("message", resolve);
+  searcher!.postMessage("stop");
+});
+await searcher!.terminate();
 const builtS = (performance.now() - t0) / 1000;
 const info = (await call("GET", "/indices/bench")).json;
 const indexDir = path.join(dir, "bench");
