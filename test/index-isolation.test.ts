@@ -105,8 +105,8 @@ test("an update past its write budget commits nothing; the index keeps serving i
   try {
     const req: SearchRequest = { queries: [{ data: small.queries[0]!, dim: DIM }], params: { topK: 5, nIvfProbe: 8, nFullScores: 64 }, alpha: 0.75, fusion: "rrf", filterParameters: [] };
     const before = await e.search("w", req);
-    // 2000 documents re-cluster the index: seconds of k-means on one thread, far past 1 s.
-    const many = [...big.docs, ...big.docs];
+    // 8 000 documents re-cluster the index: seconds of k-means and compression on one thread, far past 1 s.
+    const many = Array.from({ length: 8 }, () => big.docs).flat();
     await assert.rejects(
       e.add("w", flatten(many, DIM), DIM, many.map((_, i) => ({ j: i }))),
       (err: unknown) => err instanceof IndexError && err.code === "REQUEST_TIMEOUT",
