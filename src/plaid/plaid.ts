@@ -262,8 +262,8 @@ export async function encodeTokens(kernels: Kernels, codec: Codec, centroidsT: F
   return { codes, packed, norms };
 }
 
-/** The documents of a DocSource in slices of about SLICE_TOKENS tokens: [from, to) document ranges. */
-export function* slices(docs: DocSource, from: number, to: number): Generator<[number, number]> {
+/** Documents [from, to) (given their token offsets) in slices of about SLICE_TOKENS tokens: [from, to) document ranges. */
+export function* slices(docs: { offsets: Int32Array }, from: number, to: number): Generator<[number, number]> {
   for (let a = from; a < to; ) {
     let b = a + 1;
     while (b < to && docs.offsets[b + 1]! - docs.offsets[a]! <= SLICE_TOKENS) b++;

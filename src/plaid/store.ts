@@ -17,7 +17,7 @@ import { packedBytes, type Codec } from "./codec.js";
 import { f16ToF32, f32ToF16 } from "../checkpoint/dtype.js";
 import type { Kernels } from "./kernels.js";
 import { NpyRows, NpyWriter, readNpy, writeNpy } from "./npy.js";
-import { encodeTokens, slices, SLICE_TOKENS, yieldToEvents, type DocSource } from "./plaid.js";
+import { encodeTokens, slices, yieldToEvents, type DocSource } from "./plaid.js";
 import { makeSegment, memoryResiduals, offsetsOf, snapshotOf, type PlaidSnapshot, type ResidualReader, type Segment } from "./snapshot.js";
 import type { MetadataDb } from "./metadata.js";
 
@@ -237,13 +237,10 @@ export async function* encodedSlices(kernels: Kernels, codec: Codec, centroidsT:
 export function* memorySlices(doclens: Int32Array, codes: Int32Array, packed: Uint8Array, raw: Float32Array | undefined, dim: number, from: number, to: number): Generator<TokenSlice> {
   const offsets = offsetsOf(doclens);
   const bytes = packed.length / Math.max(1, codes.length);
-  for (let a = from; a < to; ) {
-    let b = a + 1;
-    while (b < to && offsets[b + 1]! - offsets[a]! <= SLICE_TOKENS) b++;
+  for (const [a, b] of slices({ offsets }, from, to)) {
     const t0 = offsets[a]!;
     const t1 = offsets[b]!;
     yield { doclens: doclens.subarray(a, b), codes: codes.subarray(t0, t1), packed: packed.subarray(t0 * bytes, t1 * bytes), raw: raw?.subarray(t0 * dim, t1 * dim) };
-    a = b;
   }
 }
 
@@ -257,13 +254,10 @@ export function* storedSlices(dir: string, m: Manifest, c: ChunkRef, from: numbe
   const raw = withRaw ? new NpyRows(f.raw) : undefined;
   try {
     if (codes.rows !== c.tokens || residuals.rows !== c.tokens || (raw && (raw.rows !== c.tokens || raw.width !== m.dim))) throw new Error(`chunk ${c.id} does not match the manifest`);
-    for (let a = from; a < to; ) {
-      let b = a + 1;
-      while (b < to && offsets[b + 1]! - offsets[a]! <= SLICE_TOKENS) b++;
+    for (const [a, b] of slices({ offsets }, from, to)) {
       const t0 = offsets[a]!;
       const t1 = offsets[b]!;
       yield { doclens: doclens.slice(a, b), codes: codes.read(t0, t1) as Int32Array, packed: residuals.read(t0, t1) as Uint8Array, raw: raw?.read(t0, t1) as Float32Array | Uint16Array | undefined };
-      a = b;
     }
   } finally {
     codes.close();
@@ -469,7 +463,7 @@ export async function recodeChunks(dir: string, m: Manifest, kernels: Kernels, c
   const out: ChunkRef[] = [];
   let start = 0;
   for (const c of m.chunks) {
-    out.push(await writeChunk(dir, codec.dim, codec.nbits, encodedSlices(kernels, codec, centroidsT, stored, start, start + c.documents, false), c.documents, c.tokens, { withRaw: true, rawId: c.rawId ?? c.id }));
+    out.push(await recodeChunk(dir, kernels, codec, centroidsT, stored, start, c));
     start += c.documents;
   }
   return out;
