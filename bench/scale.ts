@@ -6,7 +6,11 @@
  * p50 / p99 during ingestion and at rest, and recall@10 against exact MaxSim over the original
  * embeddings (computed by streaming the seeded corpus a second time: the bench never holds it).
  *
- *   node --import tsx bench/scale.ts [--docs 10000] [--tokens 100] [--dim 128] [--batch 300] [--queries 100] [--words 0]
+ *   node --import tsx bench/scale.ts [--docs 10000] [--tokens 100] [--dim 128] [--batch 300] [--queries 100] [--words 0] [--bulk] [--keep DIR]
+ *
+ * --bulk: then retrains the streamed index on all its documents (engine.retrain: the codec a bulk
+ * build would have) and reports that recall and time too — the baseline for streamed = bulk.
+ * --keep DIR: builds the index under DIR and keeps it.
  *
  * Environment passed to the server as is (e.g. PYLATE_INDEX_RETRAIN_GROWTH).
  */
@@ -16,6 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import { PlaidEngine } from "../src/plaid/engine.js";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
 import { syntheticStream, type SyntheticOptions } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
@@ -30,7 +35,9 @@ const corpus: SyntheticOptions = { docs: N, tokens: opt("--tokens", 100), dim, q
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-scale-"));
+const keep = argv.includes("--keep") ? path.resolve(argv[argv.indexOf("--keep") + 1]!) : undefined;
+if (keep) fs.mkdirSync(keep, { recursive: true });
+const dir = keep ?? fs.mkdtempSync(path.join(os.tmpdir(), "bench-scale-"));
 const server = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
 let serverErr = "";
 const url = await new Promise<string>((resolve, reject) => {
@@ -155,6 +162,7 @@ for (let i = 0; ; i++) {
 }
 const peak = peakRssMb();
 server.kill("SIGTERM");
+await new Promise((r) => server.once("exit", r));
 
 // Exact MaxSim top-10 over the original embeddings, streaming the corpus again.
 const kernels = await Kernels.create();
@@ -207,14 +215,30 @@ for (let done = false; !done; ) {
   }
 }
 await kernels.release();
-let recall = 0;
-found.forEach((ids, q) => (recall += ids.filter((x) => top[q]!.some((t) => t.id === x)).length / 10));
-recall /= queries.length;
+const recallOf = (lists: number[][]) => lists.reduce((a, ids, q) => a + ids.filter((x) => top[q]!.some((t) => t.id === x)).length / 10, 0) / queries.length;
+const recall = recallOf(found);
+
+// The bulk baseline: the same documents under a codec trained on all of them.
+let bulkLine = "";
+if (argv.includes("--bulk")) {
+  const engine = await PlaidEngine.create(dir);
+  await engine.deleteWhere("bench", "doc >= ?", [N]); // the extra batch (the last ids: the others keep theirs)
+  const t = performance.now();
+  await engine.retrain("bench");
+  const retrainS = (performance.now() - t) / 1000;
+  const bulkFound: number[][] = [];
+  for (const q of queries) {
+    const [r] = await engine.search("bench", { queries: [{ data: q, dim }], params: { topK: 10, nIvfProbe: 8, nFullScores: 4096 }, alpha: 0.75, fusion: "relative_score", filterParameters: [] });
+    bulkFound.push(r!.document_ids);
+  }
+  bulkLine = `; retrained on all (a bulk build's codec) in ${retrainS.toFixed(0)} s, K ${engine.info("bench").num_partitions}: recall@10 ${recallOf(bulkFound).toFixed(3)}`;
+  await engine.close();
+}
 
 console.log(
   `${N} documents × ~${corpus.tokens} tokens (${tokens} embeddings, dim ${dim}, ${words ? `spread: ${words} words` : "clustered"}), fed in ${batch}-document updates through colbert-serve: ` +
     `updates sent in ${sentS.toFixed(0)} s, applied and retrained in ${builtS.toFixed(0)} s; K ${info.num_partitions}; server peak RSS ${peak.toFixed(0)} MB; ` +
     `on disk ${(disk / 2 ** 20).toFixed(0)} MB = ${(disk / tokens).toFixed(1)} B/embedding (${((disk - raw) / tokens).toFixed(1)} without the float16 originals); ` +
-    `search during ingestion ${stat(during)}, at rest ${stat(rest)}, while an update runs ${stat(whileUpdate)}; recall@10 vs exact ${recall.toFixed(3)}`,
+    `search during ingestion ${stat(during)}, at rest ${stat(rest)}, while an update runs ${stat(whileUpdate)}; recall@10 vs exact ${recall.toFixed(3)}${bulkLine}`,
 );
-fs.rmSync(dir, { recursive: true, force: true });
+if (!keep) fs.rmSync(dir, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { Rng } from "../src/plaid/rng.js";
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
-import { buildInMemory as build, memoryDocs, search } from "../src/plaid/plaid.js";
+import { buildInMemory as build, memoryDocs, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
 import { documentTokens, numDocs } from "../src/plaid/snapshot.js";
 import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
@@ -44,6 +44,29 @@ test("numCentroids and the k-means sample follow NextPlaid's formulas", () => {
   assert.equal(numCentroids(3), 3); // never more than the embeddings
   assert.equal(kmeansSampleSize(10), 10);
   assert.equal(kmeansSampleSize(100_000), Math.floor(1 + 16 * Math.sqrt(120 * 100_000)));
+});
+
+test("retrains follow what a bulk build would train on: the index's growth while every point is in the sample, then K changes and 4× growth", () => {
+  const at = (documents: number) => ({ documents, embeddings: documents * 100 });
+  // Small: every document is sampled, so the sample grows with the index.
+  assert.deepEqual(trainingSize(2_000, 200_000, 128), { k: 4096, points: 200_000 });
+  assert.equal(retrainDue(at(2_000), at(2_400), 128, 1.25), false);
+  assert.equal(retrainDue(at(2_000), at(2_500), 128, 1.25), true);
+  // K changes (2^⌊log2(16·√E)⌋ doubles at E = 4^k): 1 000 000 → 1 048 576 embeddings.
+  assert.equal(trainingSize(10_000, 1_000_000, 128).k, 8192);
+  assert.equal(trainingSize(10_486, 1_048_600, 128).k, 16384);
+  assert.equal(retrainDue(at(10_000), { documents: 10_486, embeddings: 1_048_600 }, 128, 1.25), true);
+  // Past 2^20 points (512 MiB at dim 128) the sample no longer grows: 1.25× alone does not retrain.
+  assert.equal(trainingSize(20_000, 2_000_000, 128).points, 2 ** 20);
+  assert.equal(retrainDue(at(20_000), at(41_000), 128, 1.25), false);
+  assert.equal(retrainDue(at(20_000), at(42_000), 128, 1.25), true, "K 16384 → 32768 at 4 194 304 embeddings");
+  // With K capped, only RESAMPLE_GROWTH (4×) is left.
+  const cap = { maxCentroids: 16384 };
+  assert.equal(retrainDue(at(20_000), at(79_000), 128, 1.25, cap), false);
+  assert.equal(retrainDue(at(20_000), at(80_000), 128, 1.25, cap), true);
+  // Never, when asked (NextPlaid's behaviour), and not on shrinking.
+  assert.equal(retrainDue(at(2_000), at(20_000), 128, 0), false);
+  assert.equal(retrainDue(at(2_000), at(1_000), 128, 1.25), false);
 });
 
 test("quantiles are numpy's linear rule", () => {

@@ -72,6 +72,10 @@ test("documents streamed in updates of any size reach the recall of a bulk build
   assert.ok(b300 >= bulk - 0.015, `streamed in 300s ${b300} vs bulk ${bulk}`);
   // The corpus tells the two paths apart: appending to centroids trained on the first documents loses recall.
   assert.ok(without < bulk - 0.03, `never retrained ${without} vs bulk ${bulk}`);
+  // Asked to, even that engine retrains the index to a bulk build's quality.
+  await never.retrain("never");
+  const retrained = await recallOf(never, "never", truth);
+  assert.ok(retrained >= bulk - 0.015, `retrained on request ${retrained} vs bulk ${bulk}`);
   // A retrained index has the partitions of a bulk build of its size (not a few first ones plus outliers).
   assert.ok(Math.abs(engine.info("b300").num_partitions - engine.info("bulk").num_partitions) <= engine.info("bulk").num_partitions / 8);
   await engine.close();

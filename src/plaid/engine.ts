@@ -13,7 +13,7 @@ import { Kernels, transpose, type KernelGate } from "./kernels.js";
 import { indexNames, invalidIndexName } from "./names.js";
 import { loadSqlite } from "./sqlite.js";
 import { MetadataDb, MetadataError, type FtsTokenizer } from "./metadata.js";
-import { expand, joinDocs, memoryDocs, search, train, type DocSource, type Documents, type Hits, type Trained } from "./plaid.js";
+import { expand, joinDocs, memoryDocs, retrainDue, search, train, type DocSource, type Documents, type Hits, type Trained } from "./plaid.js";
 import { numDocs, numTokens, segmentBytes, type PlaidSnapshot, type Segment } from "./snapshot.js";
 import {
   appendChunks,
@@ -31,6 +31,7 @@ import {
   recodeChunks,
   retiredSegments,
   sweep,
+  trainedAt,
   writeCentroids,
   writeDocs,
   type ChunkRef,
@@ -47,11 +48,13 @@ const BUFFER_SIZE = 100;
 
 /**
  * An index past start_from_scratch is retrained (codec trained again on all its documents, every
- * chunk re-encoded) when its embeddings reach this multiple of those it was trained on: centroids
- * trained on the first documents only miss what later ones bring (issue #20). Geometric, so all
- * retrains together cost about GROWTH / (GROWTH − 1) bulk builds of the final index (5 at 1.25).
- * Up to 1 − 1/GROWTH of an index is encoded with centroids not trained on it: on the spread corpus
- * (BENCHMARKS.md, #20) 1.5 left recall@10 0.02 below a bulk build, 1.25 within 0.01.
+ * chunk re-encoded) when a bulk build of it would train on this multiple of the points its codec
+ * was trained on (retrainDue in plaid.ts: while an index is small, every document is in the sample,
+ * so this is the index's own growth): centroids trained on the first documents only miss what later
+ * ones bring (issue #20). Up to 1 − 1/GROWTH of an index is encoded with centroids not trained on
+ * it: on the spread corpus (BENCHMARKS.md, #20) 1.5 left recall@10 0.02 below a bulk build, 1.25
+ * within 0.01. Geometric while the sample grows (about GROWTH / (GROWTH − 1) = 5 bulk builds of
+ * that size in all); past it, only when K changes or the index grew RESAMPLE_GROWTH×.
  * PYLATE_INDEX_RETRAIN_GROWTH overrides it (0: never retrain, NextPlaid's behaviour).
  */
 export const DEFAULT_RETRAIN_GROWTH = 1.25;
@@ -304,7 +307,7 @@ export class PlaidEngine implements IndexEngine {
           const recoded = stored ? await recodeChunks(ix.dir, prev!, this.kernels, codec, centroidsT, stored) : [];
           const fresh = await writeDocs(ix.dir, codec, this.encodedFresh(trained, added, true, centroidsT), cfg.batch_size);
           const chunks = [...recoded, ...fresh];
-          manifest = manifestOf(codec, trained.clusterThreshold, writeCentroids(ix.dir, codec), chunks, sumTokens(chunks));
+          manifest = manifestOf(codec, trained.clusterThreshold, writeCentroids(ix.dir, codec), chunks, { documents: all.doclens.length, embeddings: sumTokens(chunks) });
         } else {
           const withRaw = stored !== undefined;
           const pending = readBuffer(ix.dir, prev);
@@ -334,7 +337,7 @@ export class PlaidEngine implements IndexEngine {
           };
           const chunks = await appendChunks(ix.dir, prev, keep, freshDocs, cfg.batch_size, withRaw);
           const centroidsId = codec.k === prev.numPartitions ? prev.centroids : writeCentroids(ix.dir, codec);
-          manifest = manifestOf(codec, grown.clusterThreshold, centroidsId, chunks, prev.trainedEmbeddings ?? prev.numEmbeddings, buffer, ix.dir);
+          manifest = manifestOf(codec, grown.clusterThreshold, centroidsId, chunks, trainedAt(prev), buffer, ix.dir);
         }
       } catch (e) {
         this.sweep(ix);
@@ -396,14 +399,14 @@ export class PlaidEngine implements IndexEngine {
   }
 
   /** Starts a background retrain when the index has grown by the retrain factor since its codec was trained (see DEFAULT_RETRAIN_GROWTH). */
-  private maybeRetrain(ix: OpenIndex): void {
+  private maybeRetrain(ix: OpenIndex, force = false): void {
     const m = ix.manifest;
-    if (ix.job || this.growth <= 0 || !m || !hasRaw(m) || m.numDocuments <= ix.config.start_from_scratch) return;
-    if (m.numEmbeddings < this.growth * (m.trainedEmbeddings ?? m.numEmbeddings)) return;
+    if (ix.job || !m || !hasRaw(m) || m.numDocuments <= ix.config.start_from_scratch) return;
+    if (!force && !retrainDue(trainedAt(m), { documents: m.numDocuments, embeddings: m.numEmbeddings }, m.dim, this.growth, { maxCentroids: this.maxCentroids })) return;
     const job: RetrainJob = { done: Promise.resolve(), cancelled: false };
     ix.job = job;
     this.onBackground?.(ix.name, true);
-    job.done = this.retrain(ix, job).then(
+    job.done = this.runRetrain(ix, job).then(
       () => {
         ix.jobError = undefined;
       },
@@ -427,7 +430,7 @@ export class PlaidEngine implements IndexEngine {
    * manifest naming the new files is committed; searches move to it at once. A kill at any point
    * leaves the state before or after (the new files are swept unless a manifest names them).
    */
-  private async retrain(ix: OpenIndex, job: RetrainJob): Promise<void> {
+  private async runRetrain(ix: OpenIndex, job: RetrainJob): Promise<void> {
     const m0 = ix.manifest!;
     const cfg = ix.config;
     const check = () => {
@@ -469,7 +472,7 @@ export class PlaidEngine implements IndexEngine {
       } finally {
         now.close();
       }
-      const manifest = manifestOf(trained.codec, trained.clusterThreshold, writeCentroids(ix.dir, trained.codec), chunks, m0.numEmbeddings);
+      const manifest = manifestOf(trained.codec, trained.clusterThreshold, writeCentroids(ix.dir, trained.codec), chunks, { documents: m0.numDocuments, embeddings: m0.numEmbeddings });
       const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: trained.codec });
       try {
         check();
@@ -489,6 +492,22 @@ export class PlaidEngine implements IndexEngine {
     if (!job) return;
     job.cancelled = true;
     await job.done;
+  }
+
+  /**
+   * Trains the index's codec again on every document it holds now and re-encodes them — the codec a
+   * bulk build of these documents would have — as a due retrain does (in the background: searches
+   * and updates go on); resolves once it is committed. Small indices (≤ start_from_scratch) are
+   * already trained on every document.
+   */
+  async retrain(name: string): Promise<void> {
+    const ix = this.get(name);
+    if (!ix) throw new IndexError("INDEX_NOT_FOUND", name);
+    await this.settle(name);
+    if (ix.manifest && !hasRaw(ix.manifest)) throw new IndexError("BAD_REQUEST", `Index '${name}' keeps no original embeddings to train on (written by an older version): rebuild it from its documents`);
+    this.maybeRetrain(ix, true);
+    await this.settle(name);
+    if (ix.jobError) throw new Error(`Retraining index '${name}' failed: ${ix.jobError}`);
   }
 
   /** Resolves once no background retrain runs on the index (and none is due). */
@@ -549,7 +568,7 @@ export class PlaidEngine implements IndexEngine {
           raw.set(r, o);
           o += r.length;
         }
-        manifest = manifestOf(old.codec, prev.clusterThreshold, prev.centroids, chunks, prev.trainedEmbeddings ?? prev.numEmbeddings, { documents, raw }, ix.dir);
+        manifest = manifestOf(old.codec, prev.clusterThreshold, prev.centroids, chunks, trainedAt(prev), { documents, raw }, ix.dir);
       }
     } catch (e) {
       this.sweep(ix);

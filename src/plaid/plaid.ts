@@ -172,6 +172,42 @@ async function trainingPoints(docs: DocSource, ids: Int32Array, cap: number, see
   return { data, rows: take };
 }
 
+/**
+ * What train() draws for an index of `documents` documents holding `embeddings` embeddings
+ * (estimated from the counts, documents of average length): K, and the number of points k-means
+ * trains on. Both stop growing with the index: the points at MAX_TRAIN_BYTES (or K·256), K at
+ * `maxCentroids` or slowly (K doubles when the index grows 4×).
+ */
+export function trainingSize(documents: number, embeddings: number, dim: number, opts: Pick<BuildOptions, "maxCentroids" | "maxPointsPerCentroid" | "maxTrainPoints"> = {}): { k: number; points: number } {
+  if (documents <= 0 || embeddings <= 0) return { k: 0, points: 0 };
+  const sampleTokens = Math.round((embeddings / documents) * kmeansSampleSize(documents));
+  const k = Math.max(1, Math.min(numCentroids(embeddings), sampleTokens, opts.maxCentroids ?? Infinity));
+  const points = Math.min(sampleTokens, k * (opts.maxPointsPerCentroid ?? 256), opts.maxTrainPoints ?? Math.floor(MAX_TRAIN_BYTES / (4 * dim)));
+  return { k, points };
+}
+
+/**
+ * Past the size where k-means' sample stops growing, a codec is still trained again each time the
+ * index grows this many times: documents that did not arrive in random order (a new collection, a
+ * new language) are then in the sample (outlier centroids cover them in between).
+ */
+export const RESAMPLE_GROWTH = 4;
+
+/**
+ * Whether an index trained at `then` and now at `now` should train its codec again: a bulk build of
+ * it would train on `growth`× more points, or pick another K, or it grew RESAMPLE_GROWTH×
+ * (`growth` ≤ 0: never). For a small index (every document in the sample) this is growth of the
+ * index itself; past MAX_TRAIN_BYTES of points, a retrain would draw a sample like the last one's
+ * and only K changes (every 4×) or RESAMPLE_GROWTH call for one — so retrains cost about 1.33 bulk
+ * builds at scale instead of growth / (growth − 1).
+ */
+export function retrainDue(then: { documents: number; embeddings: number }, now: { documents: number; embeddings: number }, dim: number, growth: number, opts: Pick<BuildOptions, "maxCentroids"> = {}): boolean {
+  if (growth <= 0 || now.embeddings <= then.embeddings) return false;
+  const a = trainingSize(then.documents, then.embeddings, dim, opts);
+  const b = trainingSize(now.documents, now.embeddings, dim, opts);
+  return b.k !== a.k || b.points >= growth * a.points || now.embeddings >= Math.max(growth, RESAMPLE_GROWTH) * then.embeddings;
+}
+
 export interface Trained {
   codec: Codec;
   clusterThreshold: number;

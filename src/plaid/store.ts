@@ -48,6 +48,8 @@ export interface Manifest {
   buffer?: { documents: number; id: string };
   /** Embeddings in the index when its codec (centroids, buckets) was last trained; absent: numEmbeddings. */
   trainedEmbeddings?: number;
+  /** Documents in the index then; absent: estimated from trainedEmbeddings (see trainedAt). */
+  trainedDocuments?: number;
 }
 
 /** Documents per chunk file; a trailing chunk smaller than this is rewritten together with appended documents. */
@@ -318,7 +320,7 @@ export function writeCentroids(dir: string, codec: Codec): string {
 }
 
 /** The manifest of `chunks` encoded with `codec` (its centroids written under `centroidsId`). */
-export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: string, chunks: ChunkRef[], trainedEmbeddings: number, buffer?: UpdateBuffer & { id?: string }, dir?: string): Manifest {
+export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: string, chunks: ChunkRef[], trained: TrainedAt, buffer?: UpdateBuffer & { id?: string }, dir?: string): Manifest {
   let bufferRef: Manifest["buffer"];
   if (buffer && buffer.documents > 0) {
     bufferRef = { documents: buffer.documents, id: newId() };
@@ -338,8 +340,22 @@ export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: 
     numDocuments: chunks.reduce((a, c) => a + c.documents, 0),
     numEmbeddings: chunks.reduce((a, c) => a + c.tokens, 0),
     buffer: bufferRef,
-    trainedEmbeddings,
+    trainedEmbeddings: trained.embeddings,
+    trainedDocuments: trained.documents,
   };
+}
+
+/** An index's size when its codec was trained. */
+export interface TrainedAt {
+  documents: number;
+  embeddings: number;
+}
+
+/** The size `m`'s codec was trained at (older manifests: documents estimated at today's average length). */
+export function trainedAt(m: Manifest): TrainedAt {
+  const embeddings = m.trainedEmbeddings ?? m.numEmbeddings;
+  const documents = m.trainedDocuments ?? (m.numEmbeddings > 0 ? Math.max(1, Math.round((m.numDocuments * embeddings) / m.numEmbeddings)) : m.numDocuments);
+  return { documents, embeddings };
 }
 
 /** New documents for a write: their lengths, and their slices (encoded) for documents [from, to). */
