@@ -40,9 +40,11 @@ if (keep) fs.mkdirSync(keep, { recursive: true });
 const dir = keep ?? fs.mkdtempSync(path.join(os.tmpdir(), "bench-scale-"));
 const server = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
 let serverErr = "";
+const serverLog = fs.createWriteStream(`${dir.replace(/\/$/, "")}.server.log`);
 const url = await new Promise<string>((resolve, reject) => {
   server.stderr!.on("data", (d) => {
-    serverErr += d;
+    serverLog.write(d);
+    if (serverErr.length < 10_000) serverErr += d;
     const m = /on (http:\/\/\S+)/.exec(serverErr);
     if (m) resolve(m[1]!);
   });
@@ -87,6 +89,8 @@ const startSearcher = () =>
 const stream = syntheticStream(corpus);
 let sent = 0;
 let tokens = 0;
+let rejected = 0;
+const dropped: string[] = [];
 let queries: Float32Array[] = [];
 for (;;) {
   const docs: Float32Array[] = [];
@@ -100,9 +104,15 @@ for (;;) {
   if (docs.length > 0) {
     const body = { documents: docs.map(b64), metadata: docs.map((_, i) => ({ doc: sent + i })) };
     for (;;) {
-      const res = await call("POST", "/indices/bench/update", body);
+      const res = await call("POST", "/indices/bench/update", body).catch((e: Error) => {
+        // Counted and reported: a connection the server drops is a finding, not noise.
+        dropped.push(`${e.message} (${(e.cause as Error)?.message ?? ""}) after ${sent} documents`);
+        console.error(`update request failed: ${dropped.at(-1)}`);
+        return { status: 0, json: undefined };
+      });
       if (res.status === 202) break;
-      if (res.status !== 503) throw new Error(`update: ${res.status} ${JSON.stringify(res.json)}`);
+      if (res.status === 503) rejected++;
+      else if (res.status !== 0) throw new Error(`update: ${res.status} ${JSON.stringify(res.json)}`);
       await new Promise((res) => setTimeout(res, 500)); // queue full: the SDK's caller retries
     }
     if (probes.length === 0) {
@@ -237,7 +247,7 @@ if (argv.includes("--bulk")) {
 
 console.log(
   `${N} documents × ~${corpus.tokens} tokens (${tokens} embeddings, dim ${dim}, ${words ? `spread: ${words} words` : "clustered"}), fed in ${batch}-document updates through colbert-serve: ` +
-    `updates sent in ${sentS.toFixed(0)} s, applied and retrained in ${builtS.toFixed(0)} s; K ${info.num_partitions}; server peak RSS ${peak.toFixed(0)} MB; ` +
+    `updates sent in ${sentS.toFixed(0)} s (${rejected} answered 503 and were sent again, ${dropped.length} failed to send), applied and retrained in ${builtS.toFixed(0)} s; K ${info.num_partitions}; server peak RSS ${peak.toFixed(0)} MB; ` +
     `on disk ${(disk / 2 ** 20).toFixed(0)} MB = ${(disk / tokens).toFixed(1)} B/embedding (${((disk - raw) / tokens).toFixed(1)} without the float16 originals); ` +
     `search during ingestion ${stat(during)}, at rest ${stat(rest)}, while an update runs ${stat(whileUpdate)}; recall@10 vs exact ${recall.toFixed(3)}${bulkLine}`,
 );

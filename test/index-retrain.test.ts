@@ -120,6 +120,32 @@ test("a retrain runs in the background: updates, deletes and searches go on mean
   fs.rmSync(root, { recursive: true, force: true });
 });
 
+test("a failed retrain leaves the index as it was, says why (engine.background, the owner's onBackground: /health), and the next one clears it", { timeout: 120_000 }, async () => {
+  const root = tmp();
+  let fail = true;
+  const told: [boolean, string | undefined][] = [];
+  const engine = await PlaidEngine.create(root, 2, undefined, {
+    retrainPause: async () => {
+      if (fail) throw new Error("disk full");
+    },
+    onBackground: (_name, busy, error) => told.push([busy, error]),
+  });
+  engine.declare("f", { start_from_scratch: 100 });
+  await engine.add("f", slice(0, 150), DIM, meta(0, 150));
+  await engine.add("f", slice(150, 400), DIM, meta(150, 400));
+  await engine.settle("f");
+  assert.deepEqual(told, [[true, undefined], [false, "disk full"]]);
+  assert.equal(engine.background("f").error, "disk full");
+  const [r] = await engine.search("f", request(corpus.data.slice(offsets[300]! * DIM, (offsets[300]! + 8) * DIM), { topK: 1 }));
+  assert.deepEqual(r!.document_ids, [300], "the index answers with its codec of before");
+  fail = false;
+  await engine.retrain("f");
+  assert.equal(engine.background("f").error, undefined);
+  assert.deepEqual(told.at(-1), [false, undefined]);
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
 test("deletes and max_documents renumber ids correctly across retrains: each document still finds itself, with its metadata", { timeout: 120_000 }, async () => {
   const root = tmp();
   const engine = await PlaidEngine.create(root, 2);

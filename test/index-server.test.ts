@@ -10,6 +10,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { createServer } from "../src/server/server.js";
+import { UpdateQueues, UpdateTracker } from "../src/server/updates.js";
 import { startIndexEngine, type RemoteEngine } from "../src/plaid/client.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { exportedFixture } from "./helpers/exported.js";
@@ -244,6 +245,27 @@ test("a full update queue answers 503", async () => {
   assert.ok(statuses.includes(503), statuses.join(" "));
   assert.equal(statuses[0], 202);
   await waitFor(async () => (await call("GET", "/health")).json.updates.find((u: { index: string }) => u.index === "busy")?.status === "complete", "busy updates");
+});
+
+test("the update queue holds at most maxPendingBytes of embeddings per index: then 503 (a request alone is always taken)", async () => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const added: number[] = [];
+  const fake = { add: async (_n: string, docs: { doclens: Int32Array }) => (added.push(docs.doclens.length), held) } as unknown as RemoteEngine;
+  const queues = new UpdateQueues(fake, new UpdateTracker(), { batchWindowMs: 0, maxBatchDocuments: 1, maxPendingBytes: 3 * 1000 * 4 });
+  const item = (rows: number) => ({ docs: [{ data: new Float32Array(rows * 10), rows, dim: 10 }], metadata: [{}] });
+  queues.add("q", item(5_000)); // runs at once (held): the queue is empty again
+  await new Promise((r) => setImmediate(r));
+  queues.add("q", item(50_000)); // alone in the queue: taken, whatever its size
+  assert.throws(() => queues.add("q", item(1)), (e: Error & { status?: number }) => e.status === 503 && /MB of embeddings waiting/.test(e.message));
+  release();
+  await queues.idle();
+  queues.add("q", item(100)); // runs
+  queues.add("q", item(100));
+  queues.add("q", item(200)); // 4 000 + 8 000 bytes waiting: at the limit
+  assert.throws(() => queues.add("q", item(1)), (e: Error & { status?: number }) => e.status === 503);
+  await queues.idle();
+  assert.deepEqual(added, [1, 1, 1, 1, 1]);
 });
 
 test("with a model: update_with_encoding and search_with_encoding (plain and filtered)", async () => {

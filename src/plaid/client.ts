@@ -21,7 +21,7 @@ export interface EngineStatus {
   /** "restarting": some index's thread is starting again after it was stopped; "busy": some request has run over busyAfterMs (5 s); else "ready". */
   status: "ready" | "busy" | "restarting";
   /** Index threads running now. */
-  threads: { index: string; state: "starting" | "idle" | "busy" | "restarting"; running_calls: number; oldest_call_ms: number; restarts: number; retraining: boolean }[];
+  threads: { index: string; state: "starting" | "idle" | "busy" | "restarting"; running_calls: number; oldest_call_ms: number; restarts: number; retraining: boolean; retrain_error?: string }[];
 }
 
 export type RemoteEngine = Asynced<Omit<IndexEngine, "close">> & { close(): Promise<void>; status(): EngineStatus };
@@ -78,6 +78,8 @@ class IndexThread {
   private stopping = false;
   /** The engine on the thread is retraining the index's codec in the background (no idle stop meanwhile). */
   private background = false;
+  /** Why the last background retrain failed (none: it succeeded, or none ran). */
+  private retrainError: string | undefined;
 
   constructor(
     readonly name: string,
@@ -120,7 +122,10 @@ class IndexThread {
     worker.on("message", (m: WorkerMessage) => {
       if (m.type === "ready" || m.type === "init-error") return;
       if (m.type === "background") {
-        if (this.live === worker) this.background = m.busy;
+        if (this.live === worker) {
+          this.background = m.busy;
+          if (!m.busy) this.retrainError = m.error;
+        }
         if (!m.busy) this.armIdle();
         return;
       }
@@ -261,7 +266,7 @@ class IndexThread {
     let oldest = 0;
     for (const p of this.pending.values()) oldest = Math.max(oldest, now - p.started);
     const state = this.restarting ? "restarting" : !this.ready ? "starting" : this.pending.size > 0 || this.background ? "busy" : "idle";
-    return { index: this.name, state, running_calls: this.pending.size, oldest_call_ms: oldest, restarts: this.restarts, retraining: this.background };
+    return { index: this.name, state, running_calls: this.pending.size, oldest_call_ms: oldest, restarts: this.restarts, retraining: this.background, ...(this.retrainError ? { retrain_error: this.retrainError } : {}) };
   }
 
   /** True when a request-bound call has run longer than busyAfterMs. */

@@ -71,7 +71,7 @@ export interface EngineOptions {
   /** Hold residuals in memory instead of reading them from disk per candidate (for comparison; default false). */
   residentResiduals?: boolean;
   /** Told when an index's background retrain starts (true) and ends (false): its thread must not be stopped as idle meanwhile. */
-  onBackground?: (index: string, busy: boolean) => void;
+  onBackground?: (index: string, busy: boolean, error?: string) => void;
   /** Awaited by a background retrain after it re-encoded the chunks, before it takes the write lock (tests hold it there). */
   retrainPause?: () => Promise<void>;
   /**
@@ -133,7 +133,7 @@ export class PlaidEngine implements IndexEngine {
 
   private readonly retrainPause?: () => Promise<void>;
 
-  private readonly onBackground?: (index: string, busy: boolean) => void;
+  private readonly onBackground?: (index: string, busy: boolean, error?: string) => void;
 
   static async create(root: string, threads?: number, gate?: KernelGate, options: EngineOptions = {}): Promise<PlaidEngine> {
     await loadSqlite();
@@ -415,10 +415,11 @@ export class PlaidEngine implements IndexEngine {
       },
     ).finally(() => {
       ix.job = undefined;
-      this.onBackground?.(ix.name, false);
+      this.onBackground?.(ix.name, false, ix.jobError);
       if (!job.cancelled) {
         this.sweep(ix);
-        this.maybeRetrain(ix); // grown enough meanwhile for another
+        // Grown enough meanwhile for another; after a failure, not before the next write (no retry loop).
+        if (!ix.jobError) this.maybeRetrain(ix);
       }
     });
   }

@@ -12,8 +12,8 @@ export type WorkerRequest = { type: "init"; root: string; threads?: number; gate
 
 export type WorkerMessage =
   | { type: "ready" }
-  /** The engine started (busy) or ended a background retrain of the index. */
-  | { type: "background"; busy: boolean }
+  /** The engine started (busy) or ended a background retrain of the index (error: why it failed). */
+  | { type: "background"; busy: boolean; error?: string }
   | { type: "init-error"; message: string }
   | { type: "progress"; id: number; stage: string; message: string }
   | { type: "result"; id: number; value: unknown }
@@ -24,7 +24,7 @@ let engine: PlaidEngine | undefined;
 
 port.on("message", (msg: WorkerRequest) => {
   if (msg.type === "init") {
-    PlaidEngine.create(msg.root, msg.threads, new KernelGate(msg.gate), { onBackground: (_index, busy) => port.postMessage({ type: "background", busy } satisfies WorkerMessage) }).then(
+    PlaidEngine.create(msg.root, msg.threads, new KernelGate(msg.gate), { onBackground: (_index, busy, error) => port.postMessage({ type: "background", busy, error } satisfies WorkerMessage) }).then(
       (e) => {
         engine = e;
         port.postMessage({ type: "ready" } satisfies WorkerMessage);

@@ -96,6 +96,8 @@ interface DeleteItem {
 }
 type Item = AddItem | DeleteItem;
 
+const itemBytes = (item: Pick<AddItem, "docs">) => item.docs.reduce((a, d) => a + d.rows * d.dim * 4, 0);
+
 export interface QueueOptions {
   /** Documents merged into one update batch (default 300). */
   maxBatchDocuments?: number;
@@ -103,13 +105,23 @@ export interface QueueOptions {
   batchWindowMs?: number;
   /** Requests waiting per index before 503 (default 100). */
   capacity?: number;
+  /**
+   * Bytes of embeddings (float32) waiting per index before 503 (default 256 MiB): a client sending
+   * faster than the index writes (during a retrain, say) gets 503 and retries, instead of the
+   * server holding its corpus in memory. A request alone in the queue is always taken.
+   */
+  maxPendingBytes?: number;
 }
 
+/** Default of QueueOptions.maxPendingBytes. */
+export const MAX_PENDING_BYTES = 256 * 2 ** 20;
+
 export class UpdateQueues {
-  private queues = new Map<string, { items: Item[]; running: Promise<void> | undefined }>();
+  private queues = new Map<string, { items: Item[]; bytes: number; running: Promise<void> | undefined }>();
   private readonly maxDocs: number;
   private readonly windowMs: number;
   readonly capacity: number;
+  readonly maxPendingBytes: number;
 
   constructor(
     private readonly engine: RemoteEngine,
@@ -119,11 +131,12 @@ export class UpdateQueues {
     this.maxDocs = opts.maxBatchDocuments ?? 300;
     this.windowMs = opts.batchWindowMs ?? 100;
     this.capacity = opts.capacity ?? 100;
+    this.maxPendingBytes = opts.maxPendingBytes ?? MAX_PENDING_BYTES;
   }
 
   private queue(name: string) {
     let q = this.queues.get(name);
-    if (!q) this.queues.set(name, (q = { items: [], running: undefined }));
+    if (!q) this.queues.set(name, (q = { items: [], bytes: 0, running: undefined }));
     return q;
   }
 
@@ -131,7 +144,12 @@ export class UpdateQueues {
   add(name: string, item: Omit<AddItem, "kind">, message = "update queued for batching"): void {
     const q = this.queue(name);
     if (q.items.length >= this.capacity) throw new HttpError(503, "SERVICE_UNAVAILABLE", `Update queue full for index '${name}'. Max ${this.capacity} pending items. Retry later.`);
+    const bytes = itemBytes(item);
+    if (q.items.length > 0 && q.bytes + bytes > this.maxPendingBytes) {
+      throw new HttpError(503, "SERVICE_UNAVAILABLE", `Update queue full for index '${name}': ${Math.round(q.bytes / 2 ** 20)} MB of embeddings waiting (max ${Math.round(this.maxPendingBytes / 2 ** 20)} MB). Retry later.`);
+    }
     q.items.push({ kind: "add", ...item });
+    q.bytes += bytes;
     this.tracker.queued(name, item.docs.length, message);
     this.kick(name);
   }
@@ -153,6 +171,7 @@ export class UpdateQueues {
     const q = this.queues.get(name);
     if (!q) return;
     q.items.length = 0;
+    q.bytes = 0;
     await q.running;
     this.queues.delete(name);
     this.tracker.forget(name);
@@ -196,6 +215,7 @@ export class UpdateQueues {
       let docs = 0;
       while (q.items.length > 0 && q.items[0]!.kind === "add" && (batch.length === 0 || docs + (q.items[0] as AddItem).docs.length <= this.maxDocs)) {
         const item = q.items.shift() as AddItem;
+        q.bytes -= itemBytes(item);
         batch.push(item);
         docs += item.docs.length;
       }
