@@ -6,11 +6,12 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { byteLookup, compressResiduals, decompress, quantileSorted, quantilesOf, type Codec } from "../src/plaid/codec.js";
+import { ApproxScorer } from "../src/plaid/approx.js";
 import { Rng } from "../src/plaid/rng.js";
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
-import { buildInMemory as build, memoryDocs, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
+import { bestOf, buildInMemory as build, memoryDocs, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
 import { documentTokens, numDocs } from "../src/plaid/snapshot.js";
 import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
@@ -67,6 +68,49 @@ test("retrains follow what a bulk build would train on: the index's growth while
   // Never, when asked (NextPlaid's behaviour), and not on shrinking.
   assert.equal(retrainDue(at(2_000), at(20_000), 128, 0), false);
   assert.equal(retrainDue(at(2_000), at(1_000), 128, 1.25), false);
+});
+
+test("approximate scores: the WebAssembly kernel equals the JavaScript loop bit for bit (any query length, batches, empty documents)", () => {
+  const rng = new Rng(5);
+  for (const [nq, k, batch] of [[1, 7, 1 << 20], [5, 300, 50], [32, 1000, 1 << 20], [33, 64, 7]] as const) {
+    const s = Float32Array.from({ length: nq * k }, () => rng.below(2_000_001) / 1e6 - 1);
+    const docs = Array.from({ length: 200 }, (_, i) => (i % 37 === 3 ? new Int32Array(0) : Int32Array.from(new Set(Array.from({ length: 1 + rng.below(60) }, () => rng.below(k))))));
+    const scorer = new ApproxScorer(batch);
+    // As segments hold them: two lists, documents taken out of order.
+    const lists = [0, 1].map((half) => {
+      const mine = docs.filter((_, i) => i % 2 === half);
+      const offsets = new Int32Array(mine.length + 1);
+      mine.forEach((d, i) => (offsets[i + 1] = offsets[i]! + d.length));
+      const codes = new Int32Array(offsets[mine.length]!);
+      mine.forEach((d, i) => codes.set(d, offsets[i]!));
+      return { codes, offsets };
+    });
+    const order = Array.from(docs.keys()).reverse();
+    const got = scorer.score(s, nq, k, lists, Int32Array.from(order, (i) => i % 2), Int32Array.from(order, (i) => i >> 1), docs.length);
+    const want = docs.map((codes) => {
+      let sum = 0;
+      for (let q = 0; q < nq; q++) {
+        let best = -Infinity;
+        for (const c of codes) best = Math.max(best, s[q * k + c]!);
+        if (best > -Infinity) sum += best;
+      }
+      return Math.fround(sum);
+    });
+    assert.deepEqual(Array.from(got), order.map((i) => want[i]), `nq ${nq}, k ${k}, batches of ${batch} codes`);
+    // Reused: a second query on the same scorer (memory already grown) is as right.
+    const again = scorer.score(s, nq, k, lists, Int32Array.of(1, 0), Int32Array.of(0, 0), 2);
+    assert.deepEqual(Array.from(again), [want[1], want[0]]);
+  }
+});
+
+test("bestOf: the first m of sorting every index by value (descending) then index, ties included", () => {
+  const rng = new Rng(9);
+  for (const [n, levels, m] of [[1, 3, 1], [10, 2, 3], [1000, 5, 100], [5000, 100_000, 1024], [300, 1000, 300], [50, 4, 80]] as const) {
+    const values = Float32Array.from({ length: n }, () => rng.below(levels) / 7);
+    const sorted = Array.from(values.keys()).sort((a, b) => values[b]! - values[a]! || a - b);
+    assert.deepEqual(Array.from(bestOf(values, m)), sorted.slice(0, m), `n ${n}, ${levels} distinct values, m ${m}`);
+  }
+  assert.equal(bestOf(new Float32Array(5), 0).length, 0);
 });
 
 test("quantiles are numpy's linear rule", () => {

@@ -6,6 +6,7 @@
  */
 import { compressResiduals, decompress, packedBytes, quantileSorted, trainBuckets, type Codec } from "./codec.js";
 import { ivfList } from "./ivf.js";
+import { ApproxScorer } from "./approx.js";
 import { Kernels, transpose } from "./kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "./kmeans.js";
 import { Rng } from "./rng.js";
@@ -102,6 +103,9 @@ export const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(r
 
 /** Gap (in tokens) between two documents of a chunk below which search reads both at once. */
 const GAP_TOKENS = 64;
+
+/** This thread's approximate-score kernel (created at the first search). */
+let scorer: ApproxScorer | undefined;
 
 /** Residuals read from disk land here (read and decompressed with no await in between: one buffer serves every search). */
 let readBuffer = new Uint8Array(1 << 20);
@@ -400,6 +404,45 @@ function topCentroids(s: Float32Array, row: number, k: number, p: number, allowe
 }
 
 /**
+ * Indices of the `m` largest of `values`, ordered by value (descending), then index: what sorting
+ * every index would give first, in O(n) (a selection finds the m-th value) + O(m log m).
+ */
+export function bestOf(values: Float32Array, m: number): Int32Array {
+  const n = values.length;
+  m = Math.min(m, n);
+  if (m <= 0) return new Int32Array(0);
+  // The m-th largest value (quickselect on a copy, descending).
+  const a = values.slice();
+  let lo = 0;
+  let hi = n - 1;
+  const want = m - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! > pivot) i++;
+      while (a[j]! < pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i++] = a[j]!;
+        a[j--] = t;
+      }
+    }
+    if (want <= j) hi = j;
+    else if (want >= i) lo = i;
+    else break;
+  }
+  const threshold = a[want]!;
+  // Every index above it, then those equal to it in index order until m.
+  const out = new Int32Array(m);
+  let got = 0;
+  for (let i = 0; i < n; i++) if (values[i]! > threshold) out[got++] = i;
+  for (let i = 0; i < n && got < m; i++) if (values[i] === threshold) out[got++] = i;
+  return out.sort((x, y) => values[y]! - values[x]! || x - y);
+}
+
+/**
  * PLAID search for one query ([nq, dim], used as given): centroid scores → probed cells →
  * candidates from each segment's inverted lists (∩ subset) → approximate scores from centroid
  * scores → the best decompressed (their residuals read from disk) and scored exactly (MaxSim).
@@ -458,38 +501,29 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
     }
   });
 
-  // Approximate scores: Σ_q max over the document's (distinct) codes of S[q, code] (S transposed
-  // for locality), segment by segment.
-  const st = transpose(s, nq, k);
-  const candidates: number[] = [];
-  const approxList: number[] = [];
-  const best = new Float32Array(nq);
+  // Approximate scores: Σ_q max over the document's (distinct) codes of S[q, code] (approx.ts).
+  let count = 0;
+  for (let d = 0; d < n; d++) if (mark[d] && (!inSubset || inSubset[d])) count++;
+  if (count === 0) return { ids: [], scores: [] };
+  const candidates = new Int32Array(count);
+  const list = new Int32Array(count);
+  const local = new Int32Array(count);
+  count = 0;
   segments.forEach((seg, si) => {
     const first = firstDoc[si]!;
-    const { offsets: uo, codes: uc } = seg.docCodes;
-    for (let local = 0; local < seg.doclens.length; local++) {
-      const d = first + local;
+    for (let l = 0; l < seg.doclens.length; l++) {
+      const d = first + l;
       if (!mark[d] || (inSubset && !inSubset[d])) continue;
-      best.fill(-Infinity);
-      for (let u = uo[local]!; u < uo[local + 1]!; u++) {
-        const base = uc[u]! * nq;
-        for (let q = 0; q < nq; q++) {
-          const v = st[base + q]!;
-          if (v > best[q]!) best[q] = v;
-        }
-      }
-      let sum = 0;
-      for (let q = 0; q < nq; q++) if (best[q]! > -Infinity) sum += best[q]!;
-      candidates.push(d);
-      approxList.push(Math.fround(sum));
+      candidates[count] = d;
+      list[count] = si;
+      local[count++] = l;
     }
   });
-  if (candidates.length === 0) return { ids: [], scores: [] };
-  const approx = Float32Array.from(approxList);
-  const order = Int32Array.from(candidates.keys()).sort((a, b) => approx[b]! - approx[a]! || a - b);
-  const nFull = Math.min(params.nFullScores, order.length);
+  const approx = (scorer ??= new ApproxScorer()).score(s, nq, k, segments.map((g) => g.docCodes), list, local, count);
+  const best = new Float32Array(nq);
+  const nFull = Math.min(params.nFullScores, count);
   const nDecompress = Math.min(Math.max(Math.floor(params.nFullScores / 4), params.topK), nFull);
-  const chosen = Array.from(order.subarray(0, nDecompress), (i) => candidates[i]!);
+  const chosen = Array.from(bestOf(approx, nDecompress), (i) => candidates[i]!);
 
   // Exact MaxSim on the decompressed documents: one GEMM for all of them; rows are normalised by
   // scaling their scores (nq multiplies per token instead of dim). Residuals are read in id order

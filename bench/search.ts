@@ -1,0 +1,45 @@
+/**
+ * Search latency on an index that already exists (e.g. one bench/scale.ts built with --keep), in
+ * this process through the library: the corpus's queries (regenerated from the same seed), each
+ * searched twice (the first pass warms the page cache), the second timed; then p50 / p99 and the
+ * candidates a search scores. Run it from two worktrees to compare two versions on one index.
+ *
+ *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096]
+ */
+import { PlaidEngine } from "../src/plaid/engine.js";
+import { syntheticStream } from "../test/helpers/synthetic.js";
+import { machineLine } from "./checkpoints.js";
+
+const argv = process.argv.slice(2);
+const opt = (name: string, fallback: number) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback);
+const str = (name: string, fallback?: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1]! : fallback);
+const dir = str("--dir");
+if (!dir) throw new Error("--dir DIR: an index folder's parent (colbert-serve --index-dir)");
+const name = str("--name", "bench")!;
+const dim = opt("--dim", 128);
+const words = opt("--words", 0);
+const corpus = { docs: opt("--docs", 10_000), tokens: opt("--tokens", 100), dim, queries: opt("--queries", 100), queryTokens: 32, seed: 17, words: words || undefined };
+const params = { topK: 10, nIvfProbe: opt("--probe", 8), nFullScores: opt("--full", 4096) };
+
+const stream = syntheticStream(corpus);
+let r = stream.next();
+while (!r.done) r = stream.next();
+const queries = r.value;
+
+const engine = await PlaidEngine.create(dir);
+const info = engine.info(name);
+const times: number[] = [];
+for (let pass = 0; pass < 2; pass++) {
+  for (const q of queries) {
+    const t = performance.now();
+    await engine.search(name, { queries: [{ data: q, dim }], params, alpha: 0.75, fusion: "relative_score", filterParameters: [] });
+    if (pass === 1) times.push(performance.now() - t);
+  }
+}
+await engine.close();
+times.sort((a, b) => a - b);
+console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
+console.log(
+  `${info.num_documents} documents, ${info.num_embeddings} embeddings, K ${info.num_partitions}; n_ivf_probe ${params.nIvfProbe}, n_full_scores ${params.nFullScores}: ` +
+    `search p50 ${times[Math.floor(times.length / 2)]!.toFixed(1)} / p99 ${times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!.toFixed(1)} ms (${times.length} queries)`,
+);
