@@ -307,7 +307,7 @@ export class PlaidEngine implements IndexEngine {
           const recoded = stored ? await recodeChunks(ix.dir, prev!, this.kernels, codec, centroidsT, stored) : [];
           const fresh = await writeDocs(ix.dir, codec, this.encodedFresh(trained, added, true, centroidsT), cfg.batch_size);
           const chunks = [...recoded, ...fresh];
-          manifest = manifestOf(codec, trained.clusterThreshold, writeCentroids(ix.dir, codec), chunks, { documents: all.doclens.length, embeddings: sumTokens(chunks) });
+          manifest = manifestOf(codec, trained.clusterThreshold, writeCentroids(ix.dir, codec), chunks, { documents: all.doclens.length, embeddings: sumTokens(chunks), partitions: codec.k });
         } else {
           const withRaw = stored !== undefined;
           const pending = readBuffer(ix.dir, prev);
@@ -402,7 +402,7 @@ export class PlaidEngine implements IndexEngine {
   private maybeRetrain(ix: OpenIndex, force = false): void {
     const m = ix.manifest;
     if (ix.job || !m || !hasRaw(m) || m.numDocuments <= ix.config.start_from_scratch) return;
-    if (!force && !retrainDue(trainedAt(m), { documents: m.numDocuments, embeddings: m.numEmbeddings }, m.dim, this.growth, { maxCentroids: this.maxCentroids })) return;
+    if (!force && !retrainDue(trainedAt(m), { documents: m.numDocuments, embeddings: m.numEmbeddings, partitions: m.numPartitions }, m.dim, this.growth, { maxCentroids: this.maxCentroids })) return;
     const job: RetrainJob = { done: Promise.resolve(), cancelled: false };
     ix.job = job;
     this.onBackground?.(ix.name, true);
@@ -473,7 +473,7 @@ export class PlaidEngine implements IndexEngine {
       } finally {
         now.close();
       }
-      const manifest = manifestOf(trained.codec, trained.clusterThreshold, writeCentroids(ix.dir, trained.codec), chunks, { documents: m0.numDocuments, embeddings: m0.numEmbeddings });
+      const manifest = manifestOf(trained.codec, trained.clusterThreshold, writeCentroids(ix.dir, trained.codec), chunks, { documents: m0.numDocuments, embeddings: m0.numEmbeddings, partitions: trained.codec.k });
       const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: trained.codec });
       try {
         check();

@@ -198,15 +198,32 @@ export function trainingSize(documents: number, embeddings: number, dim: number,
 export const RESAMPLE_GROWTH = 4;
 
 /**
+ * A codec whose outlier centroids (added by updates: NextPlaid's threshold is the 75th percentile
+ * of residual norms, so about a quarter of every update's tokens are outliers) have brought K to
+ * this multiple of its trained K is trained again: encoding and search cost grow with K, and at
+ * scale retrains are otherwise rare.
+ */
+export const EXPANSION_GROWTH = 2;
+
+/** An index's size: documents, embeddings, and (when known) its K. */
+export interface IndexSize {
+  documents: number;
+  embeddings: number;
+  partitions?: number;
+}
+
+/**
  * Whether an index trained at `then` and now at `now` should train its codec again: a bulk build of
- * it would train on `growth`× more points, or pick another K, or it grew RESAMPLE_GROWTH×
+ * it would train on `growth`× more points, or pick another K, or it grew RESAMPLE_GROWTH×, or
+ * outlier centroids doubled its K (EXPANSION_GROWTH)
  * (`growth` ≤ 0: never). For a small index (every document in the sample) this is growth of the
  * index itself; past MAX_TRAIN_BYTES of points, a retrain would draw a sample like the last one's
  * and only K changes (every 4×) or RESAMPLE_GROWTH call for one — so retrains cost about 1.33 bulk
  * builds at scale instead of growth / (growth − 1).
  */
-export function retrainDue(then: { documents: number; embeddings: number }, now: { documents: number; embeddings: number }, dim: number, growth: number, opts: Pick<BuildOptions, "maxCentroids"> = {}): boolean {
+export function retrainDue(then: IndexSize, now: IndexSize, dim: number, growth: number, opts: Pick<BuildOptions, "maxCentroids"> = {}): boolean {
   if (growth <= 0 || now.embeddings <= then.embeddings) return false;
+  if (then.partitions && now.partitions && now.partitions >= EXPANSION_GROWTH * then.partitions) return true;
   const a = trainingSize(then.documents, then.embeddings, dim, opts);
   const b = trainingSize(now.documents, now.embeddings, dim, opts);
   return b.k !== a.k || b.points >= growth * a.points || now.embeddings >= Math.max(growth, RESAMPLE_GROWTH) * then.embeddings;

@@ -50,6 +50,8 @@ export interface Manifest {
   trainedEmbeddings?: number;
   /** Documents in the index then; absent: estimated from trainedEmbeddings (see trainedAt). */
   trainedDocuments?: number;
+  /** K of the codec as trained (numPartitions also counts the outlier centroids added since). */
+  trainedPartitions?: number;
 }
 
 /** Documents per chunk file; a trailing chunk smaller than this is rewritten together with appended documents. */
@@ -342,6 +344,7 @@ export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: 
     buffer: bufferRef,
     trainedEmbeddings: trained.embeddings,
     trainedDocuments: trained.documents,
+    trainedPartitions: trained.partitions,
   };
 }
 
@@ -349,13 +352,15 @@ export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: 
 export interface TrainedAt {
   documents: number;
   embeddings: number;
+  /** K as trained (absent in older manifests). */
+  partitions?: number;
 }
 
 /** The size `m`'s codec was trained at (older manifests: documents estimated at today's average length). */
 export function trainedAt(m: Manifest): TrainedAt {
   const embeddings = m.trainedEmbeddings ?? m.numEmbeddings;
   const documents = m.trainedDocuments ?? (m.numEmbeddings > 0 ? Math.max(1, Math.round((m.numDocuments * embeddings) / m.numEmbeddings)) : m.numDocuments);
-  return { documents, embeddings };
+  return { documents, embeddings, partitions: m.trainedPartitions };
 }
 
 /** New documents for a write: their lengths, and their slices (encoded) for documents [from, to). */
