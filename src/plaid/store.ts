@@ -17,7 +17,7 @@ import { packedBytes, type Codec } from "./codec.js";
 import { f16ToF32, f32ToF16 } from "../checkpoint/dtype.js";
 import type { Kernels } from "./kernels.js";
 import { NpyRows, NpyWriter, readNpy, writeNpy } from "./npy.js";
-import { encodeTokens, slices, yieldToEvents, type DocSource } from "./plaid.js";
+import { encodeTokens, slices, yieldToEvents, type DocSource, type IndexSize } from "./plaid.js";
 import { makeSegment, memoryResiduals, offsetsOf, snapshotOf, type PlaidSnapshot, type ResidualReader, type Segment } from "./snapshot.js";
 import type { MetadataDb } from "./metadata.js";
 
@@ -322,7 +322,7 @@ export function writeCentroids(dir: string, codec: Codec): string {
 }
 
 /** The manifest of `chunks` encoded with `codec` (its centroids written under `centroidsId`). */
-export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: string, chunks: ChunkRef[], trained: TrainedAt, buffer?: UpdateBuffer & { id?: string }, dir?: string): Manifest {
+export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: string, chunks: ChunkRef[], trained: IndexSize, buffer?: UpdateBuffer & { id?: string }, dir?: string): Manifest {
   let bufferRef: Manifest["buffer"];
   if (buffer && buffer.documents > 0) {
     bufferRef = { documents: buffer.documents, id: newId() };
@@ -348,16 +348,9 @@ export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: 
   };
 }
 
-/** An index's size when its codec was trained. */
-export interface TrainedAt {
-  documents: number;
-  embeddings: number;
-  /** K as trained (absent in older manifests). */
-  partitions?: number;
-}
 
 /** The size `m`'s codec was trained at (older manifests: documents estimated at today's average length). */
-export function trainedAt(m: Manifest): TrainedAt {
+export function trainedAt(m: Manifest): IndexSize {
   const embeddings = m.trainedEmbeddings ?? m.numEmbeddings;
   const documents = m.trainedDocuments ?? (m.numEmbeddings > 0 ? Math.max(1, Math.round((m.numDocuments * embeddings) / m.numEmbeddings)) : m.numDocuments);
   return { documents, embeddings, partitions: m.trainedPartitions };
