@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import path from "node:path";
 import { test } from "node:test";
 import { startIndexEngine } from "../src/plaid/client.js";
 import { tempDir } from "./helpers/fixtures.js";
@@ -28,6 +29,32 @@ test("a request that kills the index thread fails alone; the engine restarts wit
   assert.deepEqual(after, before);
   await engine.add("w", flatten(c.docs.slice(0, 5), 8), 8, c.docs.slice(0, 5).map((_, i) => ({ i: 30 + i })));
   assert.equal((await engine.info("w")).num_documents, 35);
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test("a retrain that fails on the index thread is reported by the engine's status (/health), and cleared by the next one that succeeds", { timeout: 120_000 }, async () => {
+  const root = tempDir("index-worker-");
+  const engine = await startIndexEngine(root, { threads: 1 });
+  const c = syntheticCorpus({ docs: 60, tokens: 8, dim: 8, queries: 1, queryTokens: 4, seed: 3 });
+  await engine.declare("r", { start_from_scratch: 20 });
+  await engine.add("r", flatten(c.docs, 8), 8, c.docs.map((_, i) => ({ i })));
+  await engine.settle("r");
+  const thread = () => engine.status().threads.find((t) => t.index === "r")!;
+  assert.equal(thread().retrain_error, undefined);
+  // The originals a retrain trains on, damaged on disk.
+  const raws = fs.readdirSync(path.join(root, "r")).filter((f) => f.endsWith(".raw.npy"));
+  assert.ok(raws.length > 0, "the index keeps its originals");
+  const file = path.join(root, "r", raws[0]!);
+  const original = fs.readFileSync(file);
+  fs.writeFileSync(file, "not an array");
+  await assert.rejects(engine.retrain("r"), /Retraining index 'r' failed/);
+  assert.match(thread().retrain_error ?? "", /\S/, "the thread says why the retrain failed");
+  assert.equal(thread().retraining, false);
+  fs.writeFileSync(file, original);
+  await engine.retrain("r");
+  assert.equal(thread().retrain_error, undefined);
+  assert.equal((await engine.info("r")).num_documents, 60);
   await engine.close();
   fs.rmSync(root, { recursive: true, force: true });
 });
