@@ -110,6 +110,10 @@ export interface IndexEngine {
   metadataCount(name: string): { count: number; has_metadata: boolean };
   metadataGet(name: string, ids: number[] | undefined, condition: string | undefined, parameters: unknown[], limit: number | undefined): MetadataRow[];
   metadataUpdate(name: string, condition: string, parameters: unknown[], updates: Record<string, unknown>): number;
+  /** Trains the index's codec again on every document it holds (a bulk build's codec); resolves once committed. */
+  retrain(name: string): Promise<void>;
+  /** Resolves once no background retrain runs on the index. */
+  settle(name: string): Promise<void>;
   close(): Promise<void>;
 }
 
