@@ -146,6 +146,37 @@ test("a failed retrain leaves the index as it was, says why (engine.background, 
   fs.rmSync(root, { recursive: true, force: true });
 });
 
+test("a retrain that was due when the engine stopped resumes when the index is next opened, not at the next write", { timeout: 120_000 }, async () => {
+  const root = tmp();
+  // The first engine stops before its retrain commits (as a kill would).
+  const first = await PlaidEngine.create(root, 2, undefined, { retrainPause: async () => Promise.reject(new Error("stopped")) });
+  first.declare("o", { start_from_scratch: 100 });
+  await first.add("o", slice(0, 150), DIM, meta(0, 150));
+  await first.add("o", slice(150, 400), DIM, meta(150, 400));
+  await first.settle("o");
+  assert.equal(first.background("o").error, "stopped");
+  const k = first.info("o").num_partitions;
+  await first.close();
+  const told: boolean[] = [];
+  const second = await PlaidEngine.create(root, 2, undefined, { onBackground: (_name, busy) => told.push(busy) });
+  // A search opens the index, answers at once with the committed codec, and the retrain resumes behind it.
+  const [r] = await second.search("o", request(corpus.data.slice(offsets[300]! * DIM, (offsets[300]! + 8) * DIM), { topK: 1 }));
+  assert.deepEqual(r!.document_ids, [300]);
+  assert.equal(second.background("o").retraining, true);
+  await second.settle("o");
+  assert.deepEqual(told, [true, false]);
+  assert.equal(second.background("o").error, undefined);
+  assert.notEqual(second.info("o").num_partitions, k, "retrained");
+  await second.close();
+  // Nothing is due any more: the next engine opens the index and starts no retrain.
+  const third = await PlaidEngine.create(root, 2, undefined, { onBackground: (_name, busy) => told.push(busy) });
+  assert.equal(third.info("o").num_documents, 400);
+  assert.equal(third.background("o").retraining, false);
+  await third.close();
+  assert.deepEqual(told, [true, false]);
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
 test("deletes and max_documents renumber ids correctly across retrains: each document still finds itself, with its metadata", { timeout: 120_000 }, async () => {
   const root = tmp();
   const engine = await PlaidEngine.create(root, 2);

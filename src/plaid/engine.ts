@@ -108,6 +108,9 @@ interface OpenIndex {
 export class PlaidEngine implements IndexEngine {
   private readonly open = new Map<string, OpenIndex>();
 
+  /** close() has begun: no retrain starts. */
+  private closing = false;
+
   private readonly growth: number;
 
   private readonly resident: boolean;
@@ -164,6 +167,9 @@ export class PlaidEngine implements IndexEngine {
       if (ix.manifest) ix.snap = loadSnapshot(dir, ix.manifest, undefined, { resident: this.resident });
     }
     this.open.set(name, ix);
+    // A retrain that was due when the process stopped (killed while it ran, say) resumes now rather
+    // than at the next write: an index only searched from now on would keep its older codec forever.
+    if (ix.snap) this.maybeRetrain(ix, false, true);
     return ix;
   }
 
@@ -400,14 +406,16 @@ export class PlaidEngine implements IndexEngine {
   }
 
   /** Starts a background retrain when the index has grown by the retrain factor since its codec was trained (see DEFAULT_RETRAIN_GROWTH). */
-  private maybeRetrain(ix: OpenIndex, force = false): void {
+  private maybeRetrain(ix: OpenIndex, force = false, deferred = false): void {
     const m = ix.manifest;
-    if (ix.job || !m || !hasRaw(m) || m.numDocuments <= ix.config.start_from_scratch) return;
+    if (this.closing || ix.job || !m || !hasRaw(m) || m.numDocuments <= ix.config.start_from_scratch) return;
     if (!force && !retrainDue(trainedAt(m), { documents: m.numDocuments, embeddings: m.numEmbeddings, partitions: m.numPartitions }, m.dim, this.growth, { maxCentroids: this.maxCentroids })) return;
     const job: RetrainJob = { done: Promise.resolve(), cancelled: false };
     ix.job = job;
     this.onBackground?.(ix.name, true);
-    job.done = this.runRetrain(ix, job).then(
+    // Deferred (an index just opened): the call that opened it goes first.
+    const started = deferred ? new Promise<void>((resolve) => setImmediate(resolve)) : Promise.resolve();
+    job.done = started.then(() => (job.cancelled ? undefined : this.runRetrain(ix, job))).then(
       () => {
         ix.jobError = undefined;
       },
@@ -713,6 +721,7 @@ export class PlaidEngine implements IndexEngine {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     for (const ix of this.open.values()) {
       await this.cancelJob(ix);
       await ix.lock.catch(() => undefined);
