@@ -182,6 +182,29 @@ test("k-means finds well-separated clusters, and assignment is the nearest centr
   for (let c = 0; c < 4; c++) assert.ok(Math.abs(Math.hypot(...cents.subarray(c * dim, (c + 1) * dim)) - 1) < 1e-5, "centroids are unit length");
 });
 
+test("bulk assignment (updates, retrains) pauses between blocks while a search runs, for at most the wait bound", async () => {
+  const k = 4096; // 1 024-row blocks
+  const ct = new Float32Array(8 * k).map((_, i) => Math.sin(i));
+  const x = new Float32Array(8 * 4096).map((_, i) => Math.cos(i));
+  for (const [waitMs, paused] of [
+    [60_000, true],
+    [20, false],
+  ] as const) {
+    const local = await Kernels.create(1, undefined, waitMs);
+    const expected = await local.nearest(x, 4096, 8, ct, k);
+    let release!: () => void;
+    const searching = local.foreground(() => new Promise<void>((r) => (release = r)));
+    let done = false;
+    const assigning = local.nearest(x, 4096, 8, ct, k).then((a) => ((done = true), a));
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(done, !paused, paused ? "waits while the search is in flight" : "a search in flight slows it by the wait bound per block, no more");
+    release();
+    await searching;
+    assert.deepEqual(await assigning, expected, "same assignment");
+    await local.release();
+  }
+});
+
 test("search: recall@10 against brute-force MaxSim, and exact scores when every document is decompressed", async () => {
   const c = syntheticCorpus({ docs: 300, tokens: 40, queries: 20, queryTokens: 16, seed: 3 });
   const docs = corpusDocs(c.docs, c.dim);

@@ -632,7 +632,7 @@ export class PlaidEngine implements IndexEngine {
       let hits: Hits[];
       this.searching++;
       try {
-        hits = await this.searchSnapshot(name, ix, snap, r);
+        hits = await this.kernels.foreground(() => this.searchSnapshot(name, ix, snap, r));
       } finally {
         if (--this.searching === 0) this.closeRetired();
       }

@@ -83,18 +83,51 @@ export interface Assignment {
   scores: Float32Array;
 }
 
+/** Longest a block of bulk assignment waits for searches in flight (so a stream of searches slows writes, never stops them). */
+export const FOREGROUND_WAIT_MS = 100;
+
 export class Kernels {
+  /** Searches in flight on this thread (see foreground). */
+  private searches = 0;
+  private waiting: (() => void)[] = [];
+
   private constructor(
     private readonly assignSession: ort.InferenceSession,
     private readonly matmulSession: ort.InferenceSession,
     private readonly gate: Pick<KernelGate, "run" | "check">,
+    private readonly foregroundWaitMs: number,
   ) {}
 
-  static async create(threads = Math.max(1, os.availableParallelism()), gate?: KernelGate): Promise<Kernels> {
+  static async create(threads = Math.max(1, os.availableParallelism()), gate?: KernelGate, foregroundWaitMs = FOREGROUND_WAIT_MS): Promise<Kernels> {
     const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" };
     ort.env.logLevel = "fatal";
     const [a, m] = await Promise.all([ort.InferenceSession.create(assignGraph(), opts), ort.InferenceSession.create(matmulGraph(), opts)]);
-    return new Kernels(a, m, gate ?? ungated);
+    return new Kernels(a, m, gate ?? ungated, foregroundWaitMs);
+  }
+
+  /**
+   * Runs a search: while one is in flight, bulk assignment (updates, retrains, k-means: nearest)
+   * pauses between its blocks — up to foregroundWaitMs per block — so the search has the cores
+   * rather than sharing them with a write's GEMMs.
+   */
+  async foreground<T>(fn: () => Promise<T>): Promise<T> {
+    this.searches++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.searches === 0) for (const resume of this.waiting.splice(0)) resume();
+    }
+  }
+
+  /** Resolves when no search is in flight, or after foregroundWaitMs. */
+  private async yieldToSearches(): Promise<void> {
+    if (this.searches === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.waiting.push(resolve);
+      timer = setTimeout(resolve, this.foregroundWaitMs);
+    });
+    clearTimeout(timer);
   }
 
   /**
@@ -109,6 +142,7 @@ export class Kernels {
     const biasTensor = new ort.Tensor("float32", bias ?? new Float32Array(k), [k]);
     const block = Math.max(64, Math.floor(BLOCK_FLOATS / k));
     for (let start = 0; start < n; start += block) {
+      await this.yieldToSearches();
       const rows = Math.min(block, n - start);
       const out = await this.gate.run(() => this.assignSession.run({ x: new ort.Tensor("float32", x.subarray(start * d, (start + rows) * d), [rows, d]), ct: ctTensor, bias: biasTensor }));
       const c = out["code"]!.data as BigInt64Array;
