@@ -2,9 +2,10 @@
  * Search latency on an index that already exists (e.g. one bench/scale.ts built with --keep), in
  * this process through the library: the corpus's queries (regenerated from the same seed), each
  * searched twice (the first pass warms the page cache), the second timed; then p50 / p99, and the
- * memory the loaded and searched index holds (RSS after minus RSS before loading it, per embedding:
- * residuals stay on disk, so this is what grows with the corpus). Run it from two worktrees to
- * compare two versions on one index; run node with --expose-gc for steadier RSS figures.
+ * memory the index holds once loaded (RSS after minus before opening it, per embedding: residuals
+ * stay on disk, so this is what grows with the corpus) and what searching it adds (working buffers).
+ * Run it from two worktrees to compare two versions on one index; run node with --expose-gc for
+ * steadier RSS figures.
  *
  *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096]
  */
@@ -29,10 +30,12 @@ while (!r.done) r = stream.next();
 const queries = r.value;
 
 const collect = () => (globalThis as { gc?: () => void }).gc?.();
-collect();
-const rssBefore = process.memoryUsage().rss;
-const engine = await PlaidEngine.create(dir);
+const rss = () => (collect(), process.memoryUsage().rss);
+// No background retrain (one due would resume when the index opens): searches only.
+const engine = await PlaidEngine.create(dir, undefined, undefined, { retrainGrowth: 0 });
+const rssEngine = rss();
 const info = engine.info(name);
+const rssLoaded = rss();
 const times: number[] = [];
 for (let pass = 0; pass < 2; pass++) {
   for (const q of queries) {
@@ -41,13 +44,13 @@ for (let pass = 0; pass < 2; pass++) {
     if (pass === 1) times.push(performance.now() - t);
   }
 }
-collect();
-const held = process.memoryUsage().rss - rssBefore;
+const rssSearched = rss();
 await engine.close();
 times.sort((a, b) => a - b);
 console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
 console.log(
   `${info.num_documents} documents, ${info.num_embeddings} embeddings, K ${info.num_partitions}; n_ivf_probe ${params.nIvfProbe}, n_full_scores ${params.nFullScores}: ` +
     `search p50 ${times[Math.floor(times.length / 2)]!.toFixed(1)} / p99 ${times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!.toFixed(1)} ms (${times.length} queries); ` +
-    `RSS of the loaded, searched index ${(held / 2 ** 20).toFixed(0)} MB = ${(held / info.num_embeddings).toFixed(1)} B/embedding`,
+    `RSS: the loaded index ${((rssLoaded - rssEngine) / 2 ** 20).toFixed(0)} MB = ${((rssLoaded - rssEngine) / info.num_embeddings).toFixed(1)} B/embedding, ` +
+    `+${((rssSearched - rssLoaded) / 2 ** 20).toFixed(0)} MB once searched (working buffers, page-ins), engine alone ${(rssEngine / 2 ** 20).toFixed(0)} MB`,
 );

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { byteLookup, compressResiduals, decompress, quantileSorted, quantilesOf, type Codec } from "../src/plaid/codec.js";
+import { byteLookup, compressResiduals, decompress, decompressScalar, quantileSorted, quantilesOf, type Codec } from "../src/plaid/codec.js";
 import { ApproxScorer } from "../src/plaid/approx.js";
 import { Rng } from "../src/plaid/rng.js";
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
@@ -166,6 +166,46 @@ for (const nbits of [2, 4] as const) {
     for (let j = 0; j < dim; j++) assert.ok(Math.abs(out[j]! - emb[j]! / norm) < 1e-6, `dim ${j}`);
   });
 }
+
+test("decompression: the WebAssembly kernel equals the scalar float32 reference bit for bit (2 and 4 bits, several dims, batches), and a dim not a multiple of 4 runs the reference", () => {
+  const rng = new Rng(5);
+  const u = () => rng.below(2 ** 30) / 2 ** 30;
+  for (const nbits of [2, 4] as const)
+    for (const dim of nbits === 4 ? [128, 96, 8, 6] : [128, 96, 8]) {
+      const k = 300;
+      const n = 2 ** nbits;
+      const codec: Codec = {
+        dim,
+        nbits,
+        k,
+        centroids: Float32Array.from({ length: k * dim }, () => u() - 0.5),
+        cutoffs: Float32Array.from({ length: n - 1 }, (_, i) => -0.1 + (0.2 * (i + 1)) / n),
+        weights: Float32Array.from({ length: n }, () => (u() - 0.5) / 5),
+        avgResidual: new Float32Array(dim),
+      };
+      const lut = byteLookup(codec);
+      const count = 4200; // more than one kernel batch
+      const codes = Int32Array.from({ length: count }, () => Math.floor(u() * k));
+      const packed = Uint8Array.from({ length: (count * dim * nbits) / 8 }, () => Math.floor(u() * 256));
+      const [out, inv] = [new Float32Array(3 + count * dim), new Float32Array(2 + count)];
+      const [ref, refInv] = [new Float32Array(3 + count * dim), new Float32Array(2 + count)];
+      decompress(codec, lut, codes, packed, count, out, 3, inv, 2);
+      decompressScalar(codec, lut, codes, packed, count, ref, 3, refInv, 2);
+      const same = (a: Float32Array, b: Float32Array) => Buffer.compare(Buffer.from(a.buffer), Buffer.from(b.buffer)) === 0;
+      assert.ok(same(out, ref), `values, ${nbits} bits, dim ${dim}`);
+      assert.ok(same(inv, refInv), `inverse norms, ${nbits} bits, dim ${dim}`);
+      // The same as float64 arithmetic up to float32 rounding.
+      for (const t of [0, count - 1]) {
+        let s = 0;
+        for (let j = 0; j < dim; j++) {
+          const v = codec.centroids[codes[t]! * dim + j]! + lut[packed[(t * dim * nbits) / 8 + Math.floor((j * nbits) / 8)]! * (8 / nbits) + (j % (8 / nbits))]!;
+          assert.ok(Math.abs(out[3 + t * dim + j]! - v) < 1e-6);
+          s += v * v;
+        }
+        assert.ok(Math.abs(inv[2 + t]! * Math.sqrt(s) - 1) < 1e-5);
+      }
+    }
+});
 
 test("k-means finds well-separated clusters, and assignment is the nearest centroid", async () => {
   const dim = 16;

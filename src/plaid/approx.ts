@@ -6,77 +6,16 @@
  * The sum runs in float64 over the query tokens in order, as the JavaScript loop it replaces: the
  * scores are bit-identical.
  *
- * The module (one function, ~150 bytes) is assembled below rather than shipped as a binary: its
- * instructions read as the loop they encode.
+ * The module (one function, ~150 bytes) is assembled below (wasm.ts): its instructions read as the
+ * loop they encode.
  */
 
-// --- A minimal WebAssembly encoder: the opcodes this kernel uses. ---
-const I32 = 0x7f;
-const F64 = 0x7c;
-const V128 = 0x7b;
-const EMPTY = 0x40;
-const op = {
-  block: 0x02,
-  loop: 0x03,
-  end: 0x0b,
-  br: 0x0c,
-  brIf: 0x0d,
-  get: 0x20,
-  set: 0x21,
-  i32Load: 0x28,
-  f32Store: 0x38,
-  i32Const: 0x41,
-  f64Const: 0x44,
-  i32GeU: 0x4f,
-  i32Add: 0x6a,
-  i32Mul: 0x6c,
-  i32Shl: 0x74,
-  f64Add: 0xa0,
-  f32DemoteF64: 0xb6,
-  f64PromoteF32: 0xbb,
-} as const;
-const simd = (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm];
-const v128Load = () => simd(0x00, 4, 0); // memarg: align 2^4, offset 0
-const v128Store = () => simd(0x0b, 4, 0);
-const f32x4Max = () => simd(0xe9);
-const f32x4ExtractLane = (lane: number) => simd(0x1f, lane);
-const memarg32 = [2, 0];
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-const sized = (b: number[]) => [...uleb(b.length), ...b];
-const name = (s: string) => [...uleb(s.length), ...Buffer.from(s, "latin1")];
+import { addInto, at4, F64, f64, f32x4ExtractLane, f32x4Max, f32x4Splat, forLoop, get, I32, i32, kernelModule, KernelMemory, memarg32, op, set, V128, v128Load, v128Store } from "./wasm.js";
 
 // Parameters (byte addresses in memory): st, rowBytes, codes, offsets, n, best, out.
 const [ST, ROW, CODES, OFFS, N, BEST, OUT] = [0, 1, 2, 3, 4, 5, 6];
 // Locals.
 const [D, U, END, BASE, J, SUM, V] = [7, 8, 9, 10, 11, 12, 13];
-const get = (l: number) => [op.get, l];
-const set = (l: number) => [op.set, l];
-const i32 = (n: number) => [op.i32Const, ...sleb(n)];
-const addInto = (l: number, ...value: number[]) => [...get(l), ...value, op.i32Add, ...set(l)];
-/** `block loop (br_if exit when a ≥ b) body (br loop) end end`. */
-const forLoop = (a: number, b: number, body: number[]) => [op.block, EMPTY, op.loop, EMPTY, ...get(a), ...get(b), op.i32GeU, op.brIf, 1, ...body, op.br, 0, op.end, op.end];
-const at4 = (base: number, index: number) => [...get(base), ...get(index), ...i32(2), op.i32Shl, op.i32Add]; // base + 4·index
 
 const body = [
   ...i32(0), ...set(D),
@@ -86,7 +25,7 @@ const body = [
     ...at4(OFFS, D), op.i32Load, 2, 4, ...set(END),
     // best = −∞ for every query token.
     ...i32(0), ...set(J),
-    ...forLoop(J, ROW, [...get(BEST), ...get(J), op.i32Add, ...simd(0x0c, ...new Array(4).fill([0x00, 0x00, 0x80, 0xff]).flat()), ...v128Store(), ...addInto(J, ...i32(16))]),
+    ...forLoop(J, ROW, [...get(BEST), ...get(J), op.i32Add, ...f32x4Splat([0x00, 0x00, 0x80, 0xff]), ...v128Store(), ...addInto(J, ...i32(16))]),
     // best = max(best, S[·, code]) for each code.
     ...forLoop(U, END, [
       ...get(ST), ...at4(CODES, U), op.i32Load, ...memarg32, ...get(ROW), op.i32Mul, op.i32Add, ...set(BASE),
@@ -101,7 +40,7 @@ const body = [
       ...addInto(U, ...i32(1)),
     ]),
     // out[d] = Σ best, in float64, token by token.
-    op.f64Const, 0, 0, 0, 0, 0, 0, 0, 0, ...set(SUM),
+    ...f64(0), ...set(SUM),
     ...i32(0), ...set(J),
     ...forLoop(J, ROW, [
       ...get(BEST), ...get(J), op.i32Add, ...v128Load(), ...set(V),
@@ -111,17 +50,9 @@ const body = [
     ...at4(OUT, D), ...get(SUM), op.f32DemoteF64, op.f32Store, ...memarg32,
     ...addInto(D, ...i32(1)),
   ]),
-  op.end,
 ];
 
-const MODULE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-  ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [I32]]), 0]])), // (i32 × 7) → ()
-  ...section(2, vec([[...name("env"), ...name("memory"), 0x02, 0x00, 0x01]])), // imported memory, ≥ 1 page
-  ...section(3, vec([[0]])),
-  ...section(7, vec([[...name("approx"), 0x00, 0]])),
-  ...section(10, vec([sized([...vec([[5, I32], [1, F64], [1, V128]]), ...body])])), // locals: 5 i32, 1 f64, 1 v128
-]);
+const MODULE = kernelModule([{ name: "approx", params: 7, locals: [[5, I32], [1, F64], [1, V128]], body }]);
 
 /** Documents' codes: document l has codes[offsets[l], offsets[l + 1]). */
 export interface CodeLists {
@@ -133,30 +64,19 @@ type Kernel = (st: number, rowBytes: number, codes: number, offsets: number, n: 
 
 /** Codes gathered per kernel call (4 MiB of them): memory stays bounded whatever the candidates. */
 const BATCH_CODES = 1 << 20;
-const PAGE = 65_536;
 
 /**
  * One per thread (searches on a thread run one at a time between awaits: score() has none).
  * Memory layout: [S transposed and padded: k rows of rowBytes][best: rowBytes][codes][offsets][out].
  */
 export class ApproxScorer {
-  private memory = new WebAssembly.Memory({ initial: 1 });
+  private readonly mem = new KernelMemory();
   private readonly kernel: Kernel;
-  private f32 = new Float32Array(this.memory.buffer);
-  private i32 = new Int32Array(this.memory.buffer);
 
   /** `batchCodes`: codes gathered per kernel call (tests force small batches). */
   constructor(private readonly batchCodes = BATCH_CODES) {
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(MODULE), { env: { memory: this.memory } });
+    const instance = new WebAssembly.Instance(MODULE, { env: { memory: this.mem.memory } });
     this.kernel = instance.exports["approx"] as Kernel;
-  }
-
-  private ensure(bytes: number): void {
-    const have = this.memory.buffer.byteLength;
-    if (bytes <= have) return;
-    this.memory.grow(Math.ceil((bytes - have) / PAGE));
-    this.f32 = new Float32Array(this.memory.buffer);
-    this.i32 = new Int32Array(this.memory.buffer);
   }
 
   /**
@@ -174,9 +94,9 @@ export class ApproxScorer {
     const codes = best + rowBytes;
     // Documents per call: their codes ≤ BATCH_CODES (a longer document gets a call of its own).
     const maxDocs = Math.min(count, this.batchCodes);
-    this.ensure(codes);
+    this.mem.ensure(codes);
     // S transposed, each centroid's row padded with zeros (a zero lane adds 0 to the sum).
-    const f = this.f32;
+    const f = this.mem.f32;
     for (let c = 0; c < k; c++) {
       const row = c * lanes;
       for (let q = 0; q < nq; q++) f[row + q] = s[q * k + c]!;
@@ -193,8 +113,8 @@ export class ApproxScorer {
         total += len;
         last++;
       }
-      this.ensure(codes + 4 * total + 8 * (last - first) + 4);
-      const w = this.i32;
+      this.mem.ensure(codes + 4 * total + 8 * (last - first) + 4);
+      const w = this.mem.i32;
       const offsets = codes + 4 * total;
       const outAt = offsets + 4 * (last - first + 1);
       let at = codes >> 2;
@@ -207,7 +127,7 @@ export class ApproxScorer {
         w[o + i - first + 1] = at - (codes >> 2);
       }
       this.kernel(st, rowBytes, codes, offsets, last - first, best, outAt);
-      const res = this.f32.subarray(outAt >> 2, (outAt >> 2) + last - first);
+      const res = this.mem.f32.subarray(outAt >> 2, (outAt >> 2) + last - first);
       for (let i = first; i < last; i++) {
         out[i] = w[o + i - first + 1] === w[o + i - first] ? 0 : res[i - first]!;
       }

@@ -5,6 +5,8 @@
  * L2-normalised.
  */
 
+import { Unpacker } from "./unpack.js";
+
 export interface Codec {
   dim: number;
   nbits: 2 | 4;
@@ -200,7 +202,9 @@ export function byteLookup(codec: Codec): Float32Array {
  * Decompresses `count` tokens (their codes and packed residuals) into `out` ([count, dim]):
  * centroid + bucket weights, each row L2-normalised — or, when `invNorms` is given, left
  * unnormalised with each row's 1 / max(‖row‖, 1e-12) written there instead (the caller scales dot
- * products: one multiply per score instead of one per dimension).
+ * products: one multiply per score instead of one per dimension). float32 arithmetic: values
+ * centroid + weight, squared norms summed in four lanes (dimension j in lane j mod 4), then
+ * (l0 + l1) + (l2 + l3) — the WebAssembly kernel (unpack.ts) runs it when dim is a multiple of 4.
  */
 export function decompress(
   codec: Codec,
@@ -213,37 +217,37 @@ export function decompress(
   invNorms?: Float32Array,
   invOffset = 0,
 ): void {
+  const inv = invNorms ?? new Float32Array(count);
+  const at = invNorms ? invOffset : 0;
+  if (Unpacker.supports(codec)) (unpacker ??= new Unpacker()).run(codec, lut, codes, packed, count, out, outOffset, inv, at);
+  else decompressScalar(codec, lut, codes, packed, count, out, outOffset, inv, at);
+  if (invNorms) return;
+  const { dim } = codec;
+  for (let t = 0; t < count; t++) for (let j = 0, o = outOffset + t * dim; j < dim; j++) out[o + j]! *= inv[t]!;
+}
+
+/** This thread's decompression kernel (created at first use). */
+let unpacker: Unpacker | undefined;
+
+/** decompress (with inverse norms) one value at a time: the reference the kernel is tested against, and any dim. */
+export function decompressScalar(codec: Codec, lut: Float32Array, codes: Int32Array, packed: Uint8Array, count: number, out: Float32Array, outOffset: number, invNorms: Float32Array, invOffset: number): void {
   const { dim, nbits, centroids } = codec;
   const bytes = packedBytes(dim, nbits);
   const perByte = 8 / nbits;
+  const f = Math.fround;
+  const lanes = new Float32Array(4);
   for (let t = 0; t < count; t++) {
     const o = outOffset + t * dim;
     const c = codes[t]! * dim;
     const pb = t * bytes;
-    let s = 0;
-    if (perByte === 2) {
-      for (let byte = 0; byte < bytes; byte++) {
-        const l = packed[pb + byte]! * 2;
-        const j = byte * 2;
-        const a = centroids[c + j]! + lut[l]!;
-        const b = centroids[c + j + 1]! + lut[l + 1]!;
-        out[o + j] = a;
-        out[o + j + 1] = b;
-        s += a * a + b * b;
-      }
-    } else {
-      for (let byte = 0; byte < bytes; byte++) {
-        const l = packed[pb + byte]! * perByte;
-        for (let p = 0; p < perByte; p++) {
-          const j = byte * perByte + p;
-          const v = centroids[c + j]! + lut[l + p]!;
-          out[o + j] = v;
-          s += v * v;
-        }
-      }
+    lanes.fill(0);
+    for (let j = 0; j < dim; j++) {
+      const w = lut[packed[pb + Math.floor(j / perByte)]! * perByte + (j % perByte)]!;
+      const v = f(centroids[c + j]! + w);
+      out[o + j] = v;
+      lanes[j & 3] = lanes[j & 3]! + f(v * v);
     }
-    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-    if (invNorms) invNorms[invOffset + t] = inv;
-    else for (let j = 0; j < dim; j++) out[o + j]! *= inv;
+    const s = f(f(lanes[0]! + lanes[1]!) + f(lanes[2]! + lanes[3]!));
+    invNorms[invOffset + t] = 1 / Math.max(Math.sqrt(s), 1e-12);
   }
 }
