@@ -7,6 +7,9 @@
  *
  *   node --import tsx test/fixtures-index/generate.ts                              # Node 20: better-sqlite3
  *   /path/to/node24 --import tsx test/fixtures-index/generate.ts                   # Node 24: node:sqlite
+ *
+ * With --answers, the folder stays as it was written (older formats included: its raw file is
+ * float32) and only expected.json is computed again — after a change to search arithmetic.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -16,14 +19,18 @@ import { fixtureQueries, fixtureRequests, FIXTURE_DIM, fixtureDocs } from "./cor
 
 const backend = preferredBackend();
 const out = path.join(import.meta.dirname, backend.replace(":", "-"));
-fs.rmSync(out, { recursive: true, force: true });
+const answersOnly = process.argv.includes("--answers");
+const before = answersOnly ? JSON.parse(fs.readFileSync(path.join(out, "expected.json"), "utf8")) : undefined;
+if (!answersOnly) fs.rmSync(out, { recursive: true, force: true });
 const engine = await PlaidEngine.create(out, 1);
-engine.declare("docs", { seed: 7 });
-const { docs, metadata } = fixtureDocs();
-await engine.add("docs", docs, FIXTURE_DIM, metadata);
+if (!answersOnly) {
+  engine.declare("docs", { seed: 7 });
+  const { docs, metadata } = fixtureDocs();
+  await engine.add("docs", docs, FIXTURE_DIM, metadata);
+}
 const expected = {
   backend,
-  node: process.versions.node,
+  node: before?.node ?? process.versions.node,
   info: engine.info("docs"),
   searches: await Promise.all(fixtureRequests(fixtureQueries()).map((r) => engine.search("docs", r))),
   matching: engine.matching("docs", "lang = ? AND year >= ?", ["en", 2020]),
