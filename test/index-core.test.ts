@@ -47,7 +47,7 @@ test("numCentroids and the k-means sample follow NextPlaid's formulas", () => {
   assert.equal(kmeansSampleSize(100_000), Math.floor(1 + 16 * Math.sqrt(120 * 100_000)));
 });
 
-test("retrains follow what a bulk build would train on: the index's growth while every point is in the sample, then K changes and 4× growth, or outlier centroids doubling K", () => {
+test("retrains follow what a bulk build would train on: the index's growth while every point is in the sample, then K changes and 4× growth, or outlier centroids doubling K with 1.25× growth", () => {
   const at = (documents: number) => ({ documents, embeddings: documents * 100 });
   // Small: every document is sampled, so the sample grows with the index.
   assert.deepEqual(trainingSize(2_000, 200_000, 128), { k: 4096, points: 200_000 });
@@ -65,10 +65,11 @@ test("retrains follow what a bulk build would train on: the index's growth while
   const cap = { maxCentroids: 16384 };
   assert.equal(retrainDue(at(20_000), at(79_000), 128, 1.25, cap), false);
   assert.equal(retrainDue(at(20_000), at(80_000), 128, 1.25, cap), true);
-  // Outlier centroids that doubled K call for one too (not before, and only when K as trained is known).
-  assert.equal(retrainDue({ ...at(20_000), partitions: 16384 }, { ...at(21_000), partitions: 32767 }, 128, 1.25), false);
-  assert.equal(retrainDue({ ...at(20_000), partitions: 16384 }, { ...at(21_000), partitions: 32768 }, 128, 1.25), true);
-  assert.equal(retrainDue(at(20_000), { ...at(21_000), partitions: 1 << 20 }, 128, 1.25), false);
+  // Outlier centroids that doubled K call for one too once the index grew 1.25× (not before, and only when K as trained is known).
+  assert.equal(retrainDue({ ...at(20_000), partitions: 16384 }, { ...at(25_000), partitions: 32767 }, 128, 1.25), false);
+  assert.equal(retrainDue({ ...at(20_000), partitions: 16384 }, { ...at(25_000), partitions: 32768 }, 128, 1.25), true);
+  assert.equal(retrainDue({ ...at(20_000), partitions: 16384 }, { ...at(24_900), partitions: 40000 }, 128, 1.25), false, "K doubled, but the index grew < 1.25×");
+  assert.equal(retrainDue(at(20_000), { ...at(25_000), partitions: 1 << 20 }, 128, 1.25), false);
   // Never, when asked (NextPlaid's behaviour), and not on shrinking.
   assert.equal(retrainDue(at(2_000), at(20_000), 128, 0), false);
   assert.equal(retrainDue(at(2_000), at(1_000), 128, 1.25), false);

@@ -55,7 +55,8 @@ const BUFFER_SIZE = 100;
  * it: on the spread corpus (BENCHMARKS.md, #20) 1.5 left recall@10 0.02 below a bulk build, 1.25
  * within 0.01. Geometric while the sample grows (about GROWTH / (GROWTH − 1) = 5 bulk builds of
  * that size in all); past it, only when K changes or the index grew RESAMPLE_GROWTH×. Also when
- * outlier centroids added by updates have doubled the trained K (EXPANSION_GROWTH).
+ * outlier centroids added by updates have doubled the trained K (EXPANSION_GROWTH) and the index
+ * grew GROWTH× since.
  * PYLATE_INDEX_RETRAIN_GROWTH overrides it (0: never retrain, NextPlaid's behaviour).
  */
 export const DEFAULT_RETRAIN_GROWTH = 1.25;

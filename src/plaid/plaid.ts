@@ -200,8 +200,11 @@ export const RESAMPLE_GROWTH = 4;
 /**
  * A codec whose outlier centroids (added by updates: NextPlaid's threshold is the 75th percentile
  * of residual norms, so about a quarter of every update's tokens are outliers) have brought K to
- * this multiple of its trained K is trained again: encoding and search cost grow with K, and at
- * scale retrains are otherwise rare.
+ * this multiple of its trained K is trained again — once the index has also grown by the retrain
+ * factor since: encoding and search cost grow with K, but updates add outlier centroids at a rate
+ * that does not depend on the index's size (~50–120 per 300 documents at K 16 384), so K alone
+ * would retrain a 10 M-embedding index every ~40 000 documents (work quadratic in the corpus);
+ * with growth too, the retrains' work stays a geometric series.
  */
 export const EXPANSION_GROWTH = 2;
 
@@ -215,7 +218,7 @@ export interface IndexSize {
 /**
  * Whether an index trained at `then` and now at `now` should train its codec again: a bulk build of
  * it would train on `growth`× more points, or pick another K, or it grew RESAMPLE_GROWTH×, or
- * outlier centroids doubled its K (EXPANSION_GROWTH)
+ * outlier centroids doubled its K (EXPANSION_GROWTH) and it grew `growth`×
  * (`growth` ≤ 0: never). For a small index (every document in the sample) this is growth of the
  * index itself; past MAX_TRAIN_BYTES of points, a retrain would draw a sample like the last one's
  * and only K changes (every 4×) or RESAMPLE_GROWTH call for one — so retrains cost about 1.33 bulk
@@ -223,7 +226,7 @@ export interface IndexSize {
  */
 export function retrainDue(then: IndexSize, now: IndexSize, dim: number, growth: number, opts: Pick<BuildOptions, "maxCentroids"> = {}): boolean {
   if (growth <= 0 || now.embeddings <= then.embeddings) return false;
-  if (then.partitions && now.partitions && now.partitions >= EXPANSION_GROWTH * then.partitions) return true;
+  if (then.partitions && now.partitions && now.partitions >= EXPANSION_GROWTH * then.partitions && now.embeddings >= growth * then.embeddings) return true;
   const a = trainingSize(then.documents, then.embeddings, dim, opts);
   const b = trainingSize(now.documents, now.embeddings, dim, opts);
   return b.k !== a.k || b.points >= growth * a.points || now.embeddings >= Math.max(growth, RESAMPLE_GROWTH) * then.embeddings;
