@@ -122,12 +122,16 @@ export class Kernels {
   /** Resolves when no search is in flight, or after foregroundWaitMs. */
   private async yieldToSearches(): Promise<void> {
     if (this.searches === 0) return;
-    let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
-      this.waiting.push(resolve);
-      timer = setTimeout(resolve, this.foregroundWaitMs);
+      const done = () => {
+        clearTimeout(timer);
+        const i = this.waiting.indexOf(done);
+        if (i >= 0) this.waiting.splice(i, 1);
+        resolve();
+      };
+      const timer = setTimeout(done, this.foregroundWaitMs);
+      this.waiting.push(done);
     });
-    clearTimeout(timer);
   }
 
   /**
