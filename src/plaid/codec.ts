@@ -5,8 +5,6 @@
  * L2-normalised.
  */
 
-import { Unpacker } from "./unpack.js";
-
 export interface Codec {
   dim: number;
   nbits: 2 | 4;
@@ -204,7 +202,8 @@ export function byteLookup(codec: Codec): Float32Array {
  * unnormalised with each row's 1 / max(‖row‖, 1e-12) written there instead (the caller scales dot
  * products: one multiply per score instead of one per dimension). float32 arithmetic: values
  * centroid + weight, squared norms summed in four lanes (dimension j in lane j mod 4), then
- * (l0 + l1) + (l2 + l3) — the WebAssembly kernel (unpack.ts) runs it when dim is a multiple of 4.
+ * (l0 + l1) + (l2 + l3) — the order the search's WebAssembly kernel (unpack.ts) follows, so this
+ * is its reference, and what search runs when dim is not a multiple of 4.
  */
 export function decompress(
   codec: Codec,
@@ -217,20 +216,6 @@ export function decompress(
   invNorms?: Float32Array,
   invOffset = 0,
 ): void {
-  const inv = invNorms ?? new Float32Array(count);
-  const at = invNorms ? invOffset : 0;
-  if (Unpacker.supports(codec)) (unpacker ??= new Unpacker()).run(codec, lut, codes, packed, count, out, outOffset, inv, at);
-  else decompressScalar(codec, lut, codes, packed, count, out, outOffset, inv, at);
-  if (invNorms) return;
-  const { dim } = codec;
-  for (let t = 0; t < count; t++) for (let j = 0, o = outOffset + t * dim; j < dim; j++) out[o + j]! *= inv[t]!;
-}
-
-/** This thread's decompression kernel (created at first use). */
-let unpacker: Unpacker | undefined;
-
-/** decompress (with inverse norms) one value at a time: the reference the kernel is tested against, and any dim. */
-export function decompressScalar(codec: Codec, lut: Float32Array, codes: Int32Array, packed: Uint8Array, count: number, out: Float32Array, outOffset: number, invNorms: Float32Array, invOffset: number): void {
   const { dim, nbits, centroids } = codec;
   const bytes = packedBytes(dim, nbits);
   const perByte = 8 / nbits;
@@ -248,6 +233,8 @@ export function decompressScalar(codec: Codec, lut: Float32Array, codes: Int32Ar
       lanes[j & 3] = lanes[j & 3]! + f(v * v);
     }
     const s = f(f(lanes[0]! + lanes[1]!) + f(lanes[2]! + lanes[3]!));
-    invNorms[invOffset + t] = 1 / Math.max(Math.sqrt(s), 1e-12);
+    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+    if (invNorms) invNorms[invOffset + t] = inv;
+    else for (let j = 0; j < dim; j++) out[o + j]! *= f(inv);
   }
 }

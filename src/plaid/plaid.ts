@@ -7,6 +7,7 @@
 import { compressResiduals, decompress, packedBytes, quantileSorted, trainBuckets, type Codec } from "./codec.js";
 import { ivfList } from "./ivf.js";
 import { ApproxScorer } from "./approx.js";
+import { Unpacker } from "./unpack.js";
 import { Kernels, transpose } from "./kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "./kmeans.js";
 import { Rng } from "./rng.js";
@@ -106,6 +107,9 @@ const GAP_TOKENS = 64;
 
 /** This thread's approximate-score kernel (created at the first search). */
 let scorer: ApproxScorer | undefined;
+
+/** This thread's decompression kernel (created at the first search). */
+let unpacker: Unpacker | undefined;
 
 /** Residuals read from disk land here (read and decompressed with no await in between: one buffer serves every search). */
 let readBuffer = new Uint8Array(1 << 20);
@@ -560,6 +564,7 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
     // Documents close together in a chunk are read with one positional read (a small gap is cheaper
     // to read than a second call).
     const bytes = packedBytes(dim, codec.nbits);
+    const kernel = Unpacker.supports(codec) ? (unpacker ??= new Unpacker()) : undefined;
     const byId = Array.from(chosen.keys()).sort((a, b) => chosen[a]! - chosen[b]!);
     const span = (i: number): [number, number] => {
       const seg = segments[where[i]!]!;
@@ -577,7 +582,9 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
       for (let z = x; z < y; z++) {
         const i = byId[z]!;
         const [from, to] = span(i);
-        decompress(codec, snap.lut, seg.codes.subarray(from, to), packed.subarray((from - start) * bytes, (to - start) * bytes), to - from, emb, at[i]! * dim, inv, at[i]!);
+        const [codes, residuals] = [seg.codes.subarray(from, to), packed.subarray((from - start) * bytes, (to - start) * bytes)];
+        if (kernel) kernel.run(codec, snap.lut, codes, residuals, to - from, emb, at[i]! * dim, inv, at[i]!);
+        else decompress(codec, snap.lut, codes, residuals, to - from, emb, at[i]! * dim, inv, at[i]!);
       }
       x = y;
     }

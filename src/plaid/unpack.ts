@@ -3,10 +3,11 @@
  * is its centroid plus one bucket weight per dimension, read four dimensions at a time — for 4-bit
  * residuals two bytes give four weights (two 8-byte rows of the byte table, codec.ts byteLookup),
  * for 2-bit ones one byte does — and its squared norm is accumulated in four float32 lanes. In
- * JavaScript this was most of a search at 200 000 documents (~0.4 µs per token at dim 128).
+ * JavaScript (~0.4 µs per token at dim 128) it was the largest part of a search (profiled at 10 000
+ * documents; BENCHMARKS.md).
  *
- * The arithmetic is float32 in a fixed order (lane j mod 4, then (l0 + l1) + (l2 + l3)), which
- * codec.ts decompress follows too: kernel and JavaScript agree bit for bit.
+ * The arithmetic is float32 in a fixed order (lane j mod 4, then (l0 + l1) + (l2 + l3)), that of
+ * codec.ts decompress, its reference: kernel and JavaScript agree bit for bit.
  */
 import type { Codec } from "./codec.js";
 import { addInto, f32x4Add, f32x4ExtractLane, f32x4Mul, f32x4Splat, f64, forLoop, get, I32, i32, kernelModule, KernelMemory, memarg32, op, set, V128, v128Load, v128Load64Lane, v128Load64Zero, v128Store } from "./wasm.js";
