@@ -13,7 +13,8 @@ import { validateFilter, FilterError } from "../src/plaid/filter.js";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
 import { bestOf, buildInMemory as build, memoryDocs, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
-import { documentTokens, numDocs } from "../src/plaid/snapshot.js";
+import { documentTokens, makeSegment, memoryResiduals, numDocs, offsetsOf } from "../src/plaid/snapshot.js";
+import { buildIvf, distinctCodes, ivfList } from "../src/plaid/ivf.js";
 import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 
@@ -273,6 +274,44 @@ test("search: recall@10 against brute-force MaxSim, and exact scores when every 
     const dec = new Float32Array(codes.length * c.dim);
     decompress(snap.codec, snap.lut, codes, packed, codes.length, dec);
     assert.ok(Math.abs(all.scores[rank]! - maxSim(q, dec, c.dim)) < 1e-3, `doc ${id}`);
+  }
+});
+
+test("ids in memory: 16 bits while they fit, 32 beyond (none wraps), and search reads either the same", async () => {
+  const lens = Int32Array.from([2, 3]);
+  const none = memoryResiduals(new Uint8Array(0), 0);
+  const small = makeSegment("a", lens, Int32Array.from([65535, 65535, 3, 0, 3]), none);
+  assert.ok(small.codes instanceof Uint16Array && small.docCodes.codes instanceof Uint16Array && small.ivf.docs instanceof Uint16Array);
+  assert.deepEqual(Array.from(small.codes), [65535, 65535, 3, 0, 3]);
+  assert.deepEqual(Array.from(small.docCodes.codes), [65535, 3, 0]);
+  const large = makeSegment("b", lens, Int32Array.from([65536, 65536, 70000, 0, 70000]), none);
+  assert.ok(large.codes instanceof Int32Array && large.docCodes.codes instanceof Int32Array);
+  assert.deepEqual(Array.from(large.codes), [65536, 65536, 70000, 0, 70000]);
+  assert.deepEqual(Array.from(large.docCodes.codes), [65536, 70000, 0]);
+  const list = (c: number) => Array.from(large.ivf.docs.subarray(...ivfList(large.ivf, c)));
+  assert.deepEqual([list(65536), list(70000), list(0), list(3)], [[0], [1], [1], []]);
+  // A chunk of more than 65 536 documents keeps 32-bit document ids in its inverted lists.
+  const many = 70_000;
+  const ivf = buildIvf(distinctCodes(new Int32Array(many), offsetsOf(new Int32Array(many).fill(1)), many, 1), 1);
+  assert.ok(ivf.docs instanceof Int32Array);
+  assert.equal(ivf.docs[many - 1], many - 1);
+
+  // The same index with 32-bit ids everywhere answers identically.
+  const c = syntheticCorpus({ docs: 120, tokens: 30, queries: 4, queryTokens: 12, seed: 21 });
+  const snap = await build(kernels, memoryDocs(corpusDocs(c.docs, c.dim), c.dim), { nbits: 4, seed: 5 });
+  assert.ok(snap.segments[0]!.codes instanceof Uint16Array);
+  const wide = {
+    ...snap,
+    segments: snap.segments.map((g) => ({
+      ...g,
+      codes: Int32Array.from(g.codes),
+      docCodes: { offsets: g.docCodes.offsets, codes: Int32Array.from(g.docCodes.codes) },
+      ivf: { ...g.ivf, docs: Int32Array.from(g.ivf.docs) },
+    })),
+  };
+  for (const q of c.queries) {
+    const params = { topK: 10, nIvfProbe: 8, nFullScores: 256 };
+    assert.deepEqual(await search(kernels, wide, q, q.length / c.dim, params), await search(kernels, snap, q, q.length / c.dim, params));
   }
 });
 

@@ -10,6 +10,7 @@
  * loop they encode.
  */
 
+import type { Ids } from "./codec.js";
 import { addInto, at4, F64, f64, f32x4ExtractLane, f32x4Max, f32x4Splat, forLoop, get, I32, i32, kernelModule, KernelMemory, memarg32, op, set, V128, v128Load, v128Store } from "./wasm.js";
 
 // Parameters (byte addresses in memory): st, rowBytes, codes, offsets, n, best, out.
@@ -56,7 +57,7 @@ const MODULE = kernelModule([{ name: "approx", params: 7, locals: [[5, I32], [1,
 
 /** Documents' codes: document l has codes[offsets[l], offsets[l + 1]). */
 export interface CodeLists {
-  codes: Int32Array;
+  codes: Ids;
   offsets: Int32Array;
 }
 

@@ -20,6 +20,23 @@ export interface Codec {
   avgResidual: Float32Array;
 }
 
+/**
+ * Ids in memory (centroid ids of tokens, documents of a chunk): 16 bits while every id fits —
+ * K ≤ 65 536 covers NextPlaid's formula up to ~17 G embeddings — else 32 (half the memory a loaded
+ * index holds per token). Files keep int32.
+ */
+export type Ids = Int32Array | Uint16Array;
+
+/** An Ids array of `length` for ids in [0, bound). */
+export function idArray(length: number, bound: number): Ids {
+  return bound <= 0x10000 ? new Uint16Array(length) : new Int32Array(length);
+}
+
+/** `ids` (each in [0, bound)) in the smallest Ids array that holds them (`ids` itself when 32 bits are needed). */
+export function compactIds(ids: Int32Array, bound: number): Ids {
+  return bound <= 0x10000 ? Uint16Array.from(ids) : ids;
+}
+
 /** Bytes of one token's packed residual. */
 export const packedBytes = (dim: number, nbits: number) => (dim * nbits) / 8;
 
@@ -150,7 +167,7 @@ function reverseBits(x: number, nbits: number): number {
 export function compressResiduals(
   codec: Codec,
   embeddings: Float32Array,
-  codes: Int32Array,
+  codes: Ids,
   rows: number,
 ): { packed: Uint8Array; norms: Float32Array } {
   const { dim, nbits, centroids, cutoffs } = codec;
@@ -208,7 +225,7 @@ export function byteLookup(codec: Codec): Float32Array {
 export function decompress(
   codec: Codec,
   lut: Float32Array,
-  codes: Int32Array,
+  codes: Ids,
   packed: Uint8Array,
   count: number,
   out: Float32Array,

@@ -5,10 +5,12 @@
  * on load rather than stored.
  */
 
+import { idArray, type Ids } from "./codec.js";
+
 /** Each document's distinct centroid ids (CSR: `offsets` [numDocs + 1] into `codes`). */
 export interface DocCodes {
   offsets: Int32Array;
-  codes: Int32Array;
+  codes: Ids;
 }
 
 /** Centroid → documents, for the centroids a chunk's documents use (sparse: a chunk uses a fraction of K). */
@@ -17,7 +19,8 @@ export interface Ivf {
   centroids: Int32Array;
   /** [centroids + 1] start of each list in `docs`. */
   offsets: Int32Array;
-  docs: Int32Array;
+  /** Local document ids (16 bits when the chunk has at most 65 536 documents). */
+  docs: Ids;
 }
 
 /** The list of centroid `c` as a [from, to) range of `ivf.docs` (empty when no document uses it). */
@@ -36,10 +39,10 @@ export function ivfList(ivf: Ivf, c: number): [number, number] {
  * The distinct codes of every document: the approximate score (max over a document's codes) needs
  * each code once, and documents repeat codes a lot (tokens of one concept share a centroid).
  */
-export function distinctCodes(codes: Int32Array, docOffsets: Int32Array, numDocs: number, k: number): DocCodes {
+export function distinctCodes(codes: Ids, docOffsets: Int32Array, numDocs: number, k: number): DocCodes {
   const last = new Int32Array(k).fill(-1);
   const offsets = new Int32Array(numDocs + 1);
-  const out = new Int32Array(codes.length);
+  const out = idArray(codes.length, k);
   let n = 0;
   for (let doc = 0; doc < numDocs; doc++) {
     for (let t = docOffsets[doc]!; t < docOffsets[doc + 1]!; t++) {
@@ -72,7 +75,7 @@ export function buildIvf(docCodes: DocCodes, k: number): Ivf {
     slot[c] = offsets[i]!;
     i++;
   }
-  const docs = new Int32Array(docCodes.codes.length);
+  const docs = idArray(docCodes.codes.length, numDocs);
   for (let doc = 0; doc < numDocs; doc++) {
     for (let u = docCodes.offsets[doc]!; u < docCodes.offsets[doc + 1]!; u++) docs[slot[docCodes.codes[u]!]!++] = doc;
   }

@@ -7,7 +7,7 @@
  * successive snapshots as long as their chunk is unchanged; document ids are positions in the
  * snapshot (a segment's first id moves when earlier documents are deleted).
  */
-import { byteLookup, packedBytes, type Codec } from "./codec.js";
+import { byteLookup, compactIds, packedBytes, type Codec, type Ids } from "./codec.js";
 import { buildIvf, distinctCodes, type DocCodes, type Ivf } from "./ivf.js";
 import { transpose } from "./kernels.js";
 
@@ -34,7 +34,7 @@ export interface Segment {
   /** [docs + 1] first token of each document, within the segment. */
   offsets: Int32Array;
   /** Centroid id per token. */
-  codes: Int32Array;
+  codes: Ids;
   /** Each document's distinct codes (the approximate score needs each once). */
   docCodes: DocCodes;
   /** Centroid → the segment's documents (local ids). */
@@ -42,11 +42,12 @@ export interface Segment {
   residuals: ResidualReader;
 }
 
-export function makeSegment(id: string, doclens: Int32Array, codes: Int32Array, residuals: ResidualReader): Segment {
+export function makeSegment(id: string, doclens: Int32Array, fileCodes: Int32Array, residuals: ResidualReader): Segment {
   const offsets = offsetsOf(doclens);
-  if (offsets[doclens.length] !== codes.length) throw new Error(`chunk ${id}: document lengths add up to ${offsets[doclens.length]} tokens, not ${codes.length}`);
+  if (offsets[doclens.length] !== fileCodes.length) throw new Error(`chunk ${id}: document lengths add up to ${offsets[doclens.length]} tokens, not ${fileCodes.length}`);
   let k = 0;
-  for (let i = 0; i < codes.length; i++) if (codes[i]! >= k) k = codes[i]! + 1;
+  for (let i = 0; i < fileCodes.length; i++) if (fileCodes[i]! >= k) k = fileCodes[i]! + 1;
+  const codes = compactIds(fileCodes, k);
   const docCodes = distinctCodes(codes, offsets, doclens.length, k);
   return { id, doclens, offsets, codes, docCodes, ivf: buildIvf(docCodes, k), residuals };
 }
@@ -102,7 +103,7 @@ export function allDoclens(s: PlaidSnapshot): Int32Array {
 }
 
 /** The codes and packed residuals of document `doc`. */
-export function documentTokens(s: PlaidSnapshot, doc: number): { codes: Int32Array; packed: Uint8Array } {
+export function documentTokens(s: PlaidSnapshot, doc: number): { codes: Ids; packed: Uint8Array } {
   const seg = s.segments[segmentOf(s, doc)]!;
   const local = doc - s.firstDoc[segmentOf(s, doc)]!;
   const from = seg.offsets[local]!;

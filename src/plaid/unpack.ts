@@ -9,7 +9,7 @@
  * The arithmetic is float32 in a fixed order (lane j mod 4, then (l0 + l1) + (l2 + l3)), that of
  * codec.ts decompress, its reference: kernel and JavaScript agree bit for bit.
  */
-import type { Codec } from "./codec.js";
+import type { Codec, Ids } from "./codec.js";
 import { addInto, f32x4Add, f32x4ExtractLane, f32x4Mul, f32x4Splat, f64, forLoop, get, I32, i32, kernelModule, KernelMemory, memarg32, op, set, V128, v128Load, v128Load64Lane, v128Load64Zero, v128Store } from "./wasm.js";
 
 // Parameters (byte addresses in memory, counts): centroids, lut, codes, packed (advanced token by
@@ -99,7 +99,7 @@ export class Unpacker {
   }
 
   /** codec.ts decompress with `invNorms`: rows of `out` unnormalised, 1 / ‖row‖ in `invNorms`. */
-  run(codec: Codec, lut: Float32Array, codes: Int32Array, packed: Uint8Array, count: number, out: Float32Array, outOffset: number, invNorms: Float32Array, invOffset: number): void {
+  run(codec: Codec, lut: Float32Array, codes: Ids, packed: Uint8Array, count: number, out: Float32Array, outOffset: number, invNorms: Float32Array, invOffset: number): void {
     this.load(codec, lut);
     const { dim } = codec;
     const bytes = (dim * codec.nbits) / 8;
