@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { PlaidEngine } from "../src/plaid/engine.js";
+import type { Manifest } from "../src/plaid/store.js";
 import type { SearchRequest } from "../src/plaid/types.js";
 import { exactTopK } from "./helpers/exact.js";
 import { syntheticFlat } from "./helpers/synthetic.js";
@@ -96,8 +97,15 @@ test("a retrain runs in the background: updates, deletes and searches go on mean
   const k = engine.info("r").num_partitions;
   // While it runs (held before its commit): an update commits, a delete too, searches answer.
   while (!paused) await new Promise((r) => setTimeout(r, 10));
+  const chunkIds = () => new Set(fs.readdirSync(path.join(root, "r")).flatMap((f) => /^chunk\.([0-9a-f]+)\./.exec(f)?.[1] ?? []));
+  const whilePaused = chunkIds(); // the retrain's source (the manifest it started from) and what it wrote
   await engine.add("r", slice(800, 1000), DIM, meta(800, 1000));
   assert.equal(await engine.deleteWhere("r", "doc < ?", [20]), 20);
+  // What those writes replaced is swept at once, the retrain's files are not (it commits below).
+  const manifest = (engine as unknown as { open: Map<string, { manifest: Manifest }> }).open.get("r")!.manifest;
+  const named = new Set(manifest.chunks.flatMap((c) => [c.id, c.rawId ?? c.id]));
+  assert.deepEqual([...chunkIds()].filter((id) => !named.has(id) && !whilePaused.has(id)), [], "no file of the intermediate state");
+  for (const id of whilePaused) assert.ok(chunkIds().has(id), "the retrain's files stay");
   const [during] = await engine.search("r", request(corpus.queries[0]!));
   assert.equal(during!.document_ids.length, 10);
   assert.equal(engine.info("r").num_documents, 980);

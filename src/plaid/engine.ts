@@ -36,6 +36,7 @@ import {
   writeDocs,
   type ChunkRef,
   type FreshDocs,
+  type InUse,
   type Manifest,
   type UpdateBuffer,
 } from "./store.js";
@@ -89,6 +90,8 @@ export interface EngineOptions {
 interface RetrainJob {
   done: Promise<void>;
   cancelled: boolean;
+  /** What it reads and writes: writes committing meanwhile sweep around it. */
+  inUse: InUse;
 }
 
 interface OpenIndex {
@@ -391,9 +394,9 @@ export class PlaidEngine implements IndexEngine {
     this.sweep(ix);
   }
 
-  /** Removes files no manifest names — not while a background retrain writes files of its own. */
+  /** Removes files no manifest names (but those a background retrain reads or writes). */
   private sweep(ix: OpenIndex): void {
-    if (!ix.job) sweep(ix.dir, ix.manifest);
+    sweep(ix.dir, ix.manifest, ix.job?.inUse);
   }
 
   /** Closes the residual files of `before`'s segments that `after` does not hold, now or after the searches running now. */
@@ -411,7 +414,7 @@ export class PlaidEngine implements IndexEngine {
     const m = ix.manifest;
     if (this.closing || ix.job || !m || !hasRaw(m) || m.numDocuments <= ix.config.start_from_scratch) return;
     if (!force && !retrainDue(trainedAt(m), { documents: m.numDocuments, embeddings: m.numEmbeddings, partitions: m.numPartitions }, m.dim, this.growth, { maxCentroids: this.maxCentroids })) return;
-    const job: RetrainJob = { done: Promise.resolve(), cancelled: false };
+    const job: RetrainJob = { done: Promise.resolve(), cancelled: false, inUse: { manifests: [], chunks: new Set() } };
     ix.job = job;
     this.onBackground?.(ix.name, true);
     // Deferred (an index just opened): the call that opened it goes first.
@@ -443,11 +446,13 @@ export class PlaidEngine implements IndexEngine {
    */
   private async runRetrain(ix: OpenIndex, job: RetrainJob): Promise<void> {
     const m0 = ix.manifest!;
+    job.inUse.manifests = [m0];
     const cfg = ix.config;
     const check = () => {
       if (job.cancelled) throw new Error("retrain cancelled");
     };
     const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, maxCentroids: this.maxCentroids, checkCancel: check };
+    const reserve = (id: string) => job.inUse.chunks.add(id);
     const recoded = new Map<string, ChunkRef>();
     let trained: Trained;
     let centroidsT: Float32Array;
@@ -458,7 +463,7 @@ export class PlaidEngine implements IndexEngine {
       let start = 0;
       for (const c of m0.chunks) {
         check();
-        recoded.set(c.id, await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, stored, start, c, check));
+        recoded.set(c.id, await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, stored, start, c, check, reserve));
         start += c.documents;
       }
     } finally {
@@ -477,7 +482,7 @@ export class PlaidEngine implements IndexEngine {
       try {
         let start = 0;
         for (const c of m1.chunks) {
-          chunks.push(recoded.get(c.id) ?? (await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, now, start, c, check)));
+          chunks.push(recoded.get(c.id) ?? (await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, now, start, c, check, reserve)));
           start += c.documents;
         }
       } finally {

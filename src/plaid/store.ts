@@ -277,8 +277,9 @@ export function* storedSlices(dir: string, m: Manifest, c: ChunkRef, from: numbe
  * from before retraining existed). Nothing is named by a manifest yet: a failure leaves only files
  * that sweep() removes.
  */
-export async function writeChunk(dir: string, dim: number, nbits: number, parts: Iterable<TokenSlice> | AsyncIterable<TokenSlice>, documents: number, tokens: number, raw: { withRaw: boolean; rawId?: string }): Promise<ChunkRef> {
+export async function writeChunk(dir: string, dim: number, nbits: number, parts: Iterable<TokenSlice> | AsyncIterable<TokenSlice>, documents: number, tokens: number, raw: { withRaw: boolean; rawId?: string; reserve?: (id: string) => void }): Promise<ChunkRef> {
   const ref: ChunkRef = { id: newId(), documents, tokens, raw: raw.withRaw };
+  raw.reserve?.(ref.id);
   if (raw.rawId) ref.rawId = raw.rawId;
   const f = chunkFiles(dir, ref);
   const writers: NpyWriter[] = [];
@@ -461,15 +462,18 @@ export async function deleteFromChunks(dir: string, m: Manifest, ids: Int32Array
   return out;
 }
 
-/** Chunk `c` (documents [start, start + c.documents) of `stored`) encoded again with `codec`; its raw file stays. */
-export function recodeChunk(dir: string, kernels: Kernels, codec: Codec, centroidsT: Float32Array, stored: DocSource, start: number, c: ChunkRef, check?: () => void): Promise<ChunkRef> {
+/**
+ * Chunk `c` (documents [start, start + c.documents) of `stored`) encoded again with `codec`; its raw
+ * file stays. `reserve` is told the new chunk's id before its files are written.
+ */
+export function recodeChunk(dir: string, kernels: Kernels, codec: Codec, centroidsT: Float32Array, stored: DocSource, start: number, c: ChunkRef, check?: () => void, reserve?: (id: string) => void): Promise<ChunkRef> {
   const parts = (async function* () {
     for await (const part of encodedSlices(kernels, codec, centroidsT, stored, start, start + c.documents, false)) {
       check?.();
       yield part;
     }
   })();
-  return writeChunk(dir, codec.dim, codec.nbits, parts, c.documents, c.tokens, { withRaw: true, rawId: c.rawId ?? c.id });
+  return writeChunk(dir, codec.dim, codec.nbits, parts, c.documents, c.tokens, { withRaw: true, rawId: c.rawId ?? c.id, reserve });
 }
 
 /** Every chunk of `m` encoded again with `codec` from the originals in `stored` (same documents, same raw files). */
@@ -495,18 +499,33 @@ export function readBuffer(dir: string, m: Manifest): UpdateBuffer | undefined {
   return { documents: m.buffer.documents, raw: readNpy(path.join(dir, `buffer.${m.buffer.id}.npy`)).data as Float32Array };
 }
 
-/** Removes data files that `m` does not name (earlier states, interrupted writes). */
-export function sweep(dir: string, m: Manifest | undefined): void {
+/** Files a background writer (a retrain) still needs while other writes commit and sweep. */
+export interface InUse {
+  /** Manifests whose files it reads. */
+  manifests: Manifest[];
+  /** Ids of the chunks it writes (reserved before their first file exists). */
+  chunks: Set<string>;
+}
+
+/**
+ * Removes data files that `m` does not name (earlier states, interrupted writes). With `inUse`
+ * (a retrain running), also keeps what it reads and writes, and every temporary file (one of them
+ * may be its file being written).
+ */
+export function sweep(dir: string, m: Manifest | undefined, inUse?: InUse): void {
   const keep = new Set<string>();
-  if (m) {
-    keep.add(`centroids.${m.centroids}.npy`);
-    if (m.buffer) keep.add(`buffer.${m.buffer.id}.npy`);
-    for (const c of m.chunks) {
+  for (const man of [m, ...(inUse?.manifests ?? [])]) {
+    if (!man) continue;
+    keep.add(`centroids.${man.centroids}.npy`);
+    if (man.buffer) keep.add(`buffer.${man.buffer.id}.npy`);
+    for (const c of man.chunks) {
       const f = chunkFiles(dir, c);
       for (const [kind, file] of Object.entries(f)) if (kind !== "raw" || c.raw) keep.add(path.basename(file));
     }
   }
   for (const name of fs.readdirSync(dir)) {
-    if (DATA_FILE.test(name) && !keep.has(name)) fs.rmSync(path.join(dir, name), { force: true });
+    if (!DATA_FILE.test(name) || keep.has(name)) continue;
+    if (inUse && (name.endsWith(".tmp") || inUse.chunks.has(/^chunk\.([0-9a-f]+)\./.exec(name)?.[1] ?? ""))) continue;
+    fs.rmSync(path.join(dir, name), { force: true });
   }
 }
