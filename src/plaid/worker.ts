@@ -7,6 +7,7 @@ import { parentPort } from "node:worker_threads";
 import { PlaidEngine } from "./engine.js";
 import { KernelGate } from "./kernels.js";
 import { IndexError, type IndexEngine } from "./types.js";
+import { watchStalls } from "../util/stalls.js";
 
 export type WorkerRequest = { type: "init"; root: string; threads?: number; gate: Int32Array } | { type: "call"; id: number; method: keyof IndexEngine; args: unknown[] };
 
@@ -20,6 +21,7 @@ export type WorkerMessage =
   | { type: "error"; id: number; code?: string; message: string };
 
 const port = parentPort!;
+watchStalls();
 let engine: PlaidEngine | undefined;
 
 port.on("message", (msg: WorkerRequest) => {

@@ -7,6 +7,7 @@ import { ServerContext } from "../../server/context.js";
 import { startIndexEngine, type RemoteEngine } from "../../plaid/client.js";
 import { UserError } from "../../errors.js";
 import { VERSION } from "../../version.js";
+import { watchStalls } from "../../util/stalls.js";
 import { addEncoderOptions, loadEncoder, type EncoderFlags } from "../encoder-options.js";
 import { parseCommand, parseIntOption, withHelp } from "../run.js";
 
@@ -28,6 +29,7 @@ function parsePort(value: string): number {
 }
 
 export async function main(): Promise<void> {
+  watchStalls();
   const cmd = addEncoderOptions(new Command(), "fp32", "auto", "(required without --index-dir)")
     .name("colbert-serve")
     .description(
