@@ -11,6 +11,8 @@
  * --bulk: then retrains the streamed index on all its documents (engine.retrain: the codec a bulk
  * build would have) and reports that recall and time too — the baseline for streamed = bulk.
  * --keep DIR: builds the index under DIR and keeps it.
+ * --profile DIR: the server writes CPU profiles of its threads and its stall windows there (read
+ * them with bench/stalls.ts DIR).
  *
  * Environment passed to the server as is (e.g. PYLATE_INDEX_RETRAIN_GROWTH).
  */
@@ -38,7 +40,12 @@ console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}
 const keep = argv.includes("--keep") ? path.resolve(argv[argv.indexOf("--keep") + 1]!) : undefined;
 if (keep) fs.mkdirSync(keep, { recursive: true });
 const dir = keep ?? fs.mkdtempSync(path.join(os.tmpdir(), "bench-scale-"));
-const server = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+const profile = argv.includes("--profile") ? path.resolve(argv[argv.indexOf("--profile") + 1]!) : undefined;
+const server = spawn(process.execPath, [...(profile ? [`--cpu-prof`, `--cpu-prof-dir=${profile}`] : []), "--import", "tsx", path.join(ROOT, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir], {
+  cwd: ROOT,
+  stdio: ["ignore", "ignore", "pipe"],
+  env: profile ? { ...process.env, PYLATE_STALL_LOG: profile } : process.env,
+});
 let serverErr = "";
 const serverLog = fs.createWriteStream(`${dir.replace(/\/$/, "")}.server.log`);
 const url = await new Promise<string>((resolve, reject) => {

@@ -10,7 +10,7 @@ import { ApproxScorer } from "../src/plaid/approx.js";
 import { Unpacker } from "../src/plaid/unpack.js";
 import { Rng } from "../src/plaid/rng.js";
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
-import { Kernels, transpose } from "../src/plaid/kernels.js";
+import { Kernels, transpose, transposeAppended } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
 import { bestOf, buildInMemory as build, memoryDocs, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
 import { documentTokens, makeSegment, memoryResiduals, numDocs, offsetsOf } from "../src/plaid/snapshot.js";
@@ -209,6 +209,15 @@ test("decompression: the WebAssembly kernel equals the scalar float32 reference 
         assert.ok(Math.abs(inv[2 + t]! * Math.sqrt(s) - 1) < 1e-5);
       }
     }
+});
+
+test("transposeAppended: the transpose of the rows appended, from the transpose of the first ones", () => {
+  const rng = new Rng(4);
+  const [rows, more, cols] = [37, 5, 12];
+  const all = Float32Array.from({ length: (rows + more) * cols }, () => rng.below(1000) / 7);
+  const head = all.subarray(0, rows * cols);
+  assert.deepEqual(transposeAppended(transpose(head, rows, cols), rows, cols, all.subarray(rows * cols), more), transpose(all, rows + more, cols));
+  assert.deepEqual(transposeAppended(transpose(head, rows, cols), rows, cols, new Float32Array(0), 0), transpose(head, rows, cols));
 });
 
 test("k-means finds well-separated clusters, and assignment is the nearest centroid", async () => {

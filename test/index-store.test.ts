@@ -78,7 +78,7 @@ test("deleting from chunks keeps the survivors' codes and residuals, in order, r
   const centroidsT = transpose(trained.codec.centroids, trained.codec.k, DIM);
   const chunks = await writeDocs(dir, trained.codec, { doclens: docs.doclens, slices: (a, b) => encodedSlices(kernels, trained.codec, centroidsT, docs, a, b, true) }, 9);
   assert.equal(chunks.length, 7);
-  const m = manifestOf(trained.codec, trained.clusterThreshold, writeCentroids(dir, trained.codec), chunks, { documents: 60, embeddings: 0 });
+  const m = await manifestOf(trained.codec, trained.clusterThreshold, await writeCentroids(dir, trained.codec), chunks, { documents: 60, embeddings: 0 });
   const snap = loadSnapshot(dir, m);
   const gone = [0, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 40, 59];
   const kept = await deleteFromChunks(dir, m, Int32Array.from(gone), true);

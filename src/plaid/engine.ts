@@ -306,6 +306,7 @@ export class PlaidEngine implements IndexEngine {
       const stored = old && before > 0 && hasRaw(prev) ? rawDocs(ix.dir, prev!) : undefined;
       let manifest: Manifest;
       let codec: Trained["codec"];
+      let centroidsT: Float32Array;
       try {
         if (!old || before === 0 || !prev || (stored && before <= cfg.start_from_scratch)) {
           // Small indices are rebuilt at every update (NextPlaid's start_from_scratch): a codec
@@ -314,11 +315,11 @@ export class PlaidEngine implements IndexEngine {
           const trained = await train(this.kernels, all, opts);
           codec = trained.codec;
           progress?.("index_write", `compressing ${all.offsets[all.doclens.length]} embeddings`);
-          const centroidsT = transposeOf(trained);
+          centroidsT = transposeOf(trained);
           const recoded = stored ? await recodeChunks(ix.dir, prev!, this.kernels, codec, centroidsT, stored) : [];
           const fresh = await writeDocs(ix.dir, codec, this.encodedFresh(trained, added, true, centroidsT), cfg.batch_size);
           const chunks = [...recoded, ...fresh];
-          manifest = manifestOf(codec, trained.clusterThreshold, writeCentroids(ix.dir, codec), chunks, { documents: all.doclens.length, embeddings: sumTokens(chunks), partitions: codec.k });
+          manifest = await manifestOf(codec, trained.clusterThreshold, await writeCentroids(ix.dir, codec), chunks, { documents: all.doclens.length, embeddings: sumTokens(chunks), partitions: codec.k });
         } else {
           const withRaw = stored !== undefined;
           const pending = readBuffer(ix.dir, prev);
@@ -341,14 +342,15 @@ export class PlaidEngine implements IndexEngine {
           }
           const grown = await expand(this.kernels, { codec: old.codec, clusterThreshold: old.clusterThreshold, centroidsT: old.centroidsT }, indexTokens, fresh, { ...opts, expand: !small });
           codec = grown.codec;
+          centroidsT = grown.centroidsT;
           progress?.("index_write", "writing index chunks");
           const freshDocs: FreshDocs = {
             doclens: fresh.doclens,
             slices: (from, to) => memorySlices(fresh.doclens, grown.encoded.codes, grown.encoded.packed, fresh.data, dim, from, to),
           };
           const chunks = await appendChunks(ix.dir, prev, keep, freshDocs, cfg.batch_size, withRaw);
-          const centroidsId = codec.k === prev.numPartitions ? prev.centroids : writeCentroids(ix.dir, codec);
-          manifest = manifestOf(codec, grown.clusterThreshold, centroidsId, chunks, trainedAt(prev), buffer, ix.dir);
+          const centroidsId = codec.k === prev.numPartitions ? prev.centroids : await writeCentroids(ix.dir, codec);
+          manifest = await manifestOf(codec, grown.clusterThreshold, centroidsId, chunks, trainedAt(prev), buffer, ix.dir);
         }
       } catch (e) {
         this.sweep(ix);
@@ -356,7 +358,7 @@ export class PlaidEngine implements IndexEngine {
       } finally {
         stored?.close();
       }
-      const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec });
+      const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec, centroidsT });
       progress?.("metadata_write", "writing metadata database");
       try {
         this.kernels.checkStop();
@@ -488,8 +490,8 @@ export class PlaidEngine implements IndexEngine {
       } finally {
         now.close();
       }
-      const manifest = manifestOf(trained.codec, trained.clusterThreshold, writeCentroids(ix.dir, trained.codec), chunks, { documents: m0.numDocuments, embeddings: m0.numEmbeddings, partitions: trained.codec.k });
-      const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: trained.codec });
+      const manifest = await manifestOf(trained.codec, trained.clusterThreshold, await writeCentroids(ix.dir, trained.codec), chunks, { documents: m0.numDocuments, embeddings: m0.numEmbeddings, partitions: trained.codec.k });
+      const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: trained.codec, centroidsT });
       try {
         check();
         this.kernels.checkStop();
@@ -584,13 +586,13 @@ export class PlaidEngine implements IndexEngine {
           raw.set(r, o);
           o += r.length;
         }
-        manifest = manifestOf(old.codec, prev.clusterThreshold, prev.centroids, chunks, trainedAt(prev), { documents, raw }, ix.dir);
+        manifest = await manifestOf(old.codec, prev.clusterThreshold, prev.centroids, chunks, trainedAt(prev), { documents, raw }, ix.dir);
       }
     } catch (e) {
       this.sweep(ix);
       throw e;
     }
-    const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: old.codec });
+    const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: old.codec, centroidsT: old.centroidsT });
     const db = ix.db;
     try {
       this.kernels.checkStop();

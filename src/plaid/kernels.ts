@@ -184,6 +184,21 @@ export function transpose(a: Float32Array, rows: number, cols: number): Float32A
   return t;
 }
 
+/**
+ * The transpose of `a` ([rows, cols]) with `extra` ([more, cols]) appended as rows, from `aT`, a's
+ * transpose ([cols, rows]): a row copy per column instead of transposing all of it again (an
+ * update adding outlier centroids to tens of thousands).
+ */
+export function transposeAppended(aT: Float32Array, rows: number, cols: number, extra: Float32Array, more: number): Float32Array {
+  const n = rows + more;
+  const t = new Float32Array(n * cols);
+  for (let c = 0; c < cols; c++) {
+    t.set(aT.subarray(c * rows, (c + 1) * rows), c * n);
+    for (let r = 0; r < more; r++) t[c * n + rows + r] = extra[r * cols + c]!;
+  }
+  return t;
+}
+
 /** L2-normalises each row of `a` ([rows, d]) in place; zero rows stay zero. */
 export function normalizeRows(a: Float32Array, rows: number, d: number): void {
   for (let r = 0; r < rows; r++) {

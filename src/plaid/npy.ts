@@ -1,7 +1,9 @@
 /**
  * NumPy .npy (v1.0) files for the index's arrays, so an index folder can be inspected with
  * `numpy.load`. Writes go through a temp file + fsync + rename (never a half file under the final
- * name); reads check the header against what the caller expects.
+ * name); reads check the header against what the caller expects. NpyWriter writes and fsyncs off
+ * the calling thread (libuv's pool): the index thread answers searches while a chunk goes to disk,
+ * even when the kernel throttles writers with dirty pages to flush.
  */
 import fs from "node:fs";
 import { removeOnInterrupt } from "../util/cleanup.js";
@@ -35,10 +37,15 @@ function npyHeader(descr: string, shape: number[]): Buffer {
   return head;
 }
 
+const writeAsync = (fd: number, bytes: Uint8Array, offset: number, length: number) =>
+  new Promise<number>((resolve, reject) => fs.write(fd, bytes, offset, length, null, (e, n) => (e ? reject(e) : resolve(n))));
+const fsyncAsync = (fd: number) => new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+
 /**
  * A .npy file written in slices (its shape known up front), so an array larger than memory, or
  * larger than a typed array may be, goes to disk a part at a time. Written to a temp name;
- * commit() checks the size, fsyncs and renames; abort() removes the temp file.
+ * commit() checks the size, fsyncs and renames; abort() removes the temp file. One write at a time
+ * (await each); the array written must not change until its write resolves.
  */
 export class NpyWriter {
   private readonly tmp: string;
@@ -60,17 +67,17 @@ export class NpyWriter {
     this.expected = shape.reduce((a, b) => a * b, 1) * BYTES_OF[type];
   }
 
-  write(data: NpyArray): void {
+  async write(data: NpyArray): Promise<void> {
     if (data.constructor.name !== this.type) throw new Error(`npy: ${this.file} holds ${this.type}, not ${data.constructor.name}`);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    for (let done = 0; done < bytes.length; ) done += fs.writeSync(this.fd, bytes, done, bytes.length - done);
+    for (let done = 0; done < bytes.length; ) done += await writeAsync(this.fd, bytes, done, bytes.length - done);
     this.written += bytes.length;
   }
 
-  commit(): void {
+  async commit(): Promise<void> {
     try {
       if (this.written !== this.expected) throw new Error(`npy: ${this.file} got ${this.written} bytes of data, its shape needs ${this.expected}`);
-      fs.fsyncSync(this.fd);
+      await fsyncAsync(this.fd);
       fs.closeSync(this.fd);
       this.fd = -1;
       fs.renameSync(this.tmp, this.file);
@@ -93,6 +100,18 @@ const BYTES_OF = { Float32Array: 4, Int32Array: 4, Uint8Array: 1, Uint16Array: 2
 
 export function writeNpy(file: string, data: NpyArray, shape: number[]): void {
   writeFileAtomic(file, encodeNpy(data, shape));
+}
+
+/** writeNpy off the calling thread (NpyWriter). */
+export async function writeNpyAsync(file: string, data: Float32Array | Int32Array | Uint8Array | Uint16Array, shape: number[]): Promise<void> {
+  const w = new NpyWriter(file, data.constructor.name as NpyWriter["type"], shape);
+  try {
+    await w.write(data);
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+  await w.commit();
 }
 
 export interface NpyRead {

@@ -8,7 +8,7 @@ import { compressResiduals, decompress, packedBytes, quantileSorted, trainBucket
 import { ivfList } from "./ivf.js";
 import { ApproxScorer } from "./approx.js";
 import { Unpacker } from "./unpack.js";
-import { Kernels, transpose } from "./kernels.js";
+import { Kernels, transpose, transposeAppended } from "./kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "./kmeans.js";
 import { Rng } from "./rng.js";
 import { makeSegment, memoryResiduals, offsetsOf, segmentOf, snapshotOf, type PlaidSnapshot } from "./snapshot.js";
@@ -348,6 +348,8 @@ export async function buildInMemory(kernels: Kernels, docs: DocSource, opts: Bui
 export interface Expanded extends Trained {
   /** The new documents' tokens, encoded with the (possibly grown) codec. */
   encoded: Encoded;
+  /** The codec's centroids transposed. */
+  centroidsT: Float32Array;
 }
 
 /**
@@ -358,6 +360,7 @@ export interface Expanded extends Trained {
  */
 export async function expand(kernels: Kernels, base: Trained & { centroidsT: Float32Array }, indexTokens: number, docs: Documents, opts: BuildOptions & { expand?: boolean }): Promise<Expanded> {
   let codec = base.codec;
+  let centroidsT = base.centroidsT;
   const { dim } = codec;
   const tokens = docs.data.length / dim;
   let encoded = await encodeTokens(kernels, codec, base.centroidsT, docs.data, tokens);
@@ -379,8 +382,9 @@ export async function expand(kernels: Kernels, base: Trained & { centroidsT: Flo
     const centroids = new Float32Array((codec.k + kNew) * dim);
     centroids.set(codec.centroids);
     centroids.set(added, codec.k * dim);
+    centroidsT = transposeAppended(centroidsT, codec.k, dim, added, kNew);
     codec = { ...codec, k: codec.k + kNew, centroids };
-    encoded = await encodeTokens(kernels, codec, transpose(centroids, codec.k, dim), docs.data, tokens);
+    encoded = await encodeTokens(kernels, codec, centroidsT, docs.data, tokens);
   }
   // The threshold follows the new residuals (weighted by token counts); buffered small updates
   // leave it alone, as NextPlaid's update_index without update_threshold.
@@ -388,7 +392,7 @@ export async function expand(kernels: Kernels, base: Trained & { centroidsT: Flo
     opts.expand === false
       ? base.clusterThreshold
       : (base.clusterThreshold * indexTokens + quantileSorted(encoded.norms.slice().sort(), 0.75) * tokens) / (indexTokens + tokens);
-  return { codec, clusterThreshold: threshold, encoded };
+  return { codec, clusterThreshold: threshold, encoded, centroidsT };
 }
 
 export interface SearchParams {

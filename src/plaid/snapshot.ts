@@ -70,14 +70,15 @@ export interface PlaidSnapshot {
   centroidsT: Float32Array;
 }
 
-export function snapshotOf(codec: Codec, clusterThreshold: number, segments: Segment[]): PlaidSnapshot {
+/** The snapshot of `segments` under `codec` (`centroidsT`: its centroids transposed, when the caller has them). */
+export function snapshotOf(codec: Codec, clusterThreshold: number, segments: Segment[], centroidsT?: Float32Array): PlaidSnapshot {
   const firstDoc = new Int32Array(segments.length + 1);
   let tokens = 0;
   segments.forEach((s, i) => {
     firstDoc[i + 1] = firstDoc[i]! + s.doclens.length;
     tokens += s.codes.length;
   });
-  return { codec, clusterThreshold, segments, firstDoc, numDocs: firstDoc[segments.length]!, numTokens: tokens, lut: byteLookup(codec), centroidsT: transpose(codec.centroids, codec.k, codec.dim) };
+  return { codec, clusterThreshold, segments, firstDoc, numDocs: firstDoc[segments.length]!, numTokens: tokens, lut: byteLookup(codec), centroidsT: centroidsT ?? transpose(codec.centroids, codec.k, codec.dim) };
 }
 
 export const numDocs = (s: PlaidSnapshot) => s.numDocs;

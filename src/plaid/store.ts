@@ -16,7 +16,7 @@ import path from "node:path";
 import { packedBytes, type Codec } from "./codec.js";
 import { f16ToF32, f32ToF16 } from "../checkpoint/dtype.js";
 import type { Kernels } from "./kernels.js";
-import { NpyRows, NpyWriter, readNpy, writeNpy } from "./npy.js";
+import { NpyRows, NpyWriter, readNpy, writeNpyAsync } from "./npy.js";
 import { encodeTokens, slices, yieldToEvents, type DocSource, type IndexSize } from "./plaid.js";
 import { makeSegment, memoryResiduals, offsetsOf, snapshotOf, type PlaidSnapshot, type ResidualReader, type Segment } from "./snapshot.js";
 import type { MetadataDb } from "./metadata.js";
@@ -174,12 +174,12 @@ export function codecOf(dir: string, m: Manifest): Codec {
  * The snapshot `m` describes. Segments of `previous` whose chunk `m` still names are reused (their
  * residual files stay open); the others are loaded. `codec`: the manifest's, when the caller has it.
  */
-export function loadSnapshot(dir: string, m: Manifest, previous?: PlaidSnapshot, options: { resident?: boolean; codec?: Codec } = {}): PlaidSnapshot {
+export function loadSnapshot(dir: string, m: Manifest, previous?: PlaidSnapshot, options: { resident?: boolean; codec?: Codec; centroidsT?: Float32Array } = {}): PlaidSnapshot {
   const known = new Map(previous?.segments.map((s) => [s.id, s]));
   const opened: Segment[] = [];
   try {
     for (const c of m.chunks) if (!known.has(c.id)) opened.push(loadSegment(dir, m, c, options.resident));
-    return assembleSnapshot(dir, m, known, opened, options.codec);
+    return assembleSnapshot(dir, m, known, opened, options);
   } catch (e) {
     for (const s of opened) s.residuals.close();
     throw e;
@@ -187,7 +187,7 @@ export function loadSnapshot(dir: string, m: Manifest, previous?: PlaidSnapshot,
 }
 
 /** loadSnapshot for a writer on a thread that also answers searches: other work runs between the chunks it loads. */
-export async function loadSnapshotAsync(dir: string, m: Manifest, previous: PlaidSnapshot | undefined, options: { resident?: boolean; codec?: Codec } = {}): Promise<PlaidSnapshot> {
+export async function loadSnapshotAsync(dir: string, m: Manifest, previous: PlaidSnapshot | undefined, options: { resident?: boolean; codec?: Codec; centroidsT?: Float32Array } = {}): Promise<PlaidSnapshot> {
   const known = new Map(previous?.segments.map((s) => [s.id, s]));
   const opened: Segment[] = [];
   try {
@@ -196,16 +196,17 @@ export async function loadSnapshotAsync(dir: string, m: Manifest, previous: Plai
       opened.push(loadSegment(dir, m, c, options.resident));
       await yieldToEvents();
     }
-    return assembleSnapshot(dir, m, known, opened, options.codec);
+    return assembleSnapshot(dir, m, known, opened, options);
   } catch (e) {
     for (const s of opened) s.residuals.close();
     throw e;
   }
 }
 
-function assembleSnapshot(dir: string, m: Manifest, known: Map<string, Segment>, opened: Segment[], codec?: Codec): PlaidSnapshot {
+function assembleSnapshot(dir: string, m: Manifest, known: Map<string, Segment>, opened: Segment[], given: { codec?: Codec; centroidsT?: Float32Array }): PlaidSnapshot {
   const fresh = new Map(opened.map((s) => [s.id, s]));
-  const snap = snapshotOf(codec ?? codecOf(dir, m), m.clusterThreshold, m.chunks.map((c) => known.get(c.id) ?? fresh.get(c.id)!));
+  const codec = given.codec ?? codecOf(dir, m);
+  const snap = snapshotOf(codec, m.clusterThreshold, m.chunks.map((c) => known.get(c.id) ?? fresh.get(c.id)!), given.codec ? given.centroidsT : undefined);
   if (snap.numTokens !== m.numEmbeddings || snap.numDocs !== m.numDocuments) throw new Error("chunks do not add up to the manifest's totals");
   return snap;
 }
@@ -294,15 +295,15 @@ export async function writeChunk(dir: string, dim: number, nbits: number, parts:
     if (rawOut) writers.push(rawOut);
     for await (const part of parts) {
       await yieldToEvents(); // slices read back from files come synchronously: let searches in between
-      codes.write(part.codes);
-      residuals.write(part.packed);
-      doclens.write(part.doclens);
+      await codes.write(part.codes);
+      await residuals.write(part.packed);
+      await doclens.write(part.doclens);
       if (rawOut) {
         if (!part.raw) throw new Error("the originals of a chunk's documents are missing");
-        rawOut.write(part.raw instanceof Uint16Array ? part.raw : f32ToF16(part.raw));
+        await rawOut.write(part.raw instanceof Uint16Array ? part.raw : f32ToF16(part.raw));
       }
     }
-    for (const w of writers) w.commit();
+    for (const w of writers) await w.commit();
   } catch (e) {
     for (const w of writers) w.abort();
     throw e;
@@ -316,18 +317,18 @@ export async function* chain(...sources: (Iterable<TokenSlice> | AsyncIterable<T
 }
 
 /** Writes `codec`'s centroids under a new id (returned). */
-export function writeCentroids(dir: string, codec: Codec): string {
+export async function writeCentroids(dir: string, codec: Codec): Promise<string> {
   const id = newId();
-  writeNpy(path.join(dir, `centroids.${id}.npy`), codec.centroids, [codec.k, codec.dim]);
+  await writeNpyAsync(path.join(dir, `centroids.${id}.npy`), codec.centroids, [codec.k, codec.dim]);
   return id;
 }
 
-/** The manifest of `chunks` encoded with `codec` (its centroids written under `centroidsId`). */
-export function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: string, chunks: ChunkRef[], trained: IndexSize, buffer?: UpdateBuffer & { id?: string }, dir?: string): Manifest {
+/** The manifest of `chunks` encoded with `codec` (its centroids written under `centroidsId`; the update buffer's originals written now). */
+export async function manifestOf(codec: Codec, clusterThreshold: number, centroidsId: string, chunks: ChunkRef[], trained: IndexSize, buffer?: UpdateBuffer & { id?: string }, dir?: string): Promise<Manifest> {
   let bufferRef: Manifest["buffer"];
   if (buffer && buffer.documents > 0) {
     bufferRef = { documents: buffer.documents, id: newId() };
-    writeNpy(path.join(dir!, `buffer.${bufferRef.id}.npy`), buffer.raw, [buffer.raw.length / codec.dim, codec.dim]);
+    await writeNpyAsync(path.join(dir!, `buffer.${bufferRef.id}.npy`), buffer.raw, [buffer.raw.length / codec.dim, codec.dim]);
   }
   return {
     format: 1,
