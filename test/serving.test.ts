@@ -2,11 +2,12 @@
  * Serving under load: inference runs off the event loop (so /health answers during a long
  * encode), the queue is bounded (503), a client that goes away cancels its queued texts,
  * SIGTERM lets a request in flight finish, and the NextPlaid semantics shared with /encode:
- * /rerank with embeddings (JSON or base64), CORS pre-flight, GET /.
+ * /rerank with embeddings (JSON or base64), CORS pre-flight, GET /; idle keep-alive connections
+ * stay open past Node's 5 s default.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -192,4 +193,26 @@ test("the encoder's threads start whatever the host's Node options (node --input
   const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, "32");
+});
+
+test("colbert-serve keeps an idle keep-alive connection open past Node's 5 s default (a client reusing it then got EPIPE sending an update)", async () => {
+  const serve = await startServe(["--index-dir", tempDir("keepalive-")]);
+  closers.push(() => serve.stop());
+  const { hostname, port } = new URL(serve.url);
+  const socket = net.connect(Number(port), hostname);
+  let received = "";
+  let closed = false;
+  socket.on("data", (d) => (received += d));
+  socket.on("close", () => (closed = true));
+  const ask = async () => {
+    const before = received.length;
+    socket.write(`GET /health HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`);
+    for (let i = 0; i < 200 && !/\r\n\r\n[\s\S]*"status"/.test(received.slice(before)); i++) await new Promise((r) => setTimeout(r, 25));
+    return received.slice(before);
+  };
+  assert.match(await ask(), /^HTTP\/1\.1 200/);
+  await new Promise((r) => setTimeout(r, 6_500));
+  assert.equal(closed, false, "the idle connection is still open after 6.5 s");
+  assert.match(await ask(), /^HTTP\/1\.1 200/, "and answers the next request");
+  socket.destroy();
 });

@@ -89,11 +89,21 @@ function corsHeaders(req: http.IncomingMessage): Record<string, string> {
 }
 
 export function createServer(opts: ServerOptions): http.Server {
-  const server = http.createServer(createRequestHandler(opts));
-  // Idle keep-alive connections stay open 75 s (Node's default is 5 s): a client reusing a socket
-  // just as the server closes it gets a failed request ("fetch failed", ECONNRESET); clients and
-  // load balancers time out idle sockets before that (NextPlaid's server never closes them).
-  server.keepAliveTimeout = 75_000;
+  return httpServer(createRequestHandler(opts));
+}
+
+/** How long an idle keep-alive connection stays open (see httpServer). */
+export const KEEP_ALIVE_MS = 75_000;
+
+/**
+ * The HTTP server of colbert-serve and createServer. Idle keep-alive connections stay open 75 s
+ * (Node's default is 5 s): a client reusing a socket just as the server closes it gets a failed
+ * request ("fetch failed", ECONNRESET, or EPIPE while it sends an update's body); clients and load
+ * balancers time out idle sockets before that (NextPlaid's server never closes them).
+ */
+export function httpServer(listener: http.RequestListener): http.Server {
+  const server = http.createServer(listener);
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
   return server;
 }
 

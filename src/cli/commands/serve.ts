@@ -2,7 +2,7 @@
 import { Command } from "commander";
 import http from "node:http";
 import path from "node:path";
-import { createRequestHandler, loadingHandler } from "../../server/server.js";
+import { createRequestHandler, httpServer, loadingHandler } from "../../server/server.js";
 import { ServerContext } from "../../server/context.js";
 import { startIndexEngine, type RemoteEngine } from "../../plaid/client.js";
 import { UserError } from "../../errors.js";
@@ -73,7 +73,7 @@ Routes (NextPlaid's API):
   };
   // The port first: a busy or forbidden port fails in a second, not after loading the model.
   let handler = loadingHandler();
-  const server = http.createServer((req, res) => handler(req, res));
+  const server = httpServer((req, res) => handler(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "EADDRINUSE") reject(new UserError(`Port ${flags.port} on ${flags.host} is already in use: stop the other server or pass another --port`));
