@@ -10,9 +10,9 @@ import { ApproxScorer } from "../src/plaid/approx.js";
 import { Unpacker } from "../src/plaid/unpack.js";
 import { Rng } from "../src/plaid/rng.js";
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
-import { Kernels, transpose, transposeAppended } from "../src/plaid/kernels.js";
+import { Kernels, normalizeRows, transpose, transposeAppended } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
-import { bestOf, buildInMemory as build, memoryDocs, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
+import { bestOf, buildInMemory as build, encodeTokens, memoryDocs, reassignToAdded, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
 import { documentTokens, makeSegment, memoryResiduals, numDocs, offsetsOf } from "../src/plaid/snapshot.js";
 import { buildIvf, distinctCodes, ivfList } from "../src/plaid/ivf.js";
 import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
@@ -218,6 +218,27 @@ test("transposeAppended: the transpose of the rows appended, from the transpose 
   const head = all.subarray(0, rows * cols);
   assert.deepEqual(transposeAppended(transpose(head, rows, cols), rows, cols, all.subarray(rows * cols), more), transpose(all, rows + more, cols));
   assert.deepEqual(transposeAppended(transpose(head, rows, cols), rows, cols, new Float32Array(0), 0), transpose(head, rows, cols));
+});
+
+test("outlier centroids: comparing tokens with the added centroids only encodes as all the centroids would", async () => {
+  const c = syntheticCorpus({ docs: 60, tokens: 40, queries: 0, seed: 13 });
+  const docs = corpusDocs(c.docs, c.dim);
+  const tokens = docs.data.length / c.dim;
+  const snap = await build(kernels, memoryDocs(corpusDocs(c.docs.slice(0, 20), c.dim), c.dim), { nbits: 4, seed: 2 });
+  const base = snap.codec;
+  // Added centroids: some of the tokens themselves (each then moves to its own), normalised.
+  const kAdd = 24;
+  const added = new Float32Array(kAdd * c.dim);
+  for (let i = 0; i < kAdd; i++) added.set(docs.data.subarray((i * 97) * c.dim, (i * 97 + 1) * c.dim), i * c.dim);
+  normalizeRows(added, kAdd, c.dim);
+  const grown = { ...base, k: base.k + kAdd, centroids: Float32Array.from([...base.centroids, ...added]) };
+  const first = await encodeTokens(kernels, base, transpose(base.centroids, base.k, c.dim), docs.data, tokens);
+  const fast = await reassignToAdded(kernels, grown, base.k, transpose(added, kAdd, c.dim), docs.data, first);
+  const full = await encodeTokens(kernels, grown, transpose(grown.centroids, grown.k, c.dim), docs.data, tokens);
+  assert.ok([...fast.codes].filter((x) => x >= base.k).length >= kAdd, "tokens moved to added centroids");
+  assert.deepEqual(fast.codes, full.codes);
+  assert.deepEqual(fast.packed, full.packed);
+  assert.deepEqual(fast.norms, full.norms);
 });
 
 test("k-means finds well-separated clusters, and assignment is the nearest centroid", async () => {

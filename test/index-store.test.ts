@@ -10,7 +10,8 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
-import { encodedSlices, deleteFromChunks, loadSnapshot, manifestOf, writeCentroids, writeDocs } from "../src/plaid/store.js";
+import { encodedSlices, deleteFromChunks, loadSnapshot, manifestOf, sweep, writeCentroids, writeDocs } from "../src/plaid/store.js";
+import { NpyWriter, readNpy } from "../src/plaid/npy.js";
 import { memoryDocs, train } from "../src/plaid/plaid.js";
 import { documentTokens } from "../src/plaid/snapshot.js";
 import type { SearchRequest } from "../src/plaid/types.js";
@@ -94,5 +95,19 @@ test("deleting from chunks keeps the survivors' codes and residuals, in order, r
   });
   for (const s of afterDelete.segments) s.residuals.close();
   for (const s of snap.segments) s.residuals.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("a sweep leaves the temp files of writes in progress (they yield while their data goes to disk), and removes stray ones", async () => {
+  const dir = tmp();
+  const stray = path.join(dir, ".chunk.0123456789ab.codes.npy.1.abc.tmp");
+  fs.writeFileSync(stray, "partial");
+  const w = new NpyWriter(path.join(dir, "chunk.aaaaaaaaaaaa.codes.npy"), "Int32Array", [4]);
+  await w.write(Int32Array.from([1, 2]));
+  sweep(dir, undefined); // another write committing meanwhile
+  assert.equal(fs.existsSync(stray), false, "a stray temp file is swept");
+  await w.write(Int32Array.from([3, 4]));
+  await w.commit();
+  assert.deepEqual(Array.from(readNpy(path.join(dir, "chunk.aaaaaaaaaaaa.codes.npy")).data as Int32Array), [1, 2, 3, 4]);
   fs.rmSync(dir, { recursive: true, force: true });
 });

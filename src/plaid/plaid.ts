@@ -298,6 +298,8 @@ export async function train(kernels: Kernels, docs: DocSource, opts: BuildOption
 export interface Encoded {
   /** Nearest centroid per token. */
   codes: Int32Array;
+  /** Its dot product with the token. */
+  scores: Float32Array;
   /** Packed residuals, packedBytes(dim, nbits) per token. */
   packed: Uint8Array;
   /** Residual norm per token. */
@@ -311,6 +313,7 @@ export interface Encoded {
 export async function encodeTokens(kernels: Kernels, codec: Codec, centroidsT: Float32Array, data: Float32Array, rows: number): Promise<Encoded> {
   const bytes = packedBytes(codec.dim, codec.nbits);
   const codes = new Int32Array(rows);
+  const scores = new Float32Array(rows);
   const packed = new Uint8Array(rows * bytes);
   const norms = new Float32Array(rows);
   for (let start = 0; start < rows; start += COMPRESS_TOKENS) {
@@ -318,12 +321,49 @@ export async function encodeTokens(kernels: Kernels, codec: Codec, centroidsT: F
     const part = data.subarray(start * codec.dim, end * codec.dim);
     const near = await kernels.nearest(part, end - start, codec.dim, centroidsT, codec.k);
     codes.set(near.codes, start);
+    scores.set(near.scores, start);
     const c = compressResiduals(codec, part, near.codes, end - start);
     packed.set(c.packed, start * bytes);
     norms.set(c.norms, start);
     await yieldToEvents();
   }
-  return { codes, packed, norms };
+  return { codes, scores, packed, norms };
+}
+
+/**
+ * `encoded` (tokens `data` encoded with the first `kOld` centroids of `codec`) as encoding them with
+ * all of `codec`'s centroids would give: each token is compared with the added ones only
+ * (`addedT`, centroids kOld.. transposed) and moves to one when it scores higher (ties stay, as
+ * an argmax over all would keep the first). The GEMM work is the added centroids', not K's.
+ */
+export async function reassignToAdded(kernels: Kernels, codec: Codec, kOld: number, addedT: Float32Array, data: Float32Array, encoded: Encoded): Promise<Encoded> {
+  const { dim } = codec;
+  const rows = encoded.codes.length;
+  const bytes = packedBytes(dim, codec.nbits);
+  const codes = encoded.codes.slice();
+  const scores = encoded.scores.slice();
+  const packed = encoded.packed.slice();
+  const norms = encoded.norms.slice();
+  for (let start = 0; start < rows; start += COMPRESS_TOKENS) {
+    const end = Math.min(rows, start + COMPRESS_TOKENS);
+    const part = data.subarray(start * dim, end * dim);
+    const near = await kernels.nearest(part, end - start, dim, addedT, codec.k - kOld);
+    let moved = false;
+    for (let i = 0; i < end - start; i++) {
+      if (near.scores[i]! > scores[start + i]!) {
+        codes[start + i] = kOld + near.codes[i]!;
+        scores[start + i] = near.scores[i]!;
+        moved = true;
+      }
+    }
+    if (moved) {
+      const c = compressResiduals(codec, part, codes.subarray(start, end), end - start);
+      packed.set(c.packed, start * bytes);
+      norms.set(c.norms, start);
+    }
+    await yieldToEvents();
+  }
+  return { codes, scores, packed, norms };
 }
 
 /** Documents [from, to) (given their token offsets) in slices of about SLICE_TOKENS tokens: [from, to) document ranges. */
@@ -382,9 +422,10 @@ export async function expand(kernels: Kernels, base: Trained & { centroidsT: Flo
     const centroids = new Float32Array((codec.k + kNew) * dim);
     centroids.set(codec.centroids);
     centroids.set(added, codec.k * dim);
-    centroidsT = transposeAppended(centroidsT, codec.k, dim, added, kNew);
-    codec = { ...codec, k: codec.k + kNew, centroids };
-    encoded = await encodeTokens(kernels, codec, centroidsT, docs.data, tokens);
+    const kOld = codec.k;
+    centroidsT = transposeAppended(centroidsT, kOld, dim, added, kNew);
+    codec = { ...codec, k: kOld + kNew, centroids };
+    encoded = await reassignToAdded(kernels, codec, kOld, transpose(added, kNew, dim), docs.data, encoded);
   }
   // The threshold follows the new residuals (weighted by token counts); buffered small updates
   // leave it alone, as NextPlaid's update_index without update_threshold.

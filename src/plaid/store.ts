@@ -20,6 +20,7 @@ import { NpyRows, NpyWriter, readNpy, writeNpyAsync } from "./npy.js";
 import { encodeTokens, slices, yieldToEvents, type DocSource, type IndexSize } from "./plaid.js";
 import { makeSegment, memoryResiduals, offsetsOf, snapshotOf, type PlaidSnapshot, type ResidualReader, type Segment } from "./snapshot.js";
 import type { MetadataDb } from "./metadata.js";
+import { inProgress } from "../util/cleanup.js";
 
 export interface ChunkRef {
   id: string;
@@ -509,9 +510,9 @@ export interface InUse {
 }
 
 /**
- * Removes data files that `m` does not name (earlier states, interrupted writes). With `inUse`
- * (a retrain running), also keeps what it reads and writes, and every temporary file (one of them
- * may be its file being written).
+ * Removes data files that `m` does not name (earlier states, interrupted writes) — not the temp
+ * files of writes this process has in progress (writes yield while their data goes to disk). With
+ * `inUse` (a retrain running), also keeps what it reads and writes.
  */
 export function sweep(dir: string, m: Manifest | undefined, inUse?: InUse): void {
   const keep = new Set<string>();
@@ -525,8 +526,8 @@ export function sweep(dir: string, m: Manifest | undefined, inUse?: InUse): void
     }
   }
   for (const name of fs.readdirSync(dir)) {
-    if (!DATA_FILE.test(name) || keep.has(name)) continue;
-    if (inUse && (name.endsWith(".tmp") || inUse.chunks.has(/^chunk\.([0-9a-f]+)\./.exec(name)?.[1] ?? ""))) continue;
+    if (!DATA_FILE.test(name) || keep.has(name) || inProgress(path.join(dir, name))) continue;
+    if (inUse?.chunks.has(/^chunk\.([0-9a-f]+)\./.exec(name)?.[1] ?? "")) continue;
     fs.rmSync(path.join(dir, name), { force: true });
   }
 }

@@ -34,6 +34,11 @@ export function removeOnInterrupt(p: string): () => void {
   };
 }
 
+/** Is `p` registered by removeOnInterrupt and not yet released (a temp file this process is writing)? */
+export function inProgress(p: string): boolean {
+  return pending.has(p);
+}
+
 /** Is process `pid` alive (or not ours to signal)? */
 export function processAlive(pid: number): boolean {
   try {
