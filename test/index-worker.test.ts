@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { startIndexEngine } from "../src/plaid/client.js";
+import { handOver, transfers } from "../src/util/handover.js";
 import { tempDir } from "./helpers/fixtures.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
 
@@ -55,6 +56,28 @@ test("a retrain that fails on the index thread is reported by the engine's statu
   await engine.retrain("r");
   assert.equal(thread().retrain_error, undefined);
   assert.equal((await engine.info("r")).num_documents, 60);
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test("a batch handed over moves to the index thread without a copy (the caller's array is emptied); unmarked arrays are copied", { timeout: 60_000 }, async () => {
+  const root = tempDir("index-worker-");
+  const engine = await startIndexEngine(root, { threads: 1 });
+  const c = syntheticCorpus({ docs: 20, tokens: 8, dim: 8, queries: 1, queryTokens: 4, seed: 4 });
+  await engine.declare("h", {});
+  const copied = flatten(c.docs.slice(0, 10), 8);
+  const length = copied.data.length;
+  await engine.add("h", copied, 8, c.docs.slice(0, 10).map((_, i) => ({ i })));
+  assert.equal(copied.data.length, length, "not handed over: still the caller's");
+  const moved = flatten(c.docs.slice(10), 8);
+  const view = new Float32Array(moved.data.buffer, 4, 4);
+  assert.deepEqual(transfers([{ data: handOver(view) }]), [], "a view of a larger buffer is never handed over");
+  const batch = { data: handOver(moved.data.slice()), doclens: handOver(moved.doclens.slice()) };
+  await engine.add("h", batch, 8, c.docs.slice(10).map((_, i) => ({ i: 10 + i })));
+  assert.equal(batch.data.length, 0, "handed over: moved to the index thread");
+  assert.equal((await engine.info("h")).num_documents, 20);
+  const [r] = await engine.search("h", { queries: [{ data: moved.data.subarray(0, moved.doclens[0]! * 8), dim: 8 }], params: { topK: 1, nIvfProbe: 8, nFullScores: 64 }, alpha: 0.75, fusion: "rrf", filterParameters: [] });
+  assert.deepEqual(r!.document_ids, [10], "the moved documents arrived whole");
   await engine.close();
   fs.rmSync(root, { recursive: true, force: true });
 });

@@ -8,6 +8,7 @@
  */
 import type { Worker } from "node:worker_threads";
 import { startWorker } from "../util/worker.js";
+import { transfers } from "../util/handover.js";
 import { loadSqlite } from "./sqlite.js";
 import { indexNames, invalidIndexName } from "./names.js";
 import { KernelGate } from "./kernels.js";
@@ -250,7 +251,7 @@ class IndexThread {
         (w) => {
           if (!this.pending.has(id) || this.live !== w) return;
           w.ref();
-          w.postMessage({ type: "call", id, method: method as keyof IndexEngine, args } satisfies WorkerRequest);
+          w.postMessage({ type: "call", id, method: method as keyof IndexEngine, args } satisfies WorkerRequest, transfers(args));
         },
         (e: Error) => {
           if (!this.pending.has(id)) return;

@@ -11,8 +11,12 @@ import { DataType } from "../onnx/model.js";
 import { encodeModel } from "../onnx/writer.js";
 import { VERSION } from "../version.js";
 
-/** Score-matrix block for assignment: rows × K floats kept ≤ this many (16 MiB; a block is also the longest the index thread is busy in one go). */
-const BLOCK_FLOATS = 4 * 2 ** 20;
+/**
+ * Score-matrix block for assignment: rows × K floats kept ≤ this many (8 MiB). onnxruntime-node
+ * runs a graph synchronously on the calling thread, so a block is also the longest a search on
+ * the index thread waits behind a write's assignment (~10–20 ms at K 8 192 on two cores).
+ */
+const BLOCK_FLOATS = 2 * 2 ** 20;
 
 function assignGraph(): Uint8Array {
   const g = new GraphBuilder();

@@ -96,8 +96,12 @@ export interface BuildOptions {
 
 /** Tokens read, encoded or written as one slice (4 MiB of float16 originals at dim 128). */
 export const SLICE_TOKENS = 16_384;
-/** Tokens compressed between two chances for other work (searches) on this thread (a few tens of ms). */
-const COMPRESS_TOKENS = 4_096;
+/**
+ * Tokens compressed between two chances for other work (searches) on this thread: ~5–10 ms of
+ * residual bucketing (4 096 was the largest share of the stalls a profile of ingestion showed,
+ * bench/stalls.ts).
+ */
+const COMPRESS_TOKENS = 1_024;
 /** k-means trains on at most this many bytes of points by default: 2^20 points at dim 128 (NextPlaid's whole sample up to ~1 M embeddings). */
 export const MAX_TRAIN_BYTES = 2 ** 29;
 export const yieldToEvents = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -153,12 +157,12 @@ async function trainingPoints(docs: DocSource, ids: Int32Array, cap: number, see
     for (let i = 0; i < ids.length; ) {
       // Runs of consecutive ids are read at once (all of them for a sample of every document).
       let j = i + 1;
-      while (j < ids.length && ids[j] === ids[j - 1]! + 1 && docs.offsets[ids[j]! + 1]! - docs.offsets[ids[i]!]! <= SLICE_TOKENS) j++;
+      while (j < ids.length && ids[j] === ids[j - 1]! + 1 && docs.offsets[ids[j]! + 1]! - docs.offsets[ids[i]!]! <= COMPRESS_TOKENS) j++;
       const part = docs.read(ids[i]!, ids[j - 1]! + 1);
       data.set(part, at);
       at += part.length;
       i = j;
-      if (at - lastYield >= SLICE_TOKENS * dim) {
+      if (at - lastYield >= COMPRESS_TOKENS * dim) {
         lastYield = at;
         await yieldToEvents();
       }

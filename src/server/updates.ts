@@ -6,6 +6,7 @@
  */
 import type { RemoteEngine } from "../plaid/client.js";
 import { HttpError } from "./http.js";
+import { handOver } from "../util/handover.js";
 
 export interface UpdateEntry {
   index: string;
@@ -238,7 +239,8 @@ export class UpdateQueues {
       }
       const doclens = Int32Array.from(all, (d) => d.rows);
       this.tracker.stage(name, "batching", "processing queued update batch");
-      await this.engine.add(name, { data, doclens }, dim, metadata, (stage, message) => this.tracker.stage(name, stage, message));
+      // The batch is ours alone: its memory moves to the index thread rather than being copied.
+      await this.engine.add(name, { data: handOver(data), doclens: handOver(doclens) }, dim, metadata, (stage, message) => this.tracker.stage(name, stage, message));
       this.tracker.complete(name, count, "update complete");
     } catch (e) {
       this.tracker.failed(name, (e as Error).message);
