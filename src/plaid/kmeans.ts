@@ -61,7 +61,7 @@ export async function kmeans(kernels: Kernels, points: Float32Array, n: number, 
     counts.fill(0);
     for (let i = 0; i < m; i++) {
       // Let queued work (searches) run now and then: this thread also answers them.
-      if ((i & 0xffff) === 0xffff) await new Promise<void>((resolve) => setImmediate(resolve));
+      if ((i & 0x1fff) === 0x1fff) await new Promise<void>((resolve) => setImmediate(resolve));
       const c = codes[i]!;
       counts[c]!++;
       const base = c * d;

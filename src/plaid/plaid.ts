@@ -94,8 +94,8 @@ export interface BuildOptions {
   checkCancel?: () => void;
 }
 
-/** Tokens read, encoded or written as one slice (4 MiB of float16 originals at dim 128). */
-export const SLICE_TOKENS = 16_384;
+/** Tokens read, encoded or written as one slice (1 MiB of float16 originals at dim 128: converting them is a few ms). */
+export const SLICE_TOKENS = 4_096;
 /**
  * Tokens compressed between two chances for other work (searches) on this thread: ~5–10 ms of
  * residual bucketing (4 096 was the largest share of the stalls a profile of ingestion showed,

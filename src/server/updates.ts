@@ -233,9 +233,16 @@ export class UpdateQueues {
       const tokens = all.reduce((s, d) => s + d.rows, 0);
       const data = new Float32Array(tokens * dim);
       let at = 0;
+      let sinceYield = 0;
       for (const d of all) {
         data.set(d.data.subarray(0, d.rows * dim), at);
         at += d.rows * dim;
+        // Several queued updates make one batch of up to hundreds of MB: other requests run between
+        // its copies (one copy of all of it held this thread for 100+ ms).
+        if ((sinceYield += d.rows * dim) >= 1 << 20) {
+          sinceYield = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       }
       const doclens = Int32Array.from(all, (d) => d.rows);
       this.tracker.stage(name, "batching", "processing queued update batch");
