@@ -126,6 +126,32 @@ test("SIGTERM lets a request in flight finish, then exits 0", async () => {
   assert.ok(performance.now() - t < 20_000, "exits once the request is answered, not after keep-alive timeouts");
 });
 
+test("SIGTERM past --shutdown-timeout with an index write running: the index thread stops between two onnxruntime runs, exit 0, the index as before", { timeout: 120_000 }, async () => {
+  const dir = tempDir("shutdown-index-");
+  const serve = await startServe(["--index-dir", dir, "--shutdown-timeout", "1"]);
+  const post = (route: string, body: unknown) => fetch(serve.url + route, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  assert.equal((await post("/indices", { name: "s", config: {} })).status, 200);
+  // One update long enough to be running when the signal comes: k-means over 150 k embeddings.
+  const dim = 128;
+  const docs = Array.from({ length: 1500 }, (_, d) => {
+    const a = Float32Array.from({ length: 100 * dim }, (_, i) => Math.sin(d * 7.1 + i * 0.37));
+    return { embeddings_b64: Buffer.from(a.buffer).toString("base64"), shape: [100, dim] };
+  });
+  assert.equal((await post("/indices/s/update", { documents: docs, metadata: docs.map((_, i) => ({ i })) })).status, 202);
+  const running = async () => ((await (await fetch(serve.url + "/health")).json()) as { updates?: { status: string }[] }).updates?.some((u) => u.status === "running");
+  while (!(await running())) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await serve.stop("SIGTERM", 60_000), 0);
+  assert.match(serve.stderr(), /Requests still running after 1 s; exiting/);
+  assert.doesNotMatch(serve.stderr(), /terminate called|Napi::Error|Aborted/);
+  // Nothing half-written: the index restarts as declared and not built (NextPlaid answers 404 for
+  // it until its first update lands), and takes updates.
+  const again = await startServe(["--index-dir", dir]);
+  closers.push(() => again.stop());
+  assert.equal((await fetch(again.url + "/indices/s")).status, 404);
+  const few = await fetch(again.url + "/indices/s/update", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ documents: docs.slice(0, 5), metadata: docs.slice(0, 5).map((_, i) => ({ i })) }) });
+  assert.equal(few.status, 202);
+});
+
 /** MaxSim written out here, independent of the runtime's. */
 function maxSimOf(q: number[][], d: number[][]): number {
   return q.reduce((sum, qr) => sum + Math.max(...d.map((dr) => dr.reduce((s, v, i) => s + v * qr[i]!, 0))), 0);

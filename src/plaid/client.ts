@@ -25,7 +25,12 @@ export interface EngineStatus {
   threads: { index: string; state: "starting" | "idle" | "busy" | "restarting"; running_calls: number; oldest_call_ms: number; restarts: number; retraining: boolean; retrain_error?: string }[];
 }
 
-export type RemoteEngine = Asynced<Omit<IndexEngine, "close">> & { close(): Promise<void>; status(): EngineStatus };
+/**
+ * close(): lets each index thread finish its calls and close its indices (graceful, the default),
+ * or, with `graceful` false, stops them between two onnxruntime runs (a process exiting during
+ * one aborts): writes in progress are abandoned, committed state stays.
+ */
+export type RemoteEngine = Asynced<Omit<IndexEngine, "close">> & { close(graceful?: boolean): Promise<void>; status(): EngineStatus };
 
 export interface IndexEngineOptions {
   /** onnxruntime threads for each index's GEMMs (default: every core). */
@@ -419,10 +424,10 @@ export async function startIndexEngine(root: string, opts: IndexEngineOptions = 
       const status = list.some((t) => t.state === "restarting") ? "restarting" : [...threads.values()].some((t) => t.slow()) ? "busy" : "ready";
       return { status, threads: list };
     },
-    async close() {
-      if (closing) return;
+    async close(graceful = true) {
+      if (closing && graceful) return;
       closing = true;
-      await Promise.all([...threads.values()].map((t) => t.stop(true)));
+      await Promise.all([...threads.values()].map((t) => t.stop(graceful)));
       threads.clear();
     },
   };

@@ -139,7 +139,10 @@ Routes (NextPlaid's API):
     stopping = true;
     const deadline = setTimeout(() => {
       process.stderr.write(`Requests still running after ${flags.shutdownTimeout} s; exiting\n`);
-      process.exit(0);
+      // Index threads stop between two onnxruntime runs first (exiting during one aborts the
+      // process); an interrupted write leaves the index as it was before it.
+      const stopped = indexEngine?.close(false) ?? Promise.resolve();
+      void Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]).finally(() => process.exit(0));
     }, flags.shutdownTimeout * 1000);
     deadline.unref();
     inFlight.forEach(closeAfter);
