@@ -33,8 +33,8 @@ export function idArray(length: number, bound: number): Ids {
 }
 
 /** `ids` (each in [0, bound)) in the smallest Ids array that holds them (`ids` itself when 32 bits are needed). */
-export function compactIds(ids: Int32Array, bound: number): Ids {
-  return bound <= 0x10000 ? Uint16Array.from(ids) : ids;
+export function compactIds(ids: Ids, bound: number): Ids {
+  return bound <= 0x10000 && !(ids instanceof Uint16Array) ? Uint16Array.from(ids) : ids;
 }
 
 /** Bytes of one token's packed residual. */

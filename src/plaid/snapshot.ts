@@ -42,7 +42,7 @@ export interface Segment {
   residuals: ResidualReader;
 }
 
-export function makeSegment(id: string, doclens: Int32Array, fileCodes: Int32Array, residuals: ResidualReader): Segment {
+export function makeSegment(id: string, doclens: Int32Array, fileCodes: Ids, residuals: ResidualReader): Segment {
   const offsets = offsetsOf(doclens);
   if (offsets[doclens.length] !== fileCodes.length) throw new Error(`chunk ${id}: document lengths add up to ${offsets[doclens.length]} tokens, not ${fileCodes.length}`);
   let k = 0;

@@ -13,7 +13,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { packedBytes, type Codec } from "./codec.js";
+import { packedBytes, type Codec, type Ids } from "./codec.js";
 import { f16ToF32, f32ToF16 } from "../checkpoint/dtype.js";
 import type { Kernels } from "./kernels.js";
 import { NpyRows, NpyWriter, readNpy, writeNpyAsync } from "./npy.js";
@@ -153,10 +153,38 @@ function residualsOf(file: string, c: ChunkRef, bytes: number, resident: boolean
 /** Chunk `c` as a search segment: lengths and codes in memory, residuals on disk (see snapshot.ts). */
 export function loadSegment(dir: string, m: Manifest, c: ChunkRef, resident = false): Segment {
   const f = chunkFiles(dir, c);
-  const codes = readNpy(f.codes).data as Int32Array;
+  const codes = readCodes(f.codes, c, m.numPartitions);
   const doclens = readNpy(f.doclens).data as Int32Array;
-  if (codes.length !== c.tokens || doclens.length !== c.documents) throw new Error(`chunk ${c.id} does not match the manifest`);
+  if (doclens.length !== c.documents) throw new Error(`chunk ${c.id} does not match the manifest`);
   return makeSegment(c.id, doclens, codes, residualsOf(f.residuals, c, packedBytes(m.dim, m.nbits), resident));
+}
+
+/** Rows of codes read per slice when narrowing them to 16 bits. */
+const CODE_ROWS = 1 << 16;
+
+/**
+ * Chunk `c`'s codes (int32 on disk): straight into 16 bits, a slice at a time, when the codec's
+ * K allows (no whole int32 copy in memory on the way), else as they are.
+ */
+function readCodes(file: string, c: ChunkRef, k: number): Ids {
+  if (k > 0x10000) {
+    const codes = readNpy(file).data as Int32Array;
+    if (codes.length !== c.tokens) throw new Error(`chunk ${c.id} does not match the manifest`);
+    return codes;
+  }
+  const rows = new NpyRows(file);
+  try {
+    if (rows.rows !== c.tokens || rows.width !== 1 || rows.descr !== "<i4") throw new Error(`chunk ${c.id} does not match the manifest`);
+    const out = new Uint16Array(c.tokens);
+    for (let from = 0; from < c.tokens; from += CODE_ROWS) {
+      const part = rows.read(from, Math.min(c.tokens, from + CODE_ROWS)) as Int32Array;
+      for (let i = 0; i < part.length; i++) if (part[i]! < 0 || part[i]! >= k) throw new Error(`chunk ${c.id} holds centroid ${part[i]}, beyond the codec's ${k}`);
+      out.set(part, from);
+    }
+    return out;
+  } finally {
+    rows.close();
+  }
 }
 
 export function codecOf(dir: string, m: Manifest): Codec {
