@@ -7,21 +7,13 @@
  */
 import fs from "node:fs";
 import { removeOnInterrupt } from "../util/cleanup.js";
-import { tempPathFor, writeFileAtomic } from "../util/fs.js";
+import { tempPathFor } from "../util/fs.js";
 
 export type NpyArray = Float32Array | Int32Array | Uint8Array | Int64Array | Uint16Array;
 type Int64Array = BigInt64Array;
 
 /** A Uint16Array holds float16 bits (checkpoint/dtype.ts converts them): the only 2-byte type the index writes. */
 const DESCR: Record<string, string> = { Float32Array: "<f4", Int32Array: "<i4", Uint8Array: "|u1", BigInt64Array: "<i8", Uint16Array: "<f2" };
-
-export function encodeNpy(data: NpyArray, shape: number[]): Uint8Array {
-  const descr = DESCR[data.constructor.name];
-  if (!descr) throw new Error(`npy: unsupported array type ${data.constructor.name}`);
-  const head = npyHeader(descr, shape);
-  const body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.concat([head, body]);
-}
 
 function npyHeader(descr: string, shape: number[]): Buffer {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
@@ -98,11 +90,7 @@ export class NpyWriter {
 
 const BYTES_OF = { Float32Array: 4, Int32Array: 4, Uint8Array: 1, Uint16Array: 2 } as const;
 
-export function writeNpy(file: string, data: NpyArray, shape: number[]): void {
-  writeFileAtomic(file, encodeNpy(data, shape));
-}
-
-/** writeNpy off the calling thread (NpyWriter). */
+/** A whole array as a .npy file (temp file, fsync and rename off the calling thread: NpyWriter). */
 export async function writeNpyAsync(file: string, data: Float32Array | Int32Array | Uint8Array | Uint16Array, shape: number[]): Promise<void> {
   const w = new NpyWriter(file, data.constructor.name as NpyWriter["type"], shape);
   try {
