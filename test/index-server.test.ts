@@ -345,6 +345,14 @@ test("bodies over 1 MB are parsed off the event loop with the same answers: inde
   const bad = await post(JSON.stringify({ documents: [{ ...b64(docs[0]!), shape: [3, DIM] }], metadata: [{ pad }] }));
   const badSmall = await call("POST", "/indices/large/update", { documents: [{ ...b64(docs[0]!), shape: [3, DIM] }], metadata: [{}] });
   assert.deepEqual([bad.status, bad.json.message], [badSmall.status, badSmall.json.message]);
+  // A non-finite value in base64 (checked off the event loop for large bodies): the same 400 as small.
+  const nan = Float32Array.from(docs[1]!);
+  nan[2 * DIM + 5] = Number.NaN;
+  const nanLarge = await post(JSON.stringify({ documents: [b64(docs[0]!), b64(nan)], metadata: [{ pad }, {}] }));
+  const nanSmall = await call("POST", "/indices/large/update", { documents: [b64(docs[0]!), b64(nan)], metadata: [{}, {}] });
+  assert.equal(nanLarge.status, 400);
+  assert.match(nanLarge.json.message, /non-finite value at row 2, col 5/);
+  assert.deepEqual([nanLarge.status, nanLarge.json.message], [nanSmall.status, nanSmall.json.message]);
   // Base64 and JSON-row documents in one large body index as the same documents sent small.
   const body = JSON.stringify({ documents: docs.map((d, i) => (i % 2 ? b64(d) : { embeddings: rows(d) })), metadata: docs.map((_, i) => ({ i, pad: i === 0 ? pad : "" })) });
   assert.ok(body.length > 1 << 20);

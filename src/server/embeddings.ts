@@ -26,7 +26,11 @@ export function fromRows(v: unknown, label: string): Embedding {
   return { rows: v.length, dim, data };
 }
 
-/** base64 of little-endian f32 + [rows, dim] → Embedding (already decoded when a large body was parsed off the event loop: body-parser.ts). */
+/**
+ * base64 of little-endian f32 + [rows, dim] → Embedding. A Float32Array instead of text was decoded
+ * and checked finite off the event loop by the body parser (body-worker.ts; JSON itself never
+ * yields one), so only its size is checked here.
+ */
 export function fromBase64(b64: unknown, shape: unknown, label: string): Embedding {
   if (typeof b64 !== "string" && !(b64 instanceof Float32Array)) throw badRequest(`${label} embeddings_b64 must be a base64 string`);
   if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((n) => Number.isInteger(n) && n >= 0)) throw badRequest(`${label} shape must be [rows, dim]`);
@@ -35,12 +39,9 @@ export function fromBase64(b64: unknown, shape: unknown, label: string): Embeddi
   if (dim === 0) throw badRequest(`Zero dimension ${label} embeddings`);
   const decoded = typeof b64 === "string" ? Buffer.from(b64, "base64") : b64;
   if (decoded.byteLength !== rows * dim * 4) throw badRequest(`${label} embeddings_b64 holds ${decoded.byteLength} bytes; shape [${rows}, ${dim}] needs ${rows * dim * 4}`);
-  let data: Float32Array;
-  if (decoded instanceof Float32Array) data = decoded;
-  else {
-    data = new Float32Array(rows * dim);
-    new Uint8Array(data.buffer).set(decoded);
-  }
+  if (decoded instanceof Float32Array) return { rows, dim, data: decoded };
+  const data = new Float32Array(rows * dim);
+  new Uint8Array(data.buffer).set(decoded);
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i]!)) throw badRequest(`${label} embedding contains non-finite value at row ${Math.floor(i / dim)}, col ${i % dim}`);
   }
