@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { PlaidEngine } from "../src/plaid/engine.js";
+import { MetadataDb } from "../src/plaid/metadata.js";
 import { readNpy } from "../src/plaid/npy.js";
 import { IndexError, type SearchRequest } from "../src/plaid/types.js";
 import { flatten, syntheticCorpus } from "./helpers/synthetic.js";
@@ -170,6 +171,36 @@ test("max_documents evicts the oldest documents; a dimension change is refused",
   await assert.rejects(engine.add("m", { data: new Float32Array(8), doclens: Int32Array.from([1]) }, 8, [{}]), (e: unknown) => e instanceof IndexError && e.code === "DIMENSION_MISMATCH");
   await assert.rejects(engine.add("m", docsOf(corpus.docs.slice(0, 1)), DIM, [{ "bad name": 1 }]), /Invalid column name/);
   assert.equal(engine.info("m").num_documents, 30, "a refused update changes nothing");
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test("the files a commit replaced are removed only once the commit is synced to disk (a power loss cannot bring back a state whose files are gone)", async () => {
+  const root = tmpdir();
+  const engine = await PlaidEngine.create(root, 2);
+  engine.declare("d", { start_from_scratch: 10 });
+  await addDocs(engine, "d", 0, 40);
+  const dir = path.join(root, "d");
+  const chunkFiles = () => fs.readdirSync(dir).filter((f) => f.startsWith("chunk.")).sort();
+  const before = chunkFiles();
+  // Each sync sees what is on disk when it starts; the replaced chunk files must still be there.
+  const seen: string[][] = [];
+  const durable = MetadataDb.prototype.durable;
+  MetadataDb.prototype.durable = async function (this: MetadataDb) {
+    seen.push(chunkFiles());
+    await new Promise((r) => setTimeout(r, 50));
+    return durable.call(this);
+  };
+  try {
+    assert.equal(await engine.deleteWhere("d", "doc < ?", [5]), 5);
+  } finally {
+    MetadataDb.prototype.durable = durable;
+  }
+  assert.equal(seen.length, 1, "the delete's commit was synced");
+  for (const f of before) assert.ok(seen[0]!.includes(f), `${f} was still on disk while the commit was synced`);
+  const after = chunkFiles();
+  assert.ok(before.some((f) => !after.includes(f)), "the replaced chunk files are gone once it was");
+  assert.equal(engine.info("d").num_documents, 35);
   await engine.close();
   fs.rmSync(root, { recursive: true, force: true });
 });

@@ -111,3 +111,22 @@ test("a sweep leaves the temp files of writes in progress (they yield while thei
   assert.deepEqual(Array.from(readNpy(path.join(dir, "chunk.aaaaaaaaaaaa.codes.npy")).data as Int32Array), [1, 2, 3, 4]);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("a chunk whose codes name a centroid the codec does not have is refused on load with a one-line error", async () => {
+  const dir = tmp();
+  const docs = memoryDocs(slice(0, 20), DIM);
+  const trained = await train(kernels, docs, { nbits: 4, seed: 2 });
+  const centroidsT = transpose(trained.codec.centroids, trained.codec.k, DIM);
+  const chunks = await writeDocs(dir, trained.codec, { doclens: docs.doclens, slices: (a, b) => encodedSlices(kernels, trained.codec, centroidsT, docs, a, b, true) }, 100);
+  const m = await manifestOf(trained.codec, trained.clusterThreshold, await writeCentroids(dir, trained.codec), chunks, { documents: 20, embeddings: 0 });
+  loadSnapshot(dir, m).segments.forEach((s) => s.residuals.close()); // intact: loads
+  const file = path.join(dir, `chunk.${chunks[0]!.id}.codes.npy`);
+  const bytes = fs.readFileSync(file);
+  const at = bytes.length - 4 * (chunks[0]!.tokens - 3); // the fourth token's code (int32 little-endian, data last)
+  for (const bad of [trained.codec.k, -1]) {
+    bytes.writeInt32LE(bad, at);
+    fs.writeFileSync(file, bytes);
+    assert.throws(() => loadSnapshot(dir, m), new RegExp(`^Error: chunk ${chunks[0]!.id} holds centroid ${bad}, beyond the codec's ${trained.codec.k}$`));
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});

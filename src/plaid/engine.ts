@@ -166,9 +166,18 @@ export class PlaidEngine implements IndexEngine {
     const ix: OpenIndex = { name, dir, config: withDefaults(stored), lock: Promise.resolve() };
     if (fs.existsSync(path.join(dir, "metadata.db"))) {
       ix.db = new MetadataDb(path.join(dir, "metadata.db"), ftsTokenizer(ix.config.fts_tokenizer));
-      ix.manifest = readManifest(ix.db);
-      sweep(dir, ix.manifest);
-      if (ix.manifest) ix.snap = loadSnapshot(dir, ix.manifest, undefined, { resident: this.resident });
+      try {
+        ix.manifest = readManifest(ix.db);
+        // The state read may be a commit of a killed process not yet on disk: sync it before
+        // removing what it replaced (a power loss must not bring back a state whose files are gone).
+        ix.db.durableSync();
+        sweep(dir, ix.manifest);
+        if (ix.manifest) ix.snap = loadSnapshot(dir, ix.manifest, undefined, { resident: this.resident });
+      } catch (e) {
+        // Not opened: the next call tries again (and says the same), without a handle left behind.
+        ix.db.close();
+        throw new Error(`index '${name}' cannot be loaded: ${(e as Error).message}`);
+      }
     }
     this.open.set(name, ix);
     // A retrain that was due when the process stopped (killed while it ran, say) resumes now rather
@@ -372,7 +381,7 @@ export class PlaidEngine implements IndexEngine {
         if (e instanceof MetadataError) throw new IndexError("BAD_REQUEST", e.message);
         throw e;
       }
-      this.swap(ix, snap, manifest);
+      await this.swap(ix, snap, manifest);
       // Oldest documents go first when the index is over its limit.
       const max = ix.config.max_documents;
       if (max !== null && numDocs(snap) > max) await this.removeIds(ix, Int32Array.from({ length: numDocs(snap) - max }, (_, i) => i));
@@ -387,16 +396,26 @@ export class PlaidEngine implements IndexEngine {
     return { doclens: docs.doclens, slices: (from, to) => encodedSlices(this.kernels, trained.codec, centroidsT, docs, from, to, withRaw) };
   }
 
-  /** Makes `snap` (committed as `manifest`) the index's state; the files of replaced segments close once no search reads them. */
-  private swap(ix: OpenIndex, snap: PlaidSnapshot, manifest: Manifest): void {
+  /**
+   * Makes `snap` (committed as `manifest`) the index's state; the files of replaced segments close
+   * once no search reads them, and are removed once the commit is durable (synced: a power loss
+   * must not roll the database back to a state whose files are gone).
+   */
+  private async swap(ix: OpenIndex, snap: PlaidSnapshot, manifest: Manifest): Promise<void> {
     const old = ix.snap;
     ix.snap = snap;
     ix.manifest = manifest;
     this.retire(old, snap);
-    this.sweep(ix);
+    try {
+      await ix.db!.durable();
+    } catch {
+      return; // not known durable: the replaced files stay until a later sweep
+    }
+    // A newer commit meanwhile sweeps for itself once it is durable.
+    if (ix.manifest === manifest) this.sweep(ix);
   }
 
-  /** Removes files no manifest names (but those a background retrain reads or writes). */
+  /** Removes files no manifest names (but those a background retrain reads or writes); the manifest must be durable (see swap). */
   private sweep(ix: OpenIndex): void {
     sweep(ix.dir, ix.manifest, ix.job?.inUse);
   }
@@ -500,7 +519,7 @@ export class PlaidEngine implements IndexEngine {
         this.retire(snap, old);
         throw e;
       }
-      this.swap(ix, snap, manifest);
+      await this.swap(ix, snap, manifest);
       this.writeInfo(ix);
     });
   }
@@ -605,7 +624,7 @@ export class PlaidEngine implements IndexEngine {
       this.sweep(ix);
       throw e;
     }
-    this.swap(ix, snap, manifest);
+    await this.swap(ix, snap, manifest);
     this.writeInfo(ix);
     return ids.length;
   }

@@ -5,6 +5,7 @@
  * (METADATA_FTS, external content METADATA_FTS_TEXT, bm25), and — ours — the PLAID manifest in
  * `_PLAID_`, so that a vector update and its metadata commit in one SQLite transaction.
  */
+import fs from "node:fs";
 import { openSqlite, type SqlDatabase } from "./sqlite.js";
 import { RE2JS } from "re2js";
 import { FilterError, validateFilter } from "./filter.js";
@@ -58,9 +59,14 @@ export class MetadataDb {
   readonly db: SqlDatabase;
   private regexCache = new Map<string, RE2JS>();
 
-  constructor(file: string, readonly tokenizer: FtsTokenizer = "unicode61") {
+  constructor(
+    private readonly file: string,
+    readonly tokenizer: FtsTokenizer = "unicode61",
+  ) {
     this.db = openSqlite(file);
     this.db.exec("PRAGMA journal_mode = WAL");
+    // Commits are durable against a killed process at once, against a power loss once the WAL is
+    // synced (durable(): the engine syncs it before removing the files a commit replaced).
     this.db.exec("PRAGMA synchronous = NORMAL");
     this.db.exec("PRAGMA busy_timeout = 5000");
     this.db.function("regexp", (pattern: unknown, text: unknown) => {
@@ -99,6 +105,42 @@ export class MetadataDb {
 
   close(): void {
     this.db.close();
+  }
+
+  /**
+   * Makes every commit so far survive a power loss: syncs the write-ahead log (SQLite syncs it
+   * itself only before a checkpoint, under synchronous = NORMAL), on libuv's pool rather than the
+   * caller's thread. SQLite holds no POSIX lock on the log, so opening it here releases none.
+   */
+  async durable(): Promise<void> {
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(`${this.file}-wal`, "r");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return; // checkpointed and removed: in the database file, synced
+      throw e;
+    }
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** durable(), blocking (when an index is opened). */
+  durableSync(): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(`${this.file}-wal`, "r");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw e;
+    }
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   transaction<T>(fn: () => T): T {
