@@ -1,13 +1,13 @@
 /**
  * Search latency on an index that already exists (e.g. one bench/scale.ts built with --keep), in
  * this process through the library: the corpus's queries (regenerated from the same seed), each
- * searched twice (the first pass warms the page cache), the second timed; then p50 / p99, and the
+ * searched once to warm the page cache, then --repeat times (default 1) timed; then p50 / p99, and the
  * memory the index holds once loaded (RSS after minus before opening it, per embedding: residuals
  * stay on disk, so this is what grows with the corpus) and what searching it adds (working buffers).
  * Run it from two worktrees to compare two versions on one index; run node with --expose-gc for
  * steadier RSS figures.
  *
- *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096]
+ *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096] [--repeat 1]
  */
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream } from "../test/helpers/synthetic.js";
@@ -23,6 +23,7 @@ const dim = opt("--dim", 128);
 const words = opt("--words", 0);
 const corpus = { docs: opt("--docs", 10_000), tokens: opt("--tokens", 100), dim, queries: opt("--queries", 100), queryTokens: 32, seed: 17, words: words || undefined };
 const params = { topK: 10, nIvfProbe: opt("--probe", 8), nFullScores: opt("--full", 4096) };
+const repeat = opt("--repeat", 1);
 
 const stream = syntheticStream(corpus);
 let r = stream.next();
@@ -37,11 +38,11 @@ const rssEngine = rss();
 const info = engine.info(name);
 const rssLoaded = rss();
 const times: number[] = [];
-for (let pass = 0; pass < 2; pass++) {
+for (let pass = 0; pass <= repeat; pass++) {
   for (const q of queries) {
     const t = performance.now();
     await engine.search(name, { queries: [{ data: q, dim }], params, alpha: 0.75, fusion: "relative_score", filterParameters: [] });
-    if (pass === 1) times.push(performance.now() - t);
+    if (pass > 0) times.push(performance.now() - t);
   }
 }
 const rssSearched = rss();

@@ -12,7 +12,7 @@ import { Rng } from "../src/plaid/rng.js";
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
 import { Kernels, normalizeRows, transpose, transposeAppended } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
-import { bestOf, buildInMemory as build, encodeTokens, memoryDocs, reassignToAdded, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
+import { bestOf, buildInMemory as build, topCentroids, encodeTokens, memoryDocs, reassignToAdded, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
 import { documentTokens, makeSegment, memoryResiduals, numDocs, offsetsOf } from "../src/plaid/snapshot.js";
 import { buildIvf, distinctCodes, ivfList } from "../src/plaid/ivf.js";
 import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
@@ -77,9 +77,30 @@ test("retrains follow what a bulk build would train on: the index's growth while
   assert.equal(retrainDue(at(2_000), at(1_000), 128, 1.25), false);
 });
 
+test("probed centroids: each query token's p best (ties to the lower centroid), among the allowed ones", () => {
+  const rng = new Rng(9);
+  for (const [nq, k, p, ties] of [[1, 10, 3, false], [7, 500, 8, false], [32, 300, 8, true], [3, 5, 9, false]] as const) {
+    // Scores on a coarse grid when ties are wanted.
+    const s = Float32Array.from({ length: nq * k }, () => (ties ? rng.below(20) / 10 : rng.below(2_000_001) / 1e6 - 1));
+    const allowed = Uint8Array.from({ length: k }, (_, c) => (c % 5 === 2 ? 0 : 1));
+    for (const only of [undefined, allowed]) {
+      const got = new Set<number>();
+      topCentroids(transpose(s, nq, k), nq, k, p, only, got);
+      const want = new Set<number>();
+      for (let q = 0; q < nq; q++) {
+        const ids = Array.from({ length: k }, (_, c) => c).filter((c) => !only || only[c]);
+        ids.sort((a, b) => s[q * k + b]! - s[q * k + a]! || a - b);
+        for (const c of ids.slice(0, p)) want.add(c);
+      }
+      assert.deepEqual([...got].sort((a, b) => a - b), [...want].sort((a, b) => a - b), `nq ${nq}, k ${k}, p ${p}`);
+    }
+  }
+});
+
 test("approximate scores: the WebAssembly kernel equals the JavaScript loop bit for bit (any query length, batches, empty documents)", () => {
   const rng = new Rng(5);
-  for (const [nq, k, batch] of [[1, 7, 1 << 20], [5, 300, 50], [32, 1000, 1 << 20], [33, 64, 7]] as const) {
+  // Every width with maxima in locals (1–8 groups of 4 lanes, partial last groups), and the loop beyond.
+  for (const [nq, k, batch] of [[1, 7, 1 << 20], [5, 300, 50], [12, 90, 1 << 20], [14, 64, 33], [17, 500, 1 << 20], [23, 40, 9], [28, 300, 1 << 20], [32, 1000, 1 << 20], [33, 64, 7], [64, 200, 1 << 20]] as const) {
     const s = Float32Array.from({ length: nq * k }, () => rng.below(2_000_001) / 1e6 - 1);
     const docs = Array.from({ length: 200 }, (_, i) => (i % 37 === 3 ? new Int32Array(0) : Int32Array.from(new Set(Array.from({ length: 1 + rng.below(60) }, () => rng.below(k))))));
     const scorer = new ApproxScorer(batch);
@@ -93,7 +114,8 @@ test("approximate scores: the WebAssembly kernel equals the JavaScript loop bit 
       return { codes, offsets };
     });
     const order = Array.from(docs.keys()).reverse();
-    const got = scorer.score(s, nq, k, lists, Int32Array.from(order, (i) => i % 2), Int32Array.from(order, (i) => i >> 1), docs.length);
+    const st = transpose(s, nq, k);
+    const got = scorer.score(st, nq, k, lists, Int32Array.from(order, (i) => i % 2), Int32Array.from(order, (i) => i >> 1), docs.length);
     const want = docs.map((codes) => {
       let sum = 0;
       for (let q = 0; q < nq; q++) {
@@ -105,7 +127,7 @@ test("approximate scores: the WebAssembly kernel equals the JavaScript loop bit 
     });
     assert.deepEqual(Array.from(got), order.map((i) => want[i]), `nq ${nq}, k ${k}, batches of ${batch} codes`);
     // Reused: a second query on the same scorer (memory already grown) is as right.
-    const again = scorer.score(s, nq, k, lists, Int32Array.of(1, 0), Int32Array.of(0, 0), 2);
+    const again = scorer.score(st, nq, k, lists, Int32Array.of(1, 0), Int32Array.of(0, 0), 2);
     assert.deepEqual(Array.from(again), [want[1], want[0]]);
   }
 });

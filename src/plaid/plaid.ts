@@ -453,27 +453,38 @@ export interface Hits {
   scores: number[];
 }
 
-/** Indices of the `p` largest values of row `row` of `s` ([rows, k]) among `allowed` (all when absent). */
-function topCentroids(s: Float32Array, row: number, k: number, p: number, allowed: Uint8Array | undefined, out: Set<number>): void {
-  const base = row * k;
+/**
+ * For each query token, the `p` centroids with the largest scores among `allowed` (all when
+ * absent), added to `out`. `st` is [k, nq] (centroid × query token): one pass over it in memory
+ * order, each token's best kept sorted (ties: the lower centroid, as a scan of its row would).
+ */
+export function topCentroids(st: Float32Array, nq: number, k: number, p: number, allowed: Uint8Array | undefined, out: Set<number>): void {
   if (p <= 0) return;
-  const bestIdx = new Int32Array(p).fill(-1);
-  const bestVal = new Float32Array(p).fill(-Infinity);
-  let filled = 0;
+  const bestIdx = new Int32Array(nq * p).fill(-1);
+  const bestVal = new Float32Array(nq * p).fill(-Infinity);
+  const filled = new Int32Array(nq);
+  // The p-th best so far per token (−∞ until p are held): most scores stop at this comparison.
+  const floor = new Float32Array(nq).fill(-Infinity);
   for (let c = 0; c < k; c++) {
     if (allowed && !allowed[c]) continue;
-    const v = s[base + c]!;
-    if (filled === p && !(v > bestVal[p - 1]!)) continue;
-    let i = filled < p ? filled++ : p - 1;
-    while (i > 0 && bestVal[i - 1]! < v) {
-      bestVal[i] = bestVal[i - 1]!;
-      bestIdx[i] = bestIdx[i - 1]!;
-      i--;
+    const row = c * nq;
+    for (let q = 0; q < nq; q++) {
+      const v = st[row + q]!;
+      const full = filled[q] === p;
+      if (full && !(v > floor[q]!)) continue;
+      const base = q * p;
+      let i = full ? p - 1 : filled[q]!++;
+      while (i > 0 && bestVal[base + i - 1]! < v) {
+        bestVal[base + i] = bestVal[base + i - 1]!;
+        bestIdx[base + i] = bestIdx[base + i - 1]!;
+        i--;
+      }
+      bestVal[base + i] = v;
+      bestIdx[base + i] = c;
+      if (filled[q] === p) floor[q] = bestVal[base + p - 1]!;
     }
-    bestVal[i] = v;
-    bestIdx[i] = c;
   }
-  for (let i = 0; i < filled; i++) out.add(bestIdx[i]!);
+  for (let q = 0; q < nq; q++) for (let i = 0; i < filled[q]!; i++) out.add(bestIdx[q * p + i]!);
 }
 
 /**
@@ -526,7 +537,8 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
   const { dim, k } = codec;
   const n = snap.numDocs;
   if (n === 0 || nq === 0 || params.topK <= 0) return { ids: [], scores: [] };
-  const s = await kernels.matmul(query, nq, dim, snap.centroidsT, k);
+  // Centroid × query-token scores, [k, nq]: the layout the approximate scores read (a row per code).
+  const st = await kernels.matmul(codec.centroids, k, dim, transpose(query, nq, dim), nq);
 
   // Subsets restrict the probe to the centroids their documents use, probing proportionally more.
   let allowed: Uint8Array | undefined;
@@ -556,12 +568,12 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
     probe = Math.min(Math.max(Math.floor((params.nIvfProbe * n) / members), params.nIvfProbe), eligible);
   }
   const probed = new Set<number>();
-  for (let q = 0; q < nq; q++) topCentroids(s, q, k, probe, allowed, probed);
+  topCentroids(st, nq, k, probe, allowed, probed);
   if (params.centroidScoreThreshold !== undefined) {
     const thr = params.centroidScoreThreshold;
     for (const c of [...probed]) {
       let best = -Infinity;
-      for (let q = 0; q < nq; q++) best = Math.max(best, s[q * k + c]!);
+      for (let q = 0; q < nq; q++) best = Math.max(best, st[c * nq + q]!);
       if (!(best >= thr)) probed.delete(c);
     }
   }
@@ -592,7 +604,7 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
       local[count++] = l;
     }
   });
-  const approx = (scorer ??= new ApproxScorer()).score(s, nq, k, segments.map((g) => g.docCodes), list, local, count);
+  const approx = (scorer ??= new ApproxScorer()).score(st, nq, k, segments.map((g) => g.docCodes), list, local, count);
   const best = new Float32Array(nq);
   const nFull = Math.min(params.nFullScores, count);
   const nDecompress = Math.min(Math.max(Math.floor(params.nFullScores / 4), params.topK), nFull);
