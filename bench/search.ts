@@ -9,6 +9,7 @@
  *
  *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096] [--repeat 1]
  */
+import { createHash } from "node:crypto";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
@@ -38,11 +39,14 @@ const rssEngine = rss();
 const info = engine.info(name);
 const rssLoaded = rss();
 const times: number[] = [];
+// What the searches answered, as one digest: two versions that should agree print the same one.
+const answers = createHash("sha256");
 for (let pass = 0; pass <= repeat; pass++) {
   for (const q of queries) {
     const t = performance.now();
-    await engine.search(name, { queries: [{ data: q, dim }], params, alpha: 0.75, fusion: "relative_score", filterParameters: [] });
+    const [r] = await engine.search(name, { queries: [{ data: q, dim }], params, alpha: 0.75, fusion: "relative_score", filterParameters: [] });
     if (pass > 0) times.push(performance.now() - t);
+    else answers.update(JSON.stringify([r!.document_ids, r!.scores]));
   }
 }
 const rssSearched = rss();
@@ -53,5 +57,5 @@ console.log(
   `${info.num_documents} documents, ${info.num_embeddings} embeddings, K ${info.num_partitions}; n_ivf_probe ${params.nIvfProbe}, n_full_scores ${params.nFullScores}: ` +
     `search p50 ${times[Math.floor(times.length / 2)]!.toFixed(1)} / p99 ${times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!.toFixed(1)} ms (${times.length} queries); ` +
     `RSS: the loaded index ${((rssLoaded - rssEngine) / 2 ** 20).toFixed(0)} MB = ${((rssLoaded - rssEngine) / info.num_embeddings).toFixed(1)} B/embedding, ` +
-    `+${((rssSearched - rssLoaded) / 2 ** 20).toFixed(0)} MB once searched (working buffers, page-ins), engine alone ${(rssEngine / 2 ** 20).toFixed(0)} MB`,
+    `+${((rssSearched - rssLoaded) / 2 ** 20).toFixed(0)} MB once searched (working buffers, page-ins), engine alone ${(rssEngine / 2 ** 20).toFixed(0)} MB; answers ${answers.digest("hex").slice(0, 12)}`,
 );

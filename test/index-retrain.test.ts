@@ -89,7 +89,9 @@ test("a retrain runs in the background: updates, deletes and searches go on mean
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
   let paused = false;
-  const engine = await PlaidEngine.create(root, 2, undefined, { retrainPause: () => ((paused = true), held) });
+  // Catching up with what was written while it ran: all of it outside the write lock (the knob at 0).
+  const locked: number[] = [];
+  const engine = await PlaidEngine.create(root, 2, undefined, { retrainPause: () => ((paused = true), held), retrainLockedTokens: 0, onRetrainLocked: (t) => locked.push(t) });
   engine.declare("r", { start_from_scratch: 100 });
   await engine.add("r", slice(0, 150), DIM, meta(0, 150));
   await engine.add("r", slice(150, 800), DIM, meta(150, 800)); // grown past 1.25×: a retrain starts
@@ -111,9 +113,12 @@ test("a retrain runs in the background: updates, deletes and searches go on mean
   assert.equal(engine.info("r").num_documents, 980);
   assert.equal(engine.background("r").retraining, true, "still retraining");
   assert.equal(engine.info("r").num_partitions >= k, true, "the old codec (grown by outlier centroids) until the retrain commits");
+  const written = manifest.chunks.filter((c) => !whilePaused.has(c.id)).reduce((a, c) => a + c.tokens, 0);
+  assert.ok(written > 0, "writes during the retrain made chunks for it to catch up with");
   release();
   await engine.settle("r");
   assert.equal(engine.background("r").error, undefined);
+  assert.equal(locked[0], 0, `the retrain caught up with ${written} tokens before taking the write lock`);
   const info = engine.info("r");
   assert.equal(info.num_documents, 980);
   assert.notEqual(info.num_partitions, k, "retrained");
