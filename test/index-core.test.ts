@@ -12,7 +12,7 @@ import { Rng } from "../src/plaid/rng.js";
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
 import { Kernels, normalizeRows, transpose, transposeAppended } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
-import { bestOf, buildInMemory as build, topCentroids, encodeTokens, memoryDocs, reassignToAdded, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
+import { bestOf, buildInMemory as build, exactBlock, planBlocks, topCentroids, encodeTokens, memoryDocs, reassignToAdded, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
 import { documentTokens, makeSegment, memoryResiduals, numDocs, offsetsOf } from "../src/plaid/snapshot.js";
 import { buildIvf, distinctCodes, ivfList } from "../src/plaid/ivf.js";
 import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
@@ -326,6 +326,56 @@ test("search: recall@10 against brute-force MaxSim, and exact scores when every 
     const dec = new Float32Array(codes.length * c.dim);
     decompress(snap.codec, snap.lut, codes, packed, codes.length, dec);
     assert.ok(Math.abs(all.scores[rank]! - maxSim(q, dec, c.dim)) < 1e-3, `doc ${id}`);
+  }
+});
+
+test("exact-scoring blocks: sorted by length, within the row and document limits once padded (a longer document alone), covering every document once", () => {
+  const rng = new Rng(9);
+  const lens = Int32Array.from({ length: 300 }, (_, i) => (i % 37 === 0 ? 0 : i % 53 === 0 ? 200 + (i % 7) : 1 + rng.below(60)));
+  const limits = { rows: 128, docs: 5 };
+  const { order, blocks } = planBlocks(lens, limits);
+  assert.deepEqual(Array.from(order).sort((a, b) => a - b), Array.from(lens.keys()));
+  for (let i = 1; i < order.length; i++) assert.ok(lens[order[i - 1]!]! < lens[order[i]!]! || (lens[order[i - 1]!] === lens[order[i]!] && order[i - 1]! < order[i]!));
+  let next = 0;
+  for (const { from, to, width } of blocks) {
+    assert.equal(from, next);
+    next = to;
+    assert.ok(to > from && to - from <= limits.docs);
+    assert.equal(width, Math.max(1, lens[order[to - 1]!]!));
+    if (to - from > 1) assert.ok((to - from) * width <= limits.rows, `block [${from}, ${to}) of width ${width}`);
+    // Greedy: the next document would break a limit.
+    if (to < order.length) assert.ok(to - from === limits.docs || (to + 1 - from) * lens[order[to]!]! > limits.rows);
+  }
+  assert.equal(next, lens.length);
+  assert.ok(blocks.some((b) => b.to - b.from === 1 && b.width > limits.rows), "a document longer than a block is one of its own");
+});
+
+test("search: exact scores are the same whatever the blocks (tiny blocks, documents of every length, one longer than a block)", async () => {
+  const c = syntheticCorpus({ docs: 160, tokens: 40, queries: 6, queryTokens: 12, seed: 31 });
+  // Documents cut to lengths from 1 to their whole 40+ tokens, two of them joined past a block's rows.
+  const docs = c.docs.map((d, i) => d.subarray(0, Math.max(1, (i * 7) % (d.length / c.dim)) * c.dim));
+  docs[5] = Float32Array.from([...c.docs[5]!, ...c.docs[6]!, ...c.docs[7]!]);
+  const snap = await build(kernels, memoryDocs(corpusDocs(docs, c.dim), c.dim), { nbits: 4, seed: 8 });
+  const params = { topK: 160, nIvfProbe: snap.codec.k, nFullScores: 4 * 160 };
+  const saved = { ...exactBlock };
+  try {
+    // Negated queries too: their best scores are negative, where a padding row scoring 0 would win.
+    for (const q of [...c.queries, ...c.queries.map((x) => x.map((v) => -v))]) {
+      Object.assign(exactBlock, saved);
+      const whole = await search(kernels, snap, q, q.length / c.dim, params);
+      Object.assign(exactBlock, { rows: 64, docs: 3 });
+      const tiny = await search(kernels, snap, q, q.length / c.dim, params);
+      assert.deepEqual(tiny, whole);
+      assert.equal(whole.ids.length, 160);
+      for (const [rank, id] of whole.ids.entries()) {
+        const { codes, packed } = documentTokens(snap, id);
+        const dec = new Float32Array(codes.length * c.dim);
+        decompress(snap.codec, snap.lut, codes, packed, codes.length, dec);
+        assert.ok(Math.abs(whole.scores[rank]! - maxSim(q, dec, c.dim)) < 1e-3, `doc ${id}`);
+      }
+    }
+  } finally {
+    Object.assign(exactBlock, saved);
   }
 });
 

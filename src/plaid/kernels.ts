@@ -29,6 +29,25 @@ function assignGraph(): Uint8Array {
   return encodeModel(g.toModel("nearest_centroid", VERSION));
 }
 
+/**
+ * MaxSim of padded documents: emb [n, l, d] (n documents of up to l tokens) × the query transposed
+ * [d, q], each token's scores times its `scale` ([n, l, 1]: 1/‖token‖, decompressed rows are not
+ * normalised) plus its `mask` ([n, l, 1]: 0, or −∞ on padding rows), then the max over l: [n, q].
+ * The big [n·l, q] product stays inside onnxruntime (its arena is reused across runs); only the
+ * small [n, q] maxima come back (a fresh multi-megabyte output per search costs ~15 µs a page in
+ * faults on this kind of VM).
+ */
+function maxSimGraph(): Uint8Array {
+  const g = new GraphBuilder();
+  const emb = g.input("emb", DataType.FLOAT, ["n", "l", "d"]);
+  const qt = g.input("qt", DataType.FLOAT, ["d", "q"]);
+  const scale = g.input("scale", DataType.FLOAT, ["n", "l", 1]);
+  const mask = g.input("mask", DataType.FLOAT, ["n", "l", 1]);
+  const scores = g.add(g.mul(g.matmul(emb, qt), scale), mask);
+  g.output(g.op("ReduceMax", [scores], { axes: { kind: "ints", value: [1] }, keepdims: { kind: "int", value: 0 } }), "best", DataType.FLOAT, ["n", "q"]);
+  return encodeModel(g.toModel("max_sim", VERSION));
+}
+
 function matmulGraph(): Uint8Array {
   const g = new GraphBuilder();
   const a = g.input("a", DataType.FLOAT, ["m", "k"]);
@@ -98,6 +117,7 @@ export class Kernels {
   private constructor(
     private readonly assignSession: ort.InferenceSession,
     private readonly matmulSession: ort.InferenceSession,
+    private readonly maxSimSession: ort.InferenceSession,
     private readonly gate: Pick<KernelGate, "run" | "check">,
     private readonly foregroundWaitMs: number,
   ) {}
@@ -105,8 +125,8 @@ export class Kernels {
   static async create(threads = Math.max(1, os.availableParallelism()), gate?: KernelGate, foregroundWaitMs = FOREGROUND_WAIT_MS): Promise<Kernels> {
     const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" };
     ort.env.logLevel = "fatal";
-    const [a, m] = await Promise.all([ort.InferenceSession.create(assignGraph(), opts), ort.InferenceSession.create(matmulGraph(), opts)]);
-    return new Kernels(a, m, gate ?? ungated, foregroundWaitMs);
+    const [a, m, x] = await Promise.all([assignGraph(), matmulGraph(), maxSimGraph()].map((graph) => ort.InferenceSession.create(graph, opts)));
+    return new Kernels(a!, m!, x!, gate ?? ungated, foregroundWaitMs);
   }
 
   /**
@@ -168,13 +188,31 @@ export class Kernels {
     return out["c"]!.data as Float32Array;
   }
 
+  /**
+   * For `n` documents padded to `l` tokens (`emb` [n, l, d]; `scale` and `mask` [n, l], see
+   * maxSimGraph), each document's best scaled score per query token given the query transposed
+   * (`queryT`, [d, q]): [n, q], −∞ where a document has no token.
+   */
+  async maxSim(emb: Float32Array, n: number, l: number, d: number, queryT: Float32Array, q: number, scale: Float32Array, mask: Float32Array): Promise<Float32Array> {
+    if (n === 0 || q === 0) return new Float32Array(n * q);
+    const out = await this.gate.run(() =>
+      this.maxSimSession.run({
+        emb: new ort.Tensor("float32", emb.subarray(0, n * l * d), [n, l, d]),
+        qt: new ort.Tensor("float32", queryT.subarray(0, d * q), [d, q]),
+        scale: new ort.Tensor("float32", scale.subarray(0, n * l), [n, l, 1]),
+        mask: new ort.Tensor("float32", mask.subarray(0, n * l), [n, l, 1]),
+      }),
+    );
+    return out["best"]!.data as Float32Array;
+  }
+
   /** Throws when the thread's owner is stopping it (see KernelGate): called before a write commits. */
   checkStop(): void {
     this.gate.check();
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.assignSession.release(), this.matmulSession.release()]);
+    await Promise.all([this.assignSession.release(), this.matmulSession.release(), this.maxSimSession.release()]);
   }
 }
 

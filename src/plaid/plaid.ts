@@ -118,14 +118,45 @@ let unpacker: Unpacker | undefined;
 /** Residuals read from disk land here (read and decompressed with no await in between: one buffer serves every search). */
 let readBuffer = new Uint8Array(1 << 20);
 
-/** Reusable buffers for the decompressed candidates (see search). */
+/**
+ * Exact scoring's blocks (see planBlocks): at most `rows` token rows once padded (8 MiB of
+ * decompressed vectors at dim 128) and `docs` documents (the [docs, nq] maxima stay small),
+ * whatever n_full_scores asks; a document longer than `rows` is a block of its own. Tests shrink it.
+ */
+export const exactBlock = { rows: 16_384, docs: 512 };
+
+/**
+ * Blocks for exact scoring of documents of lengths `lens`: `order` sorts them by length (then
+ * position), each block is order[from, to), padded to `width` (its longest, at least 1), so blocks
+ * hold similar lengths and padding stays small.
+ */
+export function planBlocks(lens: Int32Array, limits = exactBlock): { order: Int32Array; blocks: { from: number; to: number; width: number }[] } {
+  const order = Int32Array.from(lens.keys()).sort((a, b) => lens[a]! - lens[b]! || a - b);
+  const blocks: { from: number; to: number; width: number }[] = [];
+  for (let from = 0; from < order.length; ) {
+    let to = from + 1;
+    while (to < order.length && to - from < limits.docs && (to + 1 - from) * lens[order[to]!]! <= limits.rows) to++;
+    blocks.push({ from, to, width: Math.max(1, lens[order[to - 1]!]!) });
+    from = to;
+  }
+  return { order, blocks };
+}
+
+/**
+ * Reusable buffers for exact scoring (see search): one per search in flight on this thread, each
+ * sized for a full block, so searches after the first allocate nothing large (fresh pages cost
+ * ~15 µs each in faults on this kind of VM: 100+ ms for a 27 MB buffer).
+ */
 const scratch: Float32Array[] = [];
 function takeScratch(n: number): Float32Array {
-  const i = scratch.findIndex((b) => b.length >= n);
-  return i >= 0 ? scratch.splice(i, 1)[0]! : new Float32Array(Math.max(n, 1 << 16));
+  let pick = -1;
+  for (let i = 0; i < scratch.length; i++) if (scratch[i]!.length >= n && (pick < 0 || scratch[i]!.length < scratch[pick]!.length)) pick = i;
+  return pick >= 0 ? scratch.splice(pick, 1)[0]! : new Float32Array(n);
 }
 function giveScratch(b: Float32Array): void {
-  if (scratch.length < 4) scratch.push(b);
+  scratch.push(b);
+  // Keep the four largest.
+  if (scratch.length > 4) scratch.splice(scratch.reduce((m, x, i) => (x.length < scratch[m]!.length ? i : m), 0), 1);
 }
 
 /** Shuffles [0, n) with `rng` (Fisher–Yates). */
@@ -605,67 +636,74 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
     }
   });
   const approx = (scorer ??= new ApproxScorer()).score(st, nq, k, segments.map((g) => g.docCodes), list, local, count);
-  const best = new Float32Array(nq);
   const nFull = Math.min(params.nFullScores, count);
   const nDecompress = Math.min(Math.max(Math.floor(params.nFullScores / 4), params.topK), nFull);
   const chosen = Array.from(bestOf(approx, nDecompress), (i) => candidates[i]!);
 
-  // Exact MaxSim on the decompressed documents: one GEMM for all of them; rows are normalised by
-  // scaling their scores (nq multiplies per token instead of dim). Residuals are read in id order
-  // (sequential reads within each chunk file).
+  // Exact MaxSim on the decompressed documents, a block at a time (planBlocks): each block is
+  // decompressed into one buffer, padded to its longest document, and scored in one onnxruntime
+  // run that returns each document's best score per query token. Within a block, residuals are read
+  // in id order (sequential reads within each chunk file; documents close together in a chunk with
+  // one positional read: a small gap is cheaper to read than a second call).
   const where = chosen.map((d) => segmentOf(snap, d));
-  const lens = chosen.map((d, i) => segments[where[i]!]!.doclens[d - firstDoc[where[i]!]!]!);
-  const at = new Int32Array(chosen.length + 1);
-  for (let i = 0; i < chosen.length; i++) at[i + 1] = at[i]! + lens[i]!;
-  const tokens = at[chosen.length]!;
-  const emb = takeScratch(tokens * dim);
-  const inv = new Float32Array(tokens);
-  let sim: Float32Array;
-  try {
-    // Documents close together in a chunk are read with one positional read (a small gap is cheaper
-    // to read than a second call).
-    const bytes = packedBytes(dim, codec.nbits);
-    const kernel = Unpacker.supports(codec) ? (unpacker ??= new Unpacker()) : undefined;
-    const byId = Array.from(chosen.keys()).sort((a, b) => chosen[a]! - chosen[b]!);
-    const span = (i: number): [number, number] => {
-      const seg = segments[where[i]!]!;
-      const local = chosen[i]! - firstDoc[where[i]!]!;
-      return [seg.offsets[local]!, seg.offsets[local + 1]!];
-    };
-    for (let x = 0; x < byId.length; ) {
-      const seg = segments[where[byId[x]!]!]!;
-      const [start] = span(byId[x]!);
-      let end = span(byId[x]!)[1];
-      let y = x + 1;
-      while (y < byId.length && where[byId[y]!] === where[byId[x]!] && span(byId[y]!)[0] - end <= GAP_TOKENS) end = span(byId[y++]!)[1];
-      if (readBuffer.length < (end - start) * bytes) readBuffer = new Uint8Array(Math.max((end - start) * bytes, 2 * readBuffer.length));
-      const packed = seg.residuals.read(start, end, readBuffer);
-      for (let z = x; z < y; z++) {
-        const i = byId[z]!;
-        const [from, to] = span(i);
-        const [codes, residuals] = [seg.codes.subarray(from, to), packed.subarray((from - start) * bytes, (to - start) * bytes)];
-        if (kernel) kernel.run(codec, snap.lut, codes, residuals, to - from, emb, at[i]! * dim, inv, at[i]!);
-        else decompress(codec, snap.lut, codes, residuals, to - from, emb, at[i]! * dim, inv, at[i]!);
-      }
-      x = y;
-    }
-    sim = await kernels.matmul(emb, tokens, dim, transpose(query, nq, dim), nq);
-  } finally {
-    giveScratch(emb);
-  }
+  const lens = Int32Array.from(chosen, (d, i) => segments[where[i]!]!.doclens[d - firstDoc[where[i]!]!]!);
+  const span = (i: number): [number, number] => {
+    const seg = segments[where[i]!]!;
+    const local = chosen[i]! - firstDoc[where[i]!]!;
+    return [seg.offsets[local]!, seg.offsets[local + 1]!];
+  };
+  const { order, blocks } = planBlocks(lens);
+  const capacity = Math.max(exactBlock.rows, ...blocks.map((b) => (b.to - b.from) * b.width));
+  const buffer = takeScratch(capacity * (dim + 2));
+  const queryT = transpose(query, nq, dim);
+  const bytes = packedBytes(dim, codec.nbits);
+  const kernel = Unpacker.supports(codec) ? (unpacker ??= new Unpacker()) : undefined;
   const exact = new Float64Array(chosen.length);
-  for (let i = 0; i < chosen.length; i++) {
-    best.fill(-Infinity);
-    for (let t = at[i]!; t < at[i + 1]!; t++) {
-      const scale = inv[t]!;
-      for (let q = 0; q < nq; q++) {
-        const v = sim[t * nq + q]! * scale;
-        if (v > best[q]!) best[q] = v;
+  try {
+    for (const { from, to, width } of blocks) {
+      const count = to - from;
+      const rows = count * width;
+      const emb = buffer.subarray(0, rows * dim);
+      const scale = buffer.subarray(capacity * dim, capacity * dim + rows);
+      const mask = buffer.subarray(capacity * (dim + 1), capacity * (dim + 1) + rows);
+      scale.fill(0);
+      mask.fill(-Infinity);
+      // Slot s of the block holds document order[from + s]; read them in id order.
+      const byId = Array.from({ length: count }, (_, s) => s).sort((a, b) => chosen[order[from + a]!]! - chosen[order[from + b]!]!);
+      for (let x = 0; x < count; ) {
+        const first = order[from + byId[x]!]!;
+        const seg = segments[where[first]!]!;
+        const [start] = span(first);
+        let end = span(first)[1];
+        let y = x + 1;
+        while (y < count && where[order[from + byId[y]!]!] === where[first] && span(order[from + byId[y]!]!)[0] - end <= GAP_TOKENS) end = span(order[from + byId[y++]!]!)[1];
+        if (readBuffer.length < (end - start) * bytes) readBuffer = new Uint8Array(Math.max((end - start) * bytes, 2 * readBuffer.length));
+        const packed = seg.residuals.read(start, end, readBuffer);
+        for (let z = x; z < y; z++) {
+          const slot = byId[z]!;
+          const [a, b] = span(order[from + slot]!);
+          const row = slot * width;
+          const [codes, residuals] = [seg.codes.subarray(a, b), packed.subarray((a - start) * bytes, (b - start) * bytes)];
+          if (kernel) kernel.run(codec, snap.lut, codes, residuals, b - a, emb, row * dim, scale, row);
+          else decompress(codec, snap.lut, codes, residuals, b - a, emb, row * dim, scale, row);
+          mask.fill(0, row, row + b - a);
+          // Padding rows are zeroed (scale 0 and mask −∞ drop them; zeros keep them finite).
+          emb.fill(0, (row + b - a) * dim, (row + width) * dim);
+        }
+        x = y;
+      }
+      const best = await kernels.maxSim(emb, count, width, dim, queryT, nq, scale, mask);
+      for (let slot = 0; slot < count; slot++) {
+        let sum = 0;
+        for (let q = 0; q < nq; q++) {
+          const v = best[slot * nq + q]!;
+          if (v > -Infinity) sum += v;
+        }
+        exact[order[from + slot]!] = sum;
       }
     }
-    let sum = 0;
-    for (let q = 0; q < nq; q++) if (best[q]! > -Infinity) sum += best[q]!;
-    exact[i] = sum;
+  } finally {
+    giveScratch(buffer);
   }
   const ranked = Array.from(chosen.keys()).sort((a, b) => exact[b]! - exact[a]! || chosen[a]! - chosen[b]!);
   const top = ranked.slice(0, params.topK);
