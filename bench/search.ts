@@ -1,15 +1,23 @@
 /**
- * Search latency on an index that already exists (e.g. one bench/scale.ts built with --keep), in
- * this process through the library: the corpus's queries (regenerated from the same seed), each
- * searched once to warm the page cache, then --repeat times (default 1) timed; then p50 / p99, and the
- * memory the index holds once loaded (RSS after minus before opening it, per embedding: residuals
- * stay on disk, so this is what grows with the corpus) and what searching it adds (working buffers).
- * Run it from two worktrees to compare two versions on one index; run node with --expose-gc for
- * steadier RSS figures.
+ * Search latency on an index that already exists (e.g. one bench/scale.ts built with --keep): the
+ * corpus's queries (regenerated from the same seed, or read from --cache FILE once written there),
+ * each searched once to warm the page cache, then --repeat times (default 1) timed; then p50 / p99
+ * and a digest of the answers (two versions that should agree print the same one).
  *
- *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096] [--repeat 1]
+ * In this process through the library (default): also the memory the index holds once loaded (RSS
+ * after minus before opening it, per embedding: residuals stay on disk, so this is what grows with
+ * the corpus) and what searching it adds (working buffers). With --server: through `colbert-serve
+ * --index-dir DIR` in its own process (background retrains off), each query a `POST
+ * /indices/{name}/search` as the SDK sends it. Run it from two worktrees to compare two versions on
+ * one index; run node with --expose-gc for steadier RSS figures.
+ *
+ *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096] [--repeat 1] [--cache FILE] [--server]
  */
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
@@ -25,37 +33,96 @@ const words = opt("--words", 0);
 const corpus = { docs: opt("--docs", 10_000), tokens: opt("--tokens", 100), dim, queries: opt("--queries", 100), queryTokens: 32, seed: 17, words: words || undefined };
 const params = { topK: 10, nIvfProbe: opt("--probe", 8), nFullScores: opt("--full", 4096) };
 const repeat = opt("--repeat", 1);
+const cache = str("--cache");
 
-const stream = syntheticStream(corpus);
-let r = stream.next();
-while (!r.done) r = stream.next();
-const queries = r.value;
+/** The corpus's queries: from the cache when it was written for this corpus, else generated (minutes at 200 k documents). */
+function loadQueries(): Float32Array[] {
+  const key = JSON.stringify(corpus);
+  if (cache && fs.existsSync(cache) && fs.existsSync(`${cache}.json`) && fs.readFileSync(`${cache}.json`, "utf8") === key) {
+    const b = fs.readFileSync(cache);
+    const all = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    const size = corpus.queryTokens * dim;
+    return Array.from({ length: all.length / size }, (_, i) => all.slice(i * size, (i + 1) * size));
+  }
+  const stream = syntheticStream(corpus);
+  let r = stream.next();
+  while (!r.done) r = stream.next();
+  if (cache) {
+    fs.writeFileSync(cache, Buffer.concat(r.value.map((q) => Buffer.from(q.buffer, q.byteOffset, q.byteLength))));
+    fs.writeFileSync(`${cache}.json`, key);
+  }
+  return r.value;
+}
+const queries = loadQueries();
 
-const collect = () => (globalThis as { gc?: () => void }).gc?.();
-const rss = () => (collect(), process.memoryUsage().rss);
-// No background retrain (one due would resume when the index opens): searches only.
-const engine = await PlaidEngine.create(dir, undefined, undefined, { retrainGrowth: 0 });
-const rssEngine = rss();
-const info = engine.info(name);
-const rssLoaded = rss();
+type Answer = { document_ids: number[]; scores: number[] };
 const times: number[] = [];
 // What the searches answered, as one digest: two versions that should agree print the same one.
 const answers = createHash("sha256");
-for (let pass = 0; pass <= repeat; pass++) {
-  for (const q of queries) {
-    const t = performance.now();
-    const [r] = await engine.search(name, { queries: [{ data: q, dim }], params, alpha: 0.75, fusion: "relative_score", filterParameters: [] });
-    if (pass > 0) times.push(performance.now() - t);
-    else answers.update(JSON.stringify([r!.document_ids, r!.scores]));
+async function timed(searchOne: (q: Float32Array) => Promise<Answer>): Promise<void> {
+  for (let pass = 0; pass <= repeat; pass++) {
+    for (const q of queries) {
+      const t = performance.now();
+      const r = await searchOne(q);
+      if (pass > 0) times.push(performance.now() - t);
+      else answers.update(JSON.stringify([r.document_ids, r.scores]));
+    }
   }
 }
-const rssSearched = rss();
-await engine.close();
+
+let info: { num_documents: number; num_embeddings: number; num_partitions: number };
+let memory = "";
+if (argv.includes("--server")) {
+  const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+  const server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir], {
+    cwd: root,
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, PYLATE_INDEX_RETRAIN_GROWTH: "0" },
+  });
+  let err = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    server.stderr!.on("data", (d) => {
+      if (err.length < 10_000) err += d;
+      const m = /on (http:\/\/\S+)/.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    server.once("exit", (c) => reject(new Error(`colbert-serve exited (${c}): ${err}`)));
+  });
+  const call = async (method: string, route: string, body?: unknown) => {
+    const res = await fetch(url + route, { method, headers: body === undefined ? {} : { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (res.status !== 200) throw new Error(`${method} ${route}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const body = { top_k: params.topK, n_ivf_probe: params.nIvfProbe, n_full_scores: params.nFullScores };
+  try {
+    info = await call("GET", `/indices/${name}`);
+    await timed(async (q) => {
+      const r = await call("POST", `/indices/${name}/search`, { queries: [{ embeddings_b64: Buffer.from(q.buffer, q.byteOffset, q.byteLength).toString("base64"), shape: [q.length / dim, dim] }], params: body });
+      return r.results[0];
+    });
+    const peak = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${server.pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+    memory = `through colbert-serve (server peak RSS ${peak.toFixed(0)} MB)`;
+  } finally {
+    server.kill();
+  }
+} else {
+  const collect = () => (globalThis as { gc?: () => void }).gc?.();
+  const rss = () => (collect(), process.memoryUsage().rss);
+  // No background retrain (one due would resume when the index opens): searches only.
+  const engine = await PlaidEngine.create(dir, undefined, undefined, { retrainGrowth: 0 });
+  const rssEngine = rss();
+  info = engine.info(name);
+  const rssLoaded = rss();
+  await timed(async (q) => (await engine.search(name, { queries: [{ data: q, dim }], params, alpha: 0.75, fusion: "relative_score", filterParameters: [] }))[0]!);
+  const rssSearched = rss();
+  await engine.close();
+  memory =
+    `in process; RSS: the loaded index ${((rssLoaded - rssEngine) / 2 ** 20).toFixed(0)} MB = ${((rssLoaded - rssEngine) / info.num_embeddings).toFixed(1)} B/embedding, ` +
+    `+${((rssSearched - rssLoaded) / 2 ** 20).toFixed(0)} MB once searched (working buffers, page-ins), engine alone ${(rssEngine / 2 ** 20).toFixed(0)} MB`;
+}
 times.sort((a, b) => a - b);
 console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
 console.log(
   `${info.num_documents} documents, ${info.num_embeddings} embeddings, K ${info.num_partitions}; n_ivf_probe ${params.nIvfProbe}, n_full_scores ${params.nFullScores}: ` +
-    `search p50 ${times[Math.floor(times.length / 2)]!.toFixed(1)} / p99 ${times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!.toFixed(1)} ms (${times.length} queries); ` +
-    `RSS: the loaded index ${((rssLoaded - rssEngine) / 2 ** 20).toFixed(0)} MB = ${((rssLoaded - rssEngine) / info.num_embeddings).toFixed(1)} B/embedding, ` +
-    `+${((rssSearched - rssLoaded) / 2 ** 20).toFixed(0)} MB once searched (working buffers, page-ins), engine alone ${(rssEngine / 2 ** 20).toFixed(0)} MB; answers ${answers.digest("hex").slice(0, 12)}`,
+    `search p50 ${times[Math.floor(times.length / 2)]!.toFixed(1)} / p99 ${times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!.toFixed(1)} ms (${times.length} queries), ${memory}; answers ${answers.digest("hex").slice(0, 12)}`,
 );
