@@ -23,9 +23,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { PlaidEngine } from "../src/plaid/engine.js";
-import { Kernels, transpose } from "../src/plaid/kernels.js";
 import { syntheticStream, type SyntheticOptions } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
+import { exactTop, recallAt } from "./exact.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, fallback: number) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback);
@@ -182,57 +182,8 @@ server.kill("SIGTERM");
 await new Promise((r) => server.once("exit", r));
 
 // Exact MaxSim top-10 over the original embeddings, streaming the corpus again.
-const kernels = await Kernels.create();
-const qt = corpus.queryTokens!;
-const qAll = new Float32Array(queries.length * qt * dim);
-queries.forEach((q, i) => qAll.set(q, i * qt * dim));
-const qT = transpose(qAll, queries.length * qt, dim);
-const top: { id: number; score: number }[][] = queries.map(() => []);
-const again = syntheticStream(corpus);
-let id = 0;
-for (let done = false; !done; ) {
-  const block: Float32Array[] = [];
-  let rows = 0;
-  for (let r = again.next(); ; r = again.next()) {
-    if (r.done) {
-      done = true;
-      break;
-    }
-    block.push(r.value);
-    rows += r.value.length / dim;
-    if (rows >= 8192) break;
-  }
-  if (block.length === 0) break;
-  const data = new Float32Array(rows * dim);
-  let at = 0;
-  for (const d of block) {
-    data.set(d, at);
-    at += d.length;
-  }
-  const sim = await kernels.matmul(data, rows, dim, qT, queries.length * qt);
-  let row = 0;
-  for (const d of block) {
-    const len = d.length / dim;
-    for (let q = 0; q < queries.length; q++) {
-      let score = 0;
-      for (let j = 0; j < qt; j++) {
-        let best = -Infinity;
-        for (let t = row; t < row + len; t++) best = Math.max(best, sim[t * queries.length * qt + q * qt + j]!);
-        score += best;
-      }
-      const list = top[q]!;
-      if (list.length < 10 || score > list[list.length - 1]!.score) {
-        list.push({ id, score });
-        list.sort((a, b) => b.score - a.score);
-        if (list.length > 10) list.pop();
-      }
-    }
-    row += len;
-    id++;
-  }
-}
-await kernels.release();
-const recallOf = (lists: number[][]) => lists.reduce((a, ids, q) => a + ids.filter((x) => top[q]!.some((t) => t.id === x)).length / 10, 0) / queries.length;
+const top = await exactTop(corpus, queries);
+const recallOf = (lists: number[][]) => recallAt(lists, top);
 const recall = recallOf(found);
 
 // The bulk baseline: the same documents under a codec trained on all of them.

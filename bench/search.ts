@@ -2,7 +2,9 @@
  * Search latency on an index that already exists (e.g. one bench/scale.ts built with --keep): the
  * corpus's queries (regenerated from the same seed, or read from --cache FILE once written there),
  * each searched once to warm the page cache, then --repeat times (default 1) timed; then p50 / p99
- * and a digest of the answers (two versions that should agree print the same one).
+ * and a digest of the answers (two versions that should agree print the same one); with --truth
+ * FILE also recall@10 against exact MaxSim over the original embeddings (bench/exact.ts, computed
+ * once by streaming the corpus again, then read from FILE).
  *
  * In this process through the library (default): also the memory the index holds once loaded (RSS
  * after minus before opening it, per embedding: residuals stay on disk, so this is what grows with
@@ -11,7 +13,7 @@
  * /indices/{name}/search` as the SDK sends it. Run it from two worktrees to compare two versions on
  * one index; run node with --expose-gc for steadier RSS figures.
  *
- *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096] [--repeat 1] [--cache FILE] [--server]
+ *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096] [--repeat 1] [--cache FILE] [--truth FILE] [--server]
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -21,6 +23,7 @@ import { fileURLToPath } from "node:url";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
+import { cachedExactTop, recallAt } from "./exact.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, fallback: number) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback);
@@ -59,13 +62,17 @@ type Answer = { document_ids: number[]; scores: number[] };
 const times: number[] = [];
 // What the searches answered, as one digest: two versions that should agree print the same one.
 const answers = createHash("sha256");
+const found: number[][] = [];
 async function timed(searchOne: (q: Float32Array) => Promise<Answer>): Promise<void> {
   for (let pass = 0; pass <= repeat; pass++) {
     for (const q of queries) {
       const t = performance.now();
       const r = await searchOne(q);
       if (pass > 0) times.push(performance.now() - t);
-      else answers.update(JSON.stringify([r.document_ids, r.scores]));
+      else {
+        answers.update(JSON.stringify([r.document_ids, r.scores]));
+        found.push(r.document_ids);
+      }
     }
   }
 }
@@ -121,8 +128,10 @@ if (argv.includes("--server")) {
     `+${((rssSearched - rssLoaded) / 2 ** 20).toFixed(0)} MB once searched (working buffers, page-ins), engine alone ${(rssEngine / 2 ** 20).toFixed(0)} MB`;
 }
 times.sort((a, b) => a - b);
+const truth = str("--truth");
+const recall = truth ? `; recall@10 vs exact ${recallAt(found, await cachedExactTop(truth, corpus, queries)).toFixed(3)}` : "";
 console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
 console.log(
   `${info.num_documents} documents, ${info.num_embeddings} embeddings, K ${info.num_partitions}; n_ivf_probe ${params.nIvfProbe}, n_full_scores ${params.nFullScores}: ` +
-    `search p50 ${times[Math.floor(times.length / 2)]!.toFixed(1)} / p99 ${times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!.toFixed(1)} ms (${times.length} queries), ${memory}; answers ${answers.digest("hex").slice(0, 12)}`,
+    `search p50 ${times[Math.floor(times.length / 2)]!.toFixed(1)} / p99 ${times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!.toFixed(1)} ms (${times.length} queries), ${memory}; answers ${answers.digest("hex").slice(0, 12)}${recall}`,
 );
