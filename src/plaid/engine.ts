@@ -495,19 +495,33 @@ export class PlaidEngine implements IndexEngine {
     const recoded = new Map<string, ChunkRef>();
     let trained: Trained;
     let centroidsT: Float32Array;
+    // Re-encodes the chunks of `m` not recoded yet (their originals read through one source); returns their tokens.
+    const recodeMissing = async (m: Manifest): Promise<number> => {
+      const docs = rawDocs(ix.dir, m);
+      let tokens = 0;
+      try {
+        let start = 0;
+        for (const c of m.chunks) {
+          check();
+          if (!recoded.has(c.id)) {
+            recoded.set(c.id, await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, docs, start, c, check, reserve));
+            tokens += c.tokens;
+          }
+          start += c.documents;
+        }
+      } finally {
+        docs.close();
+      }
+      return tokens;
+    };
     const stored = rawDocs(ix.dir, m0);
     try {
       trained = await train(this.kernels, stored, opts);
-      centroidsT = transposeOf(trained);
-      let start = 0;
-      for (const c of m0.chunks) {
-        check();
-        recoded.set(c.id, await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, stored, start, c, check, reserve));
-        start += c.documents;
-      }
     } finally {
       stored.close();
     }
+    centroidsT = transposeOf(trained);
+    await recodeMissing(m0);
     await this.retrainPause?.();
     // Chunks written since it began (appends, merges, deletes), in rounds while writes go on: each
     // round's manifest is kept from sweeps while its files are read.
@@ -518,17 +532,7 @@ export class PlaidEngine implements IndexEngine {
       const left = m.chunks.reduce((a, c) => a + (recoded.has(c.id) ? 0 : c.tokens), 0);
       if (left <= this.retrainLockedTokens) break;
       job.inUse.manifests.push(m);
-      const now = rawDocs(ix.dir, m);
-      try {
-        let start = 0;
-        for (const c of m.chunks) {
-          check();
-          if (!recoded.has(c.id)) recoded.set(c.id, await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, now, start, c, check, reserve));
-          start += c.documents;
-        }
-      } finally {
-        now.close();
-      }
+      await recodeMissing(m);
     }
     check();
     await this.exclusive(ix, async () => {
@@ -537,23 +541,8 @@ export class PlaidEngine implements IndexEngine {
       const old = ix.snap;
       if (!m1 || !old || !hasRaw(m1)) return;
       // What was written since the last round, encoded under the lock with the commit.
-      const now = rawDocs(ix.dir, m1);
-      const chunks: ChunkRef[] = [];
-      let locked = 0;
-      try {
-        let start = 0;
-        for (const c of m1.chunks) {
-          let done = recoded.get(c.id);
-          if (!done) {
-            done = await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, now, start, c, check, reserve);
-            locked += c.tokens;
-          }
-          chunks.push(done);
-          start += c.documents;
-        }
-      } finally {
-        now.close();
-      }
+      const locked = await recodeMissing(m1);
+      const chunks = m1.chunks.map((c) => recoded.get(c.id)!);
       this.onRetrainLocked?.(locked);
       const manifest = await manifestOf(trained.codec, trained.clusterThreshold, await writeCentroids(ix.dir, trained.codec), chunks, { documents: m0.numDocuments, embeddings: m0.numEmbeddings, partitions: trained.codec.k });
       const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: trained.codec, centroidsT });

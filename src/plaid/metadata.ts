@@ -55,6 +55,12 @@ export function metadataText(v: unknown): string {
   return parts.join(" ");
 }
 
+/** Opening the WAL found none: it was checkpointed and removed, so it is in the database file, synced. Other errors are thrown. */
+function noWal(e: unknown): undefined {
+  if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  return undefined;
+}
+
 export class MetadataDb {
   readonly db: SqlDatabase;
   private regexCache = new Map<string, RE2JS>();
@@ -113,13 +119,8 @@ export class MetadataDb {
    * caller's thread. SQLite holds no POSIX lock on the log, so opening it here releases none.
    */
   async durable(): Promise<void> {
-    let fh: fs.promises.FileHandle;
-    try {
-      fh = await fs.promises.open(`${this.file}-wal`, "r");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return; // checkpointed and removed: in the database file, synced
-      throw e;
-    }
+    const fh = await fs.promises.open(`${this.file}-wal`, "r").catch(noWal);
+    if (!fh) return;
     try {
       await fh.sync();
     } finally {
@@ -129,13 +130,13 @@ export class MetadataDb {
 
   /** durable(), blocking (when an index is opened). */
   durableSync(): void {
-    let fd: number;
+    let fd: number | undefined;
     try {
       fd = fs.openSync(`${this.file}-wal`, "r");
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw e;
+      noWal(e);
     }
+    if (fd === undefined) return;
     try {
       fs.fsyncSync(fd);
     } finally {
