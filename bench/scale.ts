@@ -25,7 +25,8 @@ import { Worker } from "node:worker_threads";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream, type SyntheticOptions } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
-import { exactTop, recallAt } from "./exact.js";
+import { recallAt } from "./exact.js";
+import { exactTopStreamed } from "../test/helpers/exact.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, fallback: number) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback);
@@ -185,7 +186,7 @@ server.kill("SIGTERM");
 await new Promise((r) => server.once("exit", r));
 
 // Exact MaxSim top-10 over the original embeddings, streaming the corpus again.
-const top = await exactTop(corpus, queries);
+const top = await exactTopStreamed(corpus, queries);
 const recallOf = (lists: number[][]) => recallAt(lists, top);
 const recall = recallOf(found);
 
