@@ -80,7 +80,7 @@ let searcher: Worker | undefined;
 const startSearcher = () =>
   new Worker(
     `const { parentPort, workerData } = require("node:worker_threads");
-     const during = []; let stop = false; let i = 0; let longest = 0;
+     const during = []; let stop = false; let i = 0; let longest = 0; let doing = "";
      parentPort.on("message", () => (stop = true));
      (async () => {
        while (!stop) {
@@ -91,9 +91,14 @@ const startSearcher = () =>
          if (res.status === 200) during.push(performance.now() - t);
          // The longest any call on the index thread has been running (an update waiting for the write lock shows here).
          const health = await (await fetch(workerData.url + "/health")).json();
-         for (const th of health.index_engine?.threads ?? []) longest = Math.max(longest, th.oldest_call_ms ?? 0);
+         for (const th of health.index_engine?.threads ?? []) {
+           if ((th.oldest_call_ms ?? 0) <= longest) continue;
+           longest = th.oldest_call_ms;
+           // What the update was doing then, and whether a retrain ran.
+           doing = (health.updates ?? []).filter((u) => u.status === "running").map((u) => u.stage + ": " + u.message).join("; ") + (th.retraining ? " (retrain running)" : "");
+         }
        }
-       parentPort.postMessage({ during, longest });
+       parentPort.postMessage({ during, longest, doing });
      })();`,
     { eval: true, workerData: { url, bodies: probes.map((q) => JSON.stringify({ queries: [b64(q)], params })) } },
   );
@@ -146,7 +151,7 @@ for (;;) {
   if (info.status === 200 && info.json.num_documents === N && !busy && !retraining) break;
   await new Promise((r) => setTimeout(r, 1000));
 }
-const { during, longest } = await new Promise<{ during: number[]; longest: number }>((resolve) => {
+const { during, longest, doing } = await new Promise<{ during: number[]; longest: number; doing: string }>((resolve) => {
   searcher!.once("message", resolve);
   searcher!.postMessage("stop");
 });
@@ -209,7 +214,7 @@ if (argv.includes("--bulk")) {
 
 console.log(
   `${N} documents × ~${corpus.tokens} tokens (${tokens} embeddings, dim ${dim}, ${words ? `spread: ${words} words` : "clustered"}), fed in ${batch}-document updates through colbert-serve: ` +
-    `updates sent in ${sentS.toFixed(0)} s (${rejected} answered 503 and were sent again, ${dropped.length} failed to send), applied and retrained in ${builtS.toFixed(0)} s (longest call on the index thread seen by /health: ${(longest / 1000).toFixed(1)} s); K ${info.num_partitions}; server peak RSS ${peak.toFixed(0)} MB; ` +
+    `updates sent in ${sentS.toFixed(0)} s (${rejected} answered 503 and were sent again, ${dropped.length} failed to send), applied and retrained in ${builtS.toFixed(0)} s (longest call on the index thread seen by /health: ${(longest / 1000).toFixed(1)} s, ${doing || "no update running"}); K ${info.num_partitions}; server peak RSS ${peak.toFixed(0)} MB; ` +
     `on disk ${(disk / 2 ** 20).toFixed(0)} MB = ${(disk / tokens).toFixed(1)} B/embedding (${((disk - raw) / tokens).toFixed(1)} without the float16 originals); ` +
     `search during ingestion ${stat(during)}, at rest ${stat(rest)}, while an update runs ${stat(whileUpdate)}; recall@10 vs exact ${recall.toFixed(3)}${bulkLine}`,
 );
