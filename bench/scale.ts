@@ -16,15 +16,14 @@
  *
  * Environment passed to the server as is (e.g. PYLATE_INDEX_RETRAIN_GROWTH).
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream, type SyntheticOptions } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
+import { startIndexServer } from "./index-server.js";
 import { recallAt } from "./exact.js";
 import { exactTopStreamed } from "../test/helpers/exact.js";
 
@@ -35,35 +34,18 @@ const dim = opt("--dim", 128);
 const batch = opt("--batch", 300);
 const words = opt("--words", 0);
 const corpus: SyntheticOptions = { docs: N, tokens: opt("--tokens", 100), dim, queries: opt("--queries", 100), queryTokens: 32, seed: 17, words: words || undefined };
-const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
 
 const keep = argv.includes("--keep") ? path.resolve(argv[argv.indexOf("--keep") + 1]!) : undefined;
 if (keep) fs.mkdirSync(keep, { recursive: true });
 const dir = keep ?? fs.mkdtempSync(path.join(os.tmpdir(), "bench-scale-"));
 const profile = argv.includes("--profile") ? path.resolve(argv[argv.indexOf("--profile") + 1]!) : undefined;
-const server = spawn(process.execPath, [...(profile ? [`--cpu-prof`, `--cpu-prof-dir=${profile}`] : []), "--import", "tsx", path.join(ROOT, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir], {
-  cwd: ROOT,
-  stdio: ["ignore", "ignore", "pipe"],
-  env: profile ? { ...process.env, PYLATE_STALL_LOG: profile } : process.env,
+const server = await startIndexServer(dir, {
+  nodeArgs: profile ? [`--cpu-prof`, `--cpu-prof-dir=${profile}`] : [],
+  env: profile ? { PYLATE_STALL_LOG: profile } : {},
+  log: `${dir.replace(/\/$/, "")}.server.log`,
 });
-let serverErr = "";
-const serverLog = fs.createWriteStream(`${dir.replace(/\/$/, "")}.server.log`);
-const url = await new Promise<string>((resolve, reject) => {
-  server.stderr!.on("data", (d) => {
-    serverLog.write(d);
-    if (serverErr.length < 10_000) serverErr += d;
-    const m = /on (http:\/\/\S+)/.exec(serverErr);
-    if (m) resolve(m[1]!);
-  });
-  server.once("exit", (c) => reject(new Error(`colbert-serve exited (${c}): ${serverErr}`)));
-});
-const peakRssMb = () => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${server.pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
-
-async function call(method: string, route: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(url + route, { method, headers: body === undefined ? {} : { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, json: await res.json().catch(() => undefined) };
-}
+const { url, call } = server;
 const b64 = (a: Float32Array) => ({ embeddings_b64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64"), shape: [a.length / dim, dim] });
 const stat = (a: number[]) => {
   const s = [...a].sort((x, y) => x - y);
@@ -186,9 +168,8 @@ for (let i = 0; ; i++) {
   whileUpdate.push(performance.now() - t);
   if ((await call("GET", "/indices/bench")).json.num_documents === N + batch) break;
 }
-const peak = peakRssMb();
-server.kill("SIGTERM");
-await new Promise((r) => server.once("exit", r));
+const peak = server.peakRssMb();
+await server.stop();
 
 // Exact MaxSim top-10 over the original embeddings, streaming the corpus again.
 const top = await exactTopStreamed(corpus, queries);

@@ -15,14 +15,12 @@
  *
  *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096] [--repeat 1] [--cache FILE] [--truth FILE] [--server]
  */
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
+import { startIndexServer } from "./index-server.js";
 import { cachedExactTop, recallAt } from "./exact.js";
 
 const argv = process.argv.slice(2);
@@ -80,25 +78,11 @@ async function timed(searchOne: (q: Float32Array) => Promise<Answer>): Promise<v
 let info: { num_documents: number; num_embeddings: number; num_partitions: number };
 let memory = "";
 if (argv.includes("--server")) {
-  const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
-  const server = spawn(process.execPath, ["--import", "tsx", path.join(root, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir], {
-    cwd: root,
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, PYLATE_INDEX_RETRAIN_GROWTH: "0" },
-  });
-  let err = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    server.stderr!.on("data", (d) => {
-      if (err.length < 10_000) err += d;
-      const m = /on (http:\/\/\S+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    server.once("exit", (c) => reject(new Error(`colbert-serve exited (${c}): ${err}`)));
-  });
+  const server = await startIndexServer(dir, { env: { PYLATE_INDEX_RETRAIN_GROWTH: "0" } });
   const call = async (method: string, route: string, body?: unknown) => {
-    const res = await fetch(url + route, { method, headers: body === undefined ? {} : { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
-    if (res.status !== 200) throw new Error(`${method} ${route}: ${res.status} ${await res.text()}`);
-    return res.json();
+    const r = await server.call(method, route, body);
+    if (r.status !== 200) throw new Error(`${method} ${route}: ${r.status} ${JSON.stringify(r.json)}`);
+    return r.json;
   };
   const body = { top_k: params.topK, n_ivf_probe: params.nIvfProbe, n_full_scores: params.nFullScores };
   try {
@@ -107,10 +91,9 @@ if (argv.includes("--server")) {
       const r = await call("POST", `/indices/${name}/search`, { queries: [{ embeddings_b64: Buffer.from(q.buffer, q.byteOffset, q.byteLength).toString("base64"), shape: [q.length / dim, dim] }], params: body });
       return r.results[0];
     });
-    const peak = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${server.pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
-    memory = `through colbert-serve (server peak RSS ${peak.toFixed(0)} MB)`;
+    memory = `through colbert-serve (server peak RSS ${server.peakRssMb().toFixed(0)} MB)`;
   } finally {
-    server.kill();
+    await server.stop();
   }
 } else {
   const collect = () => (globalThis as { gc?: () => void }).gc?.();

@@ -493,8 +493,9 @@ export class PlaidEngine implements IndexEngine {
     const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, maxCentroids: this.maxCentroids, checkCancel: check };
     const reserve = (id: string) => job.inUse.chunks.add(id);
     const recoded = new Map<string, ChunkRef>();
-    let trained: Trained;
-    let centroidsT: Float32Array;
+    const stored = rawDocs(ix.dir, m0);
+    const trained = await train(this.kernels, stored, opts).finally(() => stored.close());
+    const centroidsT = transposeOf(trained);
     // Re-encodes the chunks of `m` not recoded yet (their originals read through one source); returns their tokens.
     const recodeMissing = async (m: Manifest): Promise<number> => {
       const docs = rawDocs(ix.dir, m);
@@ -514,13 +515,6 @@ export class PlaidEngine implements IndexEngine {
       }
       return tokens;
     };
-    const stored = rawDocs(ix.dir, m0);
-    try {
-      trained = await train(this.kernels, stored, opts);
-    } finally {
-      stored.close();
-    }
-    centroidsT = transposeOf(trained);
     await recodeMissing(m0);
     await this.retrainPause?.();
     // Chunks written since it began (appends, merges, deletes), in rounds while writes go on: each

@@ -569,7 +569,8 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
   const n = snap.numDocs;
   if (n === 0 || nq === 0 || params.topK <= 0) return { ids: [], scores: [] };
   // Centroid × query-token scores, [k, nq]: the layout the approximate scores read (a row per code).
-  const st = await kernels.matmul(codec.centroids, k, dim, transpose(query, nq, dim), nq);
+  const queryT = transpose(query, nq, dim);
+  const st = await kernels.matmul(codec.centroids, k, dim, queryT, nq);
 
   // Subsets restrict the probe to the centroids their documents use, probing proportionally more.
   let allowed: Uint8Array | undefined;
@@ -655,7 +656,6 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
   const { order, blocks } = planBlocks(lens);
   const capacity = Math.max(exactBlock.rows, ...blocks.map((b) => (b.to - b.from) * b.width));
   const buffer = takeScratch(capacity * (dim + 2));
-  const queryT = transpose(query, nq, dim);
   const bytes = packedBytes(dim, codec.nbits);
   const kernel = Unpacker.supports(codec) ? (unpacker ??= new Unpacker()) : undefined;
   const exact = new Float64Array(chosen.length);
@@ -668,20 +668,20 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
       const mask = buffer.subarray(capacity * (dim + 1), capacity * (dim + 1) + rows);
       scale.fill(0);
       mask.fill(-Infinity);
-      // Slot s of the block holds document order[from + s]; read them in id order.
-      const byId = Array.from({ length: count }, (_, s) => s).sort((a, b) => chosen[order[from + a]!]! - chosen[order[from + b]!]!);
+      // Slot s of the block holds document doc(s); the slots are read in document id order.
+      const doc = (s: number) => order[from + s]!;
+      const byId = Array.from({ length: count }, (_, s) => s).sort((a, b) => chosen[doc(a)]! - chosen[doc(b)]!);
       for (let x = 0; x < count; ) {
-        const first = order[from + byId[x]!]!;
+        const first = doc(byId[x]!);
         const seg = segments[where[first]!]!;
-        const [start] = span(first);
-        let end = span(first)[1];
+        let [start, end] = span(first);
         let y = x + 1;
-        while (y < count && where[order[from + byId[y]!]!] === where[first] && span(order[from + byId[y]!]!)[0] - end <= GAP_TOKENS) end = span(order[from + byId[y++]!]!)[1];
+        while (y < count && where[doc(byId[y]!)] === where[first] && span(doc(byId[y]!))[0] - end <= GAP_TOKENS) end = span(doc(byId[y++]!))[1];
         if (readBuffer.length < (end - start) * bytes) readBuffer = new Uint8Array(Math.max((end - start) * bytes, 2 * readBuffer.length));
         const packed = seg.residuals.read(start, end, readBuffer);
         for (let z = x; z < y; z++) {
           const slot = byId[z]!;
-          const [a, b] = span(order[from + slot]!);
+          const [a, b] = span(doc(slot));
           const row = slot * width;
           const [codes, residuals] = [seg.codes.subarray(a, b), packed.subarray((a - start) * bytes, (b - start) * bytes)];
           if (kernel) kernel.run(codec, snap.lut, codes, residuals, b - a, emb, row * dim, scale, row);
@@ -699,7 +699,7 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
           const v = best[slot * nq + q]!;
           if (v > -Infinity) sum += v;
         }
-        exact[order[from + slot]!] = sum;
+        exact[doc(slot)] = sum;
       }
     }
   } finally {
