@@ -12,7 +12,7 @@ import { Rng } from "../src/plaid/rng.js";
 import { validateFilter, FilterError } from "../src/plaid/filter.js";
 import { Kernels, normalizeRows, transpose, transposeAppended } from "../src/plaid/kernels.js";
 import { kmeans, kmeansSampleSize, numCentroids } from "../src/plaid/kmeans.js";
-import { bestOf, buildInMemory as build, exactBlock, planBlocks, topCentroids, encodeTokens, memoryDocs, reassignToAdded, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
+import { bestOf, buildInMemory as build, planBlocks, topCentroids, encodeTokens, memoryDocs, reassignToAdded, retrainDue, search, trainingSize } from "../src/plaid/plaid.js";
 import { documentTokens, makeSegment, memoryResiduals, numDocs, offsetsOf } from "../src/plaid/snapshot.js";
 import { buildIvf, distinctCodes, ivfList } from "../src/plaid/ivf.js";
 import { fuseRelative, fuseRrf } from "../src/plaid/fusion.js";
@@ -357,25 +357,18 @@ test("search: exact scores are the same whatever the blocks (tiny blocks, docume
   docs[5] = Float32Array.from([...c.docs[5]!, ...c.docs[6]!, ...c.docs[7]!]);
   const snap = await build(kernels, memoryDocs(corpusDocs(docs, c.dim), c.dim), { nbits: 4, seed: 8 });
   const params = { topK: 160, nIvfProbe: snap.codec.k, nFullScores: 4 * 160 };
-  const saved = { ...exactBlock };
-  try {
-    // Negated queries too: their best scores are negative, where a padding row scoring 0 would win.
-    for (const q of [...c.queries, ...c.queries.map((x) => x.map((v) => -v))]) {
-      Object.assign(exactBlock, saved);
-      const whole = await search(kernels, snap, q, q.length / c.dim, params);
-      Object.assign(exactBlock, { rows: 64, docs: 3 });
-      const tiny = await search(kernels, snap, q, q.length / c.dim, params);
-      assert.deepEqual(tiny, whole);
-      assert.equal(whole.ids.length, 160);
-      for (const [rank, id] of whole.ids.entries()) {
-        const { codes, packed } = documentTokens(snap, id);
-        const dec = new Float32Array(codes.length * c.dim);
-        decompress(snap.codec, snap.lut, codes, packed, codes.length, dec);
-        assert.ok(Math.abs(whole.scores[rank]! - maxSim(q, dec, c.dim)) < 1e-3, `doc ${id}`);
-      }
+  // Negated queries too: their best scores are negative, where a padding row scoring 0 would win.
+  for (const q of [...c.queries, ...c.queries.map((x) => x.map((v) => -v))]) {
+    const whole = await search(kernels, snap, q, q.length / c.dim, params);
+    const tiny = await search(kernels, snap, q, q.length / c.dim, params, undefined, { rows: 64, docs: 3 });
+    assert.deepEqual(tiny, whole);
+    assert.equal(whole.ids.length, 160);
+    for (const [rank, id] of whole.ids.entries()) {
+      const { codes, packed } = documentTokens(snap, id);
+      const dec = new Float32Array(codes.length * c.dim);
+      decompress(snap.codec, snap.lut, codes, packed, codes.length, dec);
+      assert.ok(Math.abs(whole.scores[rank]! - maxSim(q, dec, c.dim)) < 1e-3, `doc ${id}`);
     }
-  } finally {
-    Object.assign(exactBlock, saved);
   }
 });
 

@@ -121,16 +121,22 @@ let readBuffer = new Uint8Array(1 << 20);
 /**
  * Exact scoring's blocks (see planBlocks): at most `rows` token rows once padded (8 MiB of
  * decompressed vectors at dim 128) and `docs` documents (the [docs, nq] maxima stay small),
- * whatever n_full_scores asks; a document longer than `rows` is a block of its own. Tests shrink it.
+ * whatever n_full_scores asks; a document longer than `rows` is a block of its own.
  */
-export const exactBlock = { rows: 16_384, docs: 512 };
+export const exactBlock: Readonly<BlockLimits> = Object.freeze({ rows: 16_384, docs: 512 });
+
+/** Limits of one exact-scoring block: padded token rows, documents. */
+export interface BlockLimits {
+  rows: number;
+  docs: number;
+}
 
 /**
  * Blocks for exact scoring of documents of lengths `lens`: `order` sorts them by length (then
  * position), each block is order[from, to), padded to `width` (its longest, at least 1), so blocks
  * hold similar lengths and padding stays small.
  */
-export function planBlocks(lens: Int32Array, limits = exactBlock): { order: Int32Array; blocks: { from: number; to: number; width: number }[] } {
+export function planBlocks(lens: Int32Array, limits: Readonly<BlockLimits> = exactBlock): { order: Int32Array; blocks: { from: number; to: number; width: number }[] } {
   const order = Int32Array.from(lens.keys()).sort((a, b) => lens[a]! - lens[b]! || a - b);
   const blocks: { from: number; to: number; width: number }[] = [];
   for (let from = 0; from < order.length; ) {
@@ -561,9 +567,9 @@ export function bestOf(values: Float32Array, m: number): Int32Array {
  * PLAID search for one query ([nq, dim], used as given): centroid scores → probed cells →
  * candidates from each segment's inverted lists (∩ subset) → approximate scores from centroid
  * scores → the best decompressed (their residuals read from disk) and scored exactly (MaxSim).
- * Scores are raw MaxSim sums.
+ * Scores are raw MaxSim sums. `blocks` bounds exact scoring's blocks (tests make them tiny).
  */
-export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float32Array, nq: number, params: SearchParams, subset?: Int32Array): Promise<Hits> {
+export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float32Array, nq: number, params: SearchParams, subset?: Int32Array, blocks: Readonly<BlockLimits> = exactBlock): Promise<Hits> {
   const { codec, segments, firstDoc } = snap;
   const { dim, k } = codec;
   const n = snap.numDocs;
@@ -653,14 +659,15 @@ export async function search(kernels: Kernels, snap: PlaidSnapshot, query: Float
     const local = chosen[i]! - firstDoc[where[i]!]!;
     return [seg.offsets[local]!, seg.offsets[local + 1]!];
   };
-  const { order, blocks } = planBlocks(lens);
-  const capacity = Math.max(exactBlock.rows, ...blocks.map((b) => (b.to - b.from) * b.width));
+  const plan = planBlocks(lens, blocks);
+  const { order } = plan;
+  const capacity = Math.max(blocks.rows, ...plan.blocks.map((b) => (b.to - b.from) * b.width));
   const buffer = takeScratch(capacity * (dim + 2));
   const bytes = packedBytes(dim, codec.nbits);
   const kernel = Unpacker.supports(codec) ? (unpacker ??= new Unpacker()) : undefined;
   const exact = new Float64Array(chosen.length);
   try {
-    for (const { from, to, width } of blocks) {
+    for (const { from, to, width } of plan.blocks) {
       const count = to - from;
       const rows = count * width;
       const emb = buffer.subarray(0, rows * dim);
