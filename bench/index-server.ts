@@ -1,6 +1,6 @@
 /**
  * `colbert-serve --index-dir DIR` in its own process for the index benches (scale.ts, search.ts):
- * started from this checkout's sources, its stderr teed to `log` when given, with a JSON caller,
+ * started from this checkout's sources (plus `args`, e.g. --model), its stderr teed to `log` when given, with a JSON caller,
  * its peak RSS, and a stop that waits for it to exit.
  */
 import { spawn } from "node:child_process";
@@ -19,8 +19,9 @@ export interface IndexServer {
   stop(): Promise<void>;
 }
 
-export async function startIndexServer(dir: string, opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv; log?: string } = {}): Promise<IndexServer> {
-  const server = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", path.join(ROOT, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir], {
+export async function startIndexServer(dir: string, opts: { nodeArgs?: string[]; args?: string[]; env?: NodeJS.ProcessEnv; log?: string } = {}): Promise<IndexServer> {
+  const args = [...(opts.nodeArgs ?? []), "--import", "tsx", path.join(ROOT, "src/cli/serve.ts"), "--port", "0", "--index-dir", dir, ...(opts.args ?? [])];
+  const server = spawn(process.execPath, args, {
     cwd: ROOT,
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...opts.env },

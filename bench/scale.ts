@@ -170,6 +170,11 @@ for (let i = 0; ; i++) {
 }
 const peak = server.peakRssMb();
 await server.stop();
+// The serving figures now (the exact recall and the bulk retrain below take minutes at 200 k).
+console.error(
+  `applied in ${builtS.toFixed(0)} s (longest index-thread call ${(longest / 1000).toFixed(1)} s, ${doing || "no update running"}); peak RSS ${peak.toFixed(0)} MB; ` +
+    `search during ingestion ${stat(during)}, at rest ${stat(rest)}, while an update runs ${stat(whileUpdate)}`,
+);
 
 // Exact MaxSim top-10 over the original embeddings, streaming the corpus again.
 const top = await exactTopStreamed(corpus, queries);

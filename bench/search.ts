@@ -10,13 +10,18 @@
  * after minus before opening it, per embedding: residuals stay on disk, so this is what grows with
  * the corpus) and what searching it adds (working buffers). With --server: through `colbert-serve
  * --index-dir DIR` in its own process (background retrains off), each query a `POST
- * /indices/{name}/search` as the SDK sends it. Run it from two worktrees to compare two versions on
+ * /indices/{name}/search` as the SDK sends it. With --server --model MODEL (an export whose
+ * embedding_dim is the index's): the server also loads the model, and each query is a text sent to
+ * `search_with_encoding` (encoding and search on the same cores, as a text-query deployment runs);
+ * the same texts through /encode alone are timed too. Run it from two worktrees to compare two versions on
  * one index; run node with --expose-gc for steadier RSS figures.
  *
- *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096] [--repeat 1] [--cache FILE] [--truth FILE] [--server]
+ *   node --import tsx bench/search.ts --dir DIR [--name bench] [--docs 10000] [--tokens 100] [--dim 128] [--queries 100] [--words 0] [--probe 8] [--full 4096] [--repeat 1] [--cache FILE] [--truth FILE] [--server [--model MODEL]]
  */
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
@@ -56,6 +61,11 @@ function loadQueries(): Float32Array[] {
 }
 const queries = loadQueries();
 
+function percentiles(ms: number[]): string {
+  const s = [...ms].sort((a, b) => a - b);
+  return `p50 ${s[Math.floor(s.length / 2)]!.toFixed(1)} / p99 ${s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]!.toFixed(1)} ms (${s.length} queries)`;
+}
+
 type Answer = { document_ids: number[]; scores: number[] };
 const times: number[] = [];
 // What the searches answered, as one digest: two versions that should agree print the same one.
@@ -78,7 +88,9 @@ async function timed(searchOne: (q: Float32Array) => Promise<Answer>): Promise<v
 let info: { num_documents: number; num_embeddings: number; num_partitions: number };
 let memory = "";
 if (argv.includes("--server")) {
-  const server = await startIndexServer(dir, { env: { PYLATE_INDEX_RETRAIN_GROWTH: "0" } });
+  const model = str("--model");
+  if (model && str("--truth")) throw new Error("--truth with --model: text queries are not the corpus's queries (no recall to measure)");
+  const server = await startIndexServer(dir, { env: { PYLATE_INDEX_RETRAIN_GROWTH: "0" }, args: model ? ["--model", model] : [] });
   const call = async (method: string, route: string, body?: unknown) => {
     const r = await server.call(method, route, body);
     if (r.status !== 200) throw new Error(`${method} ${route}: ${r.status} ${JSON.stringify(r.json)}`);
@@ -87,11 +99,28 @@ if (argv.includes("--server")) {
   const body = { top_k: params.topK, n_ivf_probe: params.nIvfProbe, n_full_scores: params.nFullScores };
   try {
     info = await call("GET", `/indices/${name}`);
-    await timed(async (q) => {
-      const r = await call("POST", `/indices/${name}/search`, { queries: [{ embeddings_b64: Buffer.from(q.buffer, q.byteOffset, q.byteLength).toString("base64"), shape: [q.length / dim, dim] }], params: body });
-      return r.results[0];
-    });
-    memory = `through colbert-serve (server peak RSS ${server.peakRssMb().toFixed(0)} MB)`;
+    if (model) {
+      // Texts of ~30 words (the query length the model pads to), one per query, the same every run.
+      const words = fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "test", "fixtures", "bert-tiny-colbert", "expected.json"), "utf8").match(/[A-Za-z]{3,}/g)!;
+      const texts = new Map(queries.map((q, i) => [q, Array.from({ length: 30 }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" ")]));
+      const encodeTimes: number[] = [];
+      for (let pass = 0; pass <= repeat; pass++) {
+        for (const text of texts.values()) {
+          const t = performance.now();
+          await call("POST", "/encode", { texts: [text], input_type: "query" });
+          if (pass > 0) encodeTimes.push(performance.now() - t);
+        }
+      }
+      await timed(async (q) => (await call("POST", `/indices/${name}/search_with_encoding`, { queries: [texts.get(q)], params: body })).results[0]);
+      memory = `texts through search_with_encoding (model ${model}; /encode alone ${percentiles(encodeTimes)})`;
+    } else {
+      await timed(async (q) => {
+        const r = await call("POST", `/indices/${name}/search`, { queries: [{ embeddings_b64: Buffer.from(q.buffer, q.byteOffset, q.byteLength).toString("base64"), shape: [q.length / dim, dim] }], params: body });
+        return r.results[0];
+      });
+      memory = "";
+    }
+    memory = `through colbert-serve${memory ? `, ${memory}` : ""} (server peak RSS ${server.peakRssMb().toFixed(0)} MB)`;
   } finally {
     await server.stop();
   }
@@ -110,11 +139,10 @@ if (argv.includes("--server")) {
     `in process; RSS: the loaded index ${((rssLoaded - rssEngine) / 2 ** 20).toFixed(0)} MB = ${((rssLoaded - rssEngine) / info.num_embeddings).toFixed(1)} B/embedding, ` +
     `+${((rssSearched - rssLoaded) / 2 ** 20).toFixed(0)} MB once searched (working buffers, page-ins), engine alone ${(rssEngine / 2 ** 20).toFixed(0)} MB`;
 }
-times.sort((a, b) => a - b);
 const truth = str("--truth");
 const recall = truth ? `; recall@10 vs exact ${recallAt(found, await cachedExactTop(truth, corpus, queries)).toFixed(3)}` : "";
 console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
 console.log(
   `${info.num_documents} documents, ${info.num_embeddings} embeddings, K ${info.num_partitions}; n_ivf_probe ${params.nIvfProbe}, n_full_scores ${params.nFullScores}: ` +
-    `search p50 ${times[Math.floor(times.length / 2)]!.toFixed(1)} / p99 ${times[Math.min(times.length - 1, Math.floor(times.length * 0.99))]!.toFixed(1)} ms (${times.length} queries), ${memory}; answers ${answers.digest("hex").slice(0, 12)}${recall}`,
+    `search ${percentiles(times)}, ${memory}; answers ${answers.digest("hex").slice(0, 12)}${recall}`,
 );
