@@ -4,7 +4,10 @@
  * parameters (top_k 10, 32-token queries), recall@10 against exact brute-force MaxSim on the
  * original embeddings, and the recall/latency curve over n_ivf_probe and n_full_scores.
  *
- *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100] [--noise 0.5] [--query-noise 0.5] [--modes bulk,batches] [--words 3000] [--query-tokens 32] [--dim 128] [--batch 300] [--quick]
+ *   node --import tsx bench/index.ts [--docs 1000,10000,50000] [--tokens 100] [--queries 100] [--noise 0.5] [--query-noise 0.5] [--modes bulk,batches] [--words 3000] [--query-tokens 32] [--dim 128] [--batch 300] [--quick] [--grid P,…xF,…]
+ *
+ * `--grid 8,16x4096,8192`: recall and p50 at every n_ivf_probe × n_full_scores pair listed (after
+ * the curve; with --quick, instead of it).
  *
  * `--words N`: the spread corpus (test/helpers/synthetic.ts: tokens = 0.5·topic + one of N random
  * words + 0.3 noise), where centroids trained on the first documents miss much of the corpus.
@@ -48,7 +51,7 @@ if (argv[0] === "--one") {
   for (const n of opt("--docs", "1000,10000,50000").split(",").map(Number)) {
     const modes = argv.includes("--modes") ? opt("--modes", "").split(",") : n > 20_000 ? ["batches"] : ["bulk", "batches"];
     for (const mode of modes) {
-      const pass = ["--tokens", "--queries", "--noise", "--query-noise", "--words", "--query-tokens", "--dim", "--batch"].flatMap((f) => (argv.includes(f) ? [f, opt(f, "")] : []));
+      const pass = ["--tokens", "--queries", "--noise", "--query-noise", "--words", "--query-tokens", "--dim", "--batch", "--grid"].flatMap((f) => (argv.includes(f) ? [f, opt(f, "")] : []));
       const r = spawnSync(process.execPath, ["--import", "tsx", self, "--one", String(n), mode, ...pass, ...(quick ? ["--quick"] : [])], { stdio: "inherit" });
       if (r.status !== 0) process.exit(r.status ?? 1);
     }
@@ -129,6 +132,14 @@ async function one(n: number, mode: "bulk" | "batches", { tokens, nq, noise, que
   for (const f of quick ? [] : [256, 1024, 8192]) {
     const r = await run({ topK: 10, nIvfProbe: 8, nFullScores: f });
     curve.push(`full ${f}: ${r.recall.toFixed(3)} / ${r.p50.toFixed(1)} ms`);
+  }
+  // --grid P,P…xF,F…: every n_ivf_probe × n_full_scores pair (where the two limits interact).
+  const [probes, fulls] = (argv.includes("--grid") ? opt("--grid", "") : "x").split("x").map((l) => l.split(",").filter(Boolean).map(Number));
+  for (const p of probes!) {
+    for (const f of fulls!) {
+      const r = await run({ topK: 10, nIvfProbe: p, nFullScores: f });
+      curve.push(`probe ${p} × full ${f}: ${r.recall.toFixed(3)} / ${r.p50.toFixed(1)} ms`);
+    }
   }
   const exhaustive = await run({ topK: 10, nIvfProbe: 65_536, nFullScores: 1_000_000 });
   curve.push(`exhaustive (every centroid, every candidate scored): ${exhaustive.recall.toFixed(3)} / ${exhaustive.p50.toFixed(1)} ms`);
