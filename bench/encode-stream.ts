@@ -13,12 +13,12 @@ import { exportModel } from "../src/export/exporter.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { encodeCorpus } from "../src/encode/corpus.js";
 import { CACHE, machineLine, modernBertBase } from "./checkpoints.js";
+import { fillerText } from "./common.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const arg = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1]) || fallback;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "bench-stream-"));
-const words = fs.readFileSync(path.join(root, "test", "fixtures", "bert-tiny-colbert", "expected.json"), "utf8").match(/[A-Za-z]{3,}/g)!;
-const doc = (i: number, n: number) => Array.from({ length: n }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" ");
+const doc = fillerText;
 
 console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
 

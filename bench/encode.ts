@@ -14,15 +14,15 @@ import { exportModel } from "../src/export/exporter.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { createServer } from "../src/server/server.js";
 import { CACHE, machineLine, modernBertBase } from "./checkpoints.js";
+import { fillerText } from "./common.js";
 
 const arg = (name: string, fallback: number) => Number(process.argv[process.argv.indexOf(name) + 1]) || fallback;
 const N = arg("--docs", 64);
 const BATCH = arg("--batch", 32);
 
 const dir = (await exportModel({ model: modernBertBase(), outputDir: path.join(CACHE, "exports"), quiet: true })).dir;
-const words = fs.readFileSync(path.join(import.meta.dirname, "..", "test", "fixtures", "bert-tiny-colbert", "expected.json"), "utf8").match(/[A-Za-z]{3,}/g)!;
 // Long enough to be truncated to exactly 180 tokens; each document different.
-const docs = Array.from({ length: N }, (_, i) => Array.from({ length: 400 }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" "));
+const docs = Array.from({ length: N }, (_, i) => fillerText(i, 400));
 
 async function plainLoop(modelFile: string, ids: number[][], withTypes: boolean): Promise<number> {
   const session = await ort.InferenceSession.create(modelFile, { graphOptimizationLevel: "all", intraOpNumThreads: os.availableParallelism() });

@@ -19,6 +19,7 @@ import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { openSafetensors, writeSafetensors } from "../src/checkpoint/safetensors.js";
 import { silentLogger } from "../src/util/log.js";
 import { bertBase, CACHE, machineLine, modernBertBase } from "./checkpoints.js";
+import { fillerText } from "./common.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "bench-int8-"));
@@ -67,8 +68,7 @@ for (const [label, model] of models) {
     let speed = "";
     if (big) {
       fs.copyFileSync(out, path.join(dir, "model_int8.onnx"));
-      const words = fs.readFileSync(path.join(root, "test", "fixtures", "bert-tiny-colbert", "expected.json"), "utf8").match(/[A-Za-z]{3,}/g)!;
-      const docs = Array.from({ length: 64 }, (_, i) => Array.from({ length: 400 }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" "));
+      const docs = Array.from({ length: 64 }, (_, i) => fillerText(i, 400));
       const enc = await ColbertEncoder.load(dir, { int8: true, batchSize: 32 });
       await enc.encodeDocuments(docs.slice(0, 32));
       const t = performance.now();

@@ -13,12 +13,12 @@ import { exportModel } from "../src/export/exporter.js";
 import { ColbertTokenizer } from "../src/runtime/tokenizer.js";
 import type { OnnxConfig } from "../src/colbert/onnx-config.js";
 import { CACHE, machineLine, modernBertBase } from "./checkpoints.js";
+import { fillerText } from "./common.js";
 
 const root = path.resolve(import.meta.dirname, "..");
 if (!fs.existsSync(path.join(root, "dist", "runtime", "encoder.js"))) execFileSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
 const dir = (await exportModel({ model: modernBertBase(), outputDir: path.join(CACHE, "exports"), quiet: true })).dir;
-const words = fs.readFileSync(path.join(root, "test", "fixtures", "bert-tiny-colbert", "expected.json"), "utf8").match(/[A-Za-z]{3,}/g)!;
-const docs = Array.from({ length: 32 }, (_, i) => Array.from({ length: 400 }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" "));
+const docs = Array.from({ length: 32 }, (_, i) => fillerText(i, 400));
 
 const readJson = (f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as Record<string, unknown>;
 const tokenizer = await ColbertTokenizer.create(readJson("tokenizer.json"), readJson("tokenizer_config.json"), readJson("onnx_config.json") as unknown as OnnxConfig);

@@ -11,6 +11,7 @@ import { exportModel } from "../src/export/exporter.js";
 import { quantizeModel } from "../src/quantize/index.js";
 import { ColbertEncoder } from "../src/runtime/encoder.js";
 import { CACHE, machineLine, modernBertBase } from "./checkpoints.js";
+import { fillerText } from "./common.js";
 
 const dir = (await exportModel({ model: modernBertBase(), outputDir: path.join(CACHE, "exports"), quiet: true })).dir;
 const input = path.join(dir, "model.onnx");
@@ -36,8 +37,7 @@ const child = spawnSync(process.execPath, ["--input-type=module", "-e", job], { 
 if (child.status !== 0) throw new Error(child.stderr);
 console.log(`colbert-quantize job, fresh process: wall ${((performance.now() - t0) / 1000).toFixed(2)} s, peak RSS ${Number(child.stdout).toFixed(0)} MB`);
 
-const words = fs.readFileSync(path.join(import.meta.dirname, "..", "test", "fixtures", "bert-tiny-colbert", "expected.json"), "utf8").match(/[A-Za-z]{3,}/g)!;
-const docs = Array.from({ length: 64 }, (_, i) => Array.from({ length: 400 }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" "));
+const docs = Array.from({ length: 64 }, (_, i) => fillerText(i, 400));
 const rate: Record<string, number> = {};
 for (const int8 of [false, true]) {
   const enc = await ColbertEncoder.load(dir, { int8, batchSize: 32 });

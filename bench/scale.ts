@@ -24,6 +24,7 @@ import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream, type SyntheticOptions } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
 import { startIndexServer } from "./index-server.js";
+import { percentiles } from "./common.js";
 import { recallAt } from "./exact.js";
 import { exactTopStreamed } from "../test/helpers/exact.js";
 
@@ -47,10 +48,6 @@ const server = await startIndexServer(dir, {
 });
 const { url, call } = server;
 const b64 = (a: Float32Array) => ({ embeddings_b64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64"), shape: [a.length / dim, dim] });
-const stat = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length === 0 ? "none" : `p50 ${s[Math.floor(s.length / 2)]!.toFixed(1)} / p99 ${s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]!.toFixed(1)} ms (${s.length})`;
-};
 const params = { top_k: 10, n_ivf_probe: 8, n_full_scores: 4096 };
 
 await call("POST", "/indices", { name: "bench", config: { nbits: 4 } });
@@ -173,7 +170,7 @@ await server.stop();
 // The serving figures now (the exact recall and the bulk retrain below take minutes at 200 k).
 console.error(
   `applied in ${builtS.toFixed(0)} s (longest index-thread call ${(longest / 1000).toFixed(1)} s, ${doing || "no update running"}); peak RSS ${peak.toFixed(0)} MB; ` +
-    `search during ingestion ${stat(during)}, at rest ${stat(rest)}, while an update runs ${stat(whileUpdate)}`,
+    `search during ingestion ${percentiles(during)}, at rest ${percentiles(rest)}, while an update runs ${percentiles(whileUpdate)}`,
 );
 
 // Exact MaxSim top-10 over the original embeddings, streaming the corpus again.
@@ -202,6 +199,6 @@ console.log(
   `${N} documents × ~${corpus.tokens} tokens (${tokens} embeddings, dim ${dim}, ${words ? `spread: ${words} words` : "clustered"}), fed in ${batch}-document updates through colbert-serve: ` +
     `updates sent in ${sentS.toFixed(0)} s (${rejected} answered 503 and were sent again, ${dropped.length} failed to send), applied and retrained in ${builtS.toFixed(0)} s (longest call on the index thread seen by /health: ${(longest / 1000).toFixed(1)} s, ${doing || "no update running"}); K ${info.num_partitions}; server peak RSS ${peak.toFixed(0)} MB; ` +
     `on disk ${(disk / 2 ** 20).toFixed(0)} MB = ${(disk / tokens).toFixed(1)} B/embedding (${((disk - raw) / tokens).toFixed(1)} without the float16 originals); ` +
-    `search during ingestion ${stat(during)}, at rest ${stat(rest)}, while an update runs ${stat(whileUpdate)}; recall@10 vs exact ${recall.toFixed(3)}${bulkLine}`,
+    `search during ingestion ${percentiles(during)}, at rest ${percentiles(rest)}, while an update runs ${percentiles(whileUpdate)}; recall@10 vs exact ${recall.toFixed(3)}${bulkLine}`,
 );
 if (!keep) fs.rmSync(dir, { recursive: true, force: true });

@@ -20,12 +20,11 @@
  */
 import { createHash } from "node:crypto";
 import fs from "node:fs";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { syntheticStream } from "../test/helpers/synthetic.js";
 import { machineLine } from "./checkpoints.js";
 import { startIndexServer } from "./index-server.js";
+import { fillerText, percentiles } from "./common.js";
 import { cachedExactTop, recallAt } from "./exact.js";
 
 const argv = process.argv.slice(2);
@@ -61,11 +60,6 @@ function loadQueries(): Float32Array[] {
 }
 const queries = loadQueries();
 
-function percentiles(ms: number[]): string {
-  const s = [...ms].sort((a, b) => a - b);
-  return `p50 ${s[Math.floor(s.length / 2)]!.toFixed(1)} / p99 ${s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]!.toFixed(1)} ms (${s.length} queries)`;
-}
-
 type Answer = { document_ids: number[]; scores: number[] };
 const times: number[] = [];
 // What the searches answered, as one digest: two versions that should agree print the same one.
@@ -89,6 +83,7 @@ let info: { num_documents: number; num_embeddings: number; num_partitions: numbe
 let memory = "";
 if (argv.includes("--server")) {
   const model = str("--model");
+  let via = "";
   if (model && str("--truth")) throw new Error("--truth with --model: text queries are not the corpus's queries (no recall to measure)");
   const server = await startIndexServer(dir, { env: { PYLATE_INDEX_RETRAIN_GROWTH: "0" }, args: model ? ["--model", model] : [] });
   const call = async (method: string, route: string, body?: unknown) => {
@@ -100,9 +95,8 @@ if (argv.includes("--server")) {
   try {
     info = await call("GET", `/indices/${name}`);
     if (model) {
-      // Texts of ~30 words (the query length the model pads to), one per query, the same every run.
-      const words = fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "test", "fixtures", "bert-tiny-colbert", "expected.json"), "utf8").match(/[A-Za-z]{3,}/g)!;
-      const texts = new Map(queries.map((q, i) => [q, Array.from({ length: 30 }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" ")]));
+      // Texts of 30 words (the query length the model pads to), one per query, the same every run.
+      const texts = new Map(queries.map((q, i) => [q, fillerText(i, 30)]));
       const encodeTimes: number[] = [];
       for (let pass = 0; pass <= repeat; pass++) {
         for (const text of texts.values()) {
@@ -112,15 +106,14 @@ if (argv.includes("--server")) {
         }
       }
       await timed(async (q) => (await call("POST", `/indices/${name}/search_with_encoding`, { queries: [texts.get(q)], params: body })).results[0]);
-      memory = `texts through search_with_encoding (model ${model}; /encode alone ${percentiles(encodeTimes)})`;
+      via = `, texts through search_with_encoding (model ${model}; /encode alone ${percentiles(encodeTimes, "queries")})`;
     } else {
       await timed(async (q) => {
         const r = await call("POST", `/indices/${name}/search`, { queries: [{ embeddings_b64: Buffer.from(q.buffer, q.byteOffset, q.byteLength).toString("base64"), shape: [q.length / dim, dim] }], params: body });
         return r.results[0];
       });
-      memory = "";
     }
-    memory = `through colbert-serve${memory ? `, ${memory}` : ""} (server peak RSS ${server.peakRssMb().toFixed(0)} MB)`;
+    memory = `through colbert-serve${via} (server peak RSS ${server.peakRssMb().toFixed(0)} MB)`;
   } finally {
     await server.stop();
   }
@@ -144,5 +137,5 @@ const recall = truth ? `; recall@10 vs exact ${recallAt(found, await cachedExact
 console.log(`machine: ${machineLine()}; ${new Date().toISOString().slice(0, 10)}`);
 console.log(
   `${info.num_documents} documents, ${info.num_embeddings} embeddings, K ${info.num_partitions}; n_ivf_probe ${params.nIvfProbe}, n_full_scores ${params.nFullScores}: ` +
-    `search ${percentiles(times)}, ${memory}; answers ${answers.digest("hex").slice(0, 12)}${recall}`,
+    `search ${percentiles(times, "queries")}, ${memory}; answers ${answers.digest("hex").slice(0, 12)}${recall}`,
 );

@@ -9,12 +9,12 @@
  * --legacy omits the options older builds lack (--threads, --fp32; their sessions split the cores).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { exportModel } from "../src/export/exporter.js";
 import { CACHE, machineLine, modernBertBase } from "./checkpoints.js";
+import { fillerText } from "./common.js";
 
 const argv = process.argv;
 const value = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
@@ -25,8 +25,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dist = path.resolve(value("--dist") ?? path.join(root, "dist"));
 
 const dir = (await exportModel({ model: modernBertBase(), outputDir: path.join(CACHE, "exports"), quiet: true })).dir;
-const words = fs.readFileSync(path.join(root, "test", "fixtures", "bert-tiny-colbert", "expected.json"), "utf8").match(/[A-Za-z]{3,}/g)!;
-const doc = (i: number) => Array.from({ length: 400 }, (_, j) => words[(i * 7919 + j * 31) % words.length]).join(" ");
+const doc = (i: number) => fillerText(i, 400);
 
 async function start(sessions: number, threads: number | undefined): Promise<{ url: string; child: ChildProcess }> {
   const args = [path.join(dist, "cli", "serve.js"), "--model", dir, "--port", "0"];
