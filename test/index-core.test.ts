@@ -350,6 +350,36 @@ test("exact-scoring blocks: sorted by length, within the row and document limits
   assert.ok(blocks.some((b) => b.to - b.from === 1 && b.width > limits.rows), "a document longer than a block is one of its own");
 });
 
+test("search widens past n_full_scores / 4 while a candidate could still reach the top k: spread tokens get what every kept candidate gives, tight ones cost about nothing", async () => {
+  const params = { topK: 10, nIvfProbe: 8, nFullScores: 128 };
+  for (const words of [500, undefined]) {
+    // Spread tokens (0.5 · topic + one of 500 words + noise): centroid-only scores misrank, the true top 10 lies deep in the candidates.
+    const c = syntheticCorpus({ docs: 1500, tokens: 20, queries: 30, queryTokens: 8, dim: 32, seed: 5, words });
+    const snap = await build(kernels, memoryDocs(corpusDocs(c.docs, c.dim), c.dim), { nbits: 4, seed: 42 });
+    let [fixedRecall, widenRecall, keptRecall, fixedScored, widenScored] = [0, 0, 0, 0, 0];
+    for (const q of c.queries) {
+      const truth = c.docs.map((d, i) => [i, maxSim(q, d, c.dim)] as const).sort((a, b) => b[1] - a[1]).slice(0, 10).map((x) => x[0]);
+      const fixed = await search(kernels, snap, q, 8, params, undefined, { widen: false });
+      const widened = await search(kernels, snap, q, 8, params);
+      // Every one of the n_full_scores kept candidates decompressed (NextPlaid's rule at 4 × n_full_scores).
+      const kept = await search(kernels, snap, q, 8, { ...params, nFullScores: 4 * params.nFullScores }, undefined, { widen: false });
+      assert.equal(fixed.scored, params.nFullScores / 4);
+      assert.ok(widened.scored! >= fixed.scored! && widened.scored! <= params.nFullScores);
+      // A superset of NextPlaid's decompressed documents: never a worse score at any rank.
+      for (let r = 0; r < 10; r++) assert.ok(widened.scores[r]! >= fixed.scores[r]!, `rank ${r}`);
+      const hit = (ids: number[]) => ids.filter((id) => truth.includes(id)).length / 10 / c.queries.length;
+      [fixedRecall, widenRecall, keptRecall] = [fixedRecall + hit(fixed.ids), widenRecall + hit(widened.ids), keptRecall + hit(kept.ids)];
+      [fixedScored, widenScored] = [fixedScored + fixed.scored!, widenScored + widened.scored!];
+    }
+    const what = `recall@10 fixed ${fixedRecall.toFixed(3)} widened ${widenRecall.toFixed(3)} all kept ${keptRecall.toFixed(3)}; scored ${fixedScored} → ${widenScored}`;
+    if (words) {
+      assert.ok(widenRecall >= keptRecall - 0.01 && widenRecall >= fixedRecall + 0.15, what);
+    } else {
+      assert.ok(widenRecall >= keptRecall - 0.01 && widenScored <= 1.25 * fixedScored, what);
+    }
+  }
+});
+
 test("search: exact scores are the same whatever the blocks (tiny blocks, documents of every length, one longer than a block)", async () => {
   const c = syntheticCorpus({ docs: 160, tokens: 40, queries: 6, queryTokens: 12, seed: 31 });
   // Documents cut to lengths from 1 to their whole 40+ tokens, two of them joined past a block's rows.
@@ -360,7 +390,7 @@ test("search: exact scores are the same whatever the blocks (tiny blocks, docume
   // Negated queries too: their best scores are negative, where a padding row scoring 0 would win.
   for (const q of [...c.queries, ...c.queries.map((x) => x.map((v) => -v))]) {
     const whole = await search(kernels, snap, q, q.length / c.dim, params);
-    const tiny = await search(kernels, snap, q, q.length / c.dim, params, undefined, { rows: 64, docs: 3 });
+    const tiny = await search(kernels, snap, q, q.length / c.dim, params, undefined, { blocks: { rows: 64, docs: 3 } });
     assert.deepEqual(tiny, whole);
     assert.equal(whole.ids.length, 160);
     for (const [rank, id] of whole.ids.entries()) {

@@ -73,6 +73,8 @@ export interface EngineOptions {
   retrainGrowth?: number;
   /** Hold residuals in memory instead of reading them from disk per candidate (for comparison; default false). */
   residentResiduals?: boolean;
+  /** Decompress past n_full_scores / 4 while a candidate could still reach the top k (default true; false: NextPlaid's rule, for comparison). See search. */
+  widenRescoring?: boolean;
   /** Told when an index's background retrain starts (true) and ends (false): its thread must not be stopped as idle meanwhile. */
   onBackground?: (index: string, busy: boolean, error?: string) => void;
   /** Awaited by a background retrain after it re-encoded the chunks, before it catches up with the writes made meanwhile (tests hold it there). */
@@ -133,6 +135,8 @@ export class PlaidEngine implements IndexEngine {
 
   private readonly resident: boolean;
 
+  private readonly widen: boolean;
+
   /** Searches running now, and segments replaced while they ran (their files close when none runs). */
   private searching = 0;
 
@@ -145,6 +149,7 @@ export class PlaidEngine implements IndexEngine {
   ) {
     this.growth = retrainGrowth(options.retrainGrowth);
     this.resident = options.residentResiduals ?? false;
+    this.widen = options.widenRescoring ?? true;
     this.onBackground = options.onBackground;
     this.retrainPause = options.retrainPause;
     this.retrainLockedTokens = options.retrainLockedTokens ?? RETRAIN_LOCKED_TOKENS;
@@ -725,7 +730,7 @@ export class PlaidEngine implements IndexEngine {
       let semantic: Hits | undefined;
       if (!keywordOnly) {
         const q = r.queries[i]!;
-        semantic = await search(this.kernels, snap!, q.data, q.data.length / q.dim, { ...r.params, topK: fetchK }, subsetIds);
+        semantic = await search(this.kernels, snap!, q.data, q.data.length / q.dim, { ...r.params, topK: fetchK }, subsetIds, { widen: this.widen });
       }
       let keyword: Hits | undefined;
       const text = r.textQuery?.[i];
