@@ -24,6 +24,11 @@ export class Reply {
   ) {}
 }
 
+/** A handler's answer already serialised as JSON text (sent as it is). */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 /** An optional non-negative integer field (422 when it is something else). */
 export function optionalCount(body: Record<string, unknown>, field: string): number | undefined {
   const v = body[field];

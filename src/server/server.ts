@@ -7,7 +7,7 @@
 import crypto from "node:crypto";
 import http from "node:http";
 import { parseJsonBody } from "./body-parser.js";
-import { HttpError, readBody, Reply } from "./http.js";
+import { HttpError, JsonText, readBody, Reply } from "./http.js";
 import { IndexError, type IndexErrorCode } from "../plaid/types.js";
 import { ServerContext, type RequestContext, type ServerOptions } from "./context.js";
 import { health } from "./handlers/health.js";
@@ -123,7 +123,7 @@ export function createRequestHandler(opts: ServerOptions, ctx = new ServerContex
     const cors = { ...corsHeaders(req), "x-request-id": typeof incoming === "string" && incoming.length <= 200 ? incoming : crypto.randomUUID() };
     const send = (status: number, value: unknown) => {
       if (res.headersSent || res.destroyed) return;
-      const data = JSON.stringify(value);
+      const data = value instanceof JsonText ? value.text : JSON.stringify(value);
       res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(data), ...cors });
       res.end(data);
     };

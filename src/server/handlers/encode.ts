@@ -1,6 +1,6 @@
 /** POST /encode (next-plaid-api handlers/encode.rs). */
 import { HttpError, poolFactorOf, stringList } from "../http.js";
-import { toBase64, toRows } from "../embeddings.js";
+import { embeddingsJson, toBase64 } from "../embeddings.js";
 import type { RequestContext, ServerContext } from "../context.js";
 
 export async function encode(ctx: ServerContext, { req, body, signal }: RequestContext) {
@@ -11,5 +11,5 @@ export async function encode(ctx: ServerContext, { req, body, signal }: RequestC
   if (String(req.headers["x-embeddings-format"] ?? "").toLowerCase() === "base64") {
     return { embeddings_b64: out.map(toBase64), shapes: out.map((e) => [e.rows, e.dim]), num_texts: out.length };
   }
-  return { embeddings: out.map(toRows), num_texts: out.length };
+  return embeddingsJson(out);
 }
