@@ -10,7 +10,11 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { PlaidEngine } from "../src/plaid/engine.js";
-import type { Manifest } from "../src/plaid/store.js";
+import type { Kernels } from "../src/plaid/kernels.js";
+import { readNpy } from "../src/plaid/npy.js";
+import { encodeTokens } from "../src/plaid/plaid.js";
+import type { PlaidSnapshot } from "../src/plaid/snapshot.js";
+import { chunkRawDocs, type Manifest } from "../src/plaid/store.js";
 import type { SearchRequest } from "../src/plaid/types.js";
 import { exactTopK } from "./helpers/exact.js";
 import { syntheticFlat } from "./helpers/synthetic.js";
@@ -91,7 +95,8 @@ test("a retrain runs in the background: updates, deletes and searches go on mean
   let paused = false;
   // Catching up with what was written while it ran: all of it outside the write lock (the knob at 0).
   const locked: number[] = [];
-  const engine = await PlaidEngine.create(root, 2, undefined, { retrainPause: () => ((paused = true), held), retrainLockedTokens: 0, onRetrainLocked: (t) => locked.push(t) });
+  // Held once its codec is trained, before writes can encode with it: they leave their chunks to its catch-up.
+  const engine = await PlaidEngine.create(root, 2, undefined, { retrainPause: (stage) => (stage === "trained" ? ((paused = true), held) : Promise.resolve()), retrainLockedTokens: 0, onRetrainLocked: (t) => locked.push(t) });
   engine.declare("r", { start_from_scratch: 100 });
   await engine.add("r", slice(0, 150), DIM, meta(0, 150));
   await engine.add("r", slice(150, 800), DIM, meta(150, 800)); // grown past 1.25×: a retrain starts
@@ -127,6 +132,64 @@ test("a retrain runs in the background: updates, deletes and searches go on mean
   for (const id of [0, 500, 979]) {
     const doc = rows[id]!["doc"] as number;
     const [r] = await engine.search("r", request(corpus.data.slice(offsets[doc]! * DIM, (offsets[doc]! + 8) * DIM), { topK: 1 }));
+    assert.deepEqual(r!.document_ids, [id], `document ${doc}`);
+  }
+  await engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+test("writes made once a retrain's codec is trained encode their own chunks with it too: its commit encodes under the write lock only what was written before", { timeout: 120_000 }, async () => {
+  const root = tmp();
+  const gate = () => {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    return { promise, resolve };
+  };
+  const holds = { trained: gate(), recoded: gate() };
+  const reached = new Set<string>();
+  const locked: number[] = [];
+  // Held once its codec is trained, then once it has encoded the chunks it started from; no
+  // catch-up rounds (the knob at its maximum): whatever the writes leave is encoded under the lock.
+  const engine = await PlaidEngine.create(root, 2, undefined, {
+    retrainPause: (stage) => (reached.add(stage), holds[stage].promise),
+    retrainLockedTokens: Infinity,
+    onRetrainLocked: (t) => locked.push(t),
+  });
+  const until = async (stage: string) => {
+    while (!reached.has(stage)) await new Promise((r) => setTimeout(r, 10));
+  };
+  engine.declare("w", { start_from_scratch: 100, batch_size: 100 });
+  await engine.add("w", slice(0, 150), DIM, meta(0, 150));
+  await engine.add("w", slice(150, 800), DIM, meta(150, 800));
+  await until("trained");
+  // Written before writes can encode with the new codec: left to the retrain (one 100-document chunk).
+  await engine.add("w", slice(800, 900), DIM, meta(800, 900));
+  holds.trained.resolve();
+  await until("recoded");
+  // A small update (buffered), one re-indexing it with its own documents, a whole chunk, deletes.
+  for (const [from, to] of [[900, 950], [950, 1000], [1000, 1100]] as const) await engine.add("w", slice(from, to), DIM, meta(from, to));
+  assert.equal(await engine.deleteWhere("w", "doc >= ? AND doc < ?", [910, 915]), 5);
+  assert.equal(await engine.deleteWhere("w", "doc < ?", [20]), 20);
+  holds.recoded.resolve();
+  await engine.settle("w");
+  assert.equal(engine.background("w").error, undefined);
+  // (A second retrain follows: the index grew past 1.25× the 800 documents the first trained on.)
+  assert.equal(locked[0], offsets[900]! - offsets[800]!, "only the chunk written before the codec was trained is left to the lock");
+  // Every committed chunk holds what encoding its originals with the retrained codec gives.
+  const ix = (engine as unknown as { open: Map<string, { dir: string; manifest: Manifest; snap: PlaidSnapshot }> }).open.get("w")!;
+  const kernels = (engine as unknown as { kernels: Kernels }).kernels;
+  assert.equal(ix.manifest.numDocuments, 1075);
+  for (const c of ix.manifest.chunks) {
+    const raw = chunkRawDocs(ix.dir, ix.manifest, c);
+    const e = await encodeTokens(kernels, ix.snap.codec, ix.snap.centroidsT, raw.read(0, c.documents), c.tokens);
+    raw.close();
+    assert.deepEqual(readNpy(path.join(ix.dir, `chunk.${c.id}.codes.npy`)).data, e.codes);
+    assert.deepEqual(readNpy(path.join(ix.dir, `chunk.${c.id}.residuals.npy`)).data, e.packed);
+  }
+  const rows = engine.metadataAll("w");
+  for (const id of [0, 779, 800, 890, 1074]) {
+    const doc = rows[id]!["doc"] as number;
+    const [r] = await engine.search("w", request(corpus.data.slice(offsets[doc]! * DIM, (offsets[doc]! + 8) * DIM), { topK: 1 }));
     assert.deepEqual(r!.document_ids, [id], `document ${doc}`);
   }
   await engine.close();

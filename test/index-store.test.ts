@@ -10,9 +10,10 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import { PlaidEngine } from "../src/plaid/engine.js";
 import { Kernels, transpose } from "../src/plaid/kernels.js";
-import { encodedSlices, deleteFromChunks, loadSnapshot, manifestOf, sweep, writeCentroids, writeDocs } from "../src/plaid/store.js";
+import { appendChunks, chunkRawDocs, encodedSlices, deleteFromChunks, loadSnapshot, manifestOf, sweep, writeCentroids, writeDocs, type ChunkRef, type Manifest } from "../src/plaid/store.js";
+import { RetrainJob } from "../src/plaid/retrain.js";
 import { NpyWriter, readNpy } from "../src/plaid/npy.js";
-import { memoryDocs, train } from "../src/plaid/plaid.js";
+import { encodeTokens, memoryDocs, train } from "../src/plaid/plaid.js";
 import { documentTokens } from "../src/plaid/snapshot.js";
 import type { SearchRequest } from "../src/plaid/types.js";
 import { syntheticFlat } from "./helpers/synthetic.js";
@@ -95,6 +96,54 @@ test("deleting from chunks keeps the survivors' codes and residuals, in order, r
   });
   for (const s of afterDelete.segments) s.residuals.close();
   for (const s of snap.segments) s.residuals.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("a retrain's new codec: chunks an append or a delete made from older ones copy what was already encoded again, and hold exactly what encoding their originals gives", async () => {
+  const dir = tmp();
+  const docs = memoryDocs(slice(0, 60), DIM);
+  const first = memoryDocs(slice(0, 40), DIM);
+  const old = await train(kernels, first, { nbits: 4, seed: 1 });
+  const oldT = transpose(old.codec.centroids, old.codec.k, DIM);
+  const encoded = (d: typeof docs) => ({ doclens: d.doclens, slices: (a: number, b: number) => encodedSlices(kernels, old.codec, oldT, d, a, b, true) });
+  const written = await writeDocs(dir, old.codec, encoded(first), 25);
+  assert.deepEqual(written.map((c) => c.documents), [25, 15]);
+  const centroids = await writeCentroids(dir, old.codec);
+  const manifest = async (chunks: ChunkRef[]): Promise<Manifest> => manifestOf(old.codec, old.clusterThreshold, centroids, chunks, { documents: 0, embeddings: 0 });
+  const m1 = await manifest(written);
+  // The retrain's codec, trained on every document; it encodes the chunks it started from.
+  const job = new RetrainJob();
+  const fresh = await train(kernels, docs, { nbits: 4, seed: 2 });
+  const freshT = transpose(fresh.codec.centroids, fresh.codec.k, DIM);
+  job.trained(dir, kernels, fresh.codec, freshT);
+  // An append carries the 15-document trailing chunk into its first chunk (15 + 10), then 10 more.
+  const appended = await appendChunks(dir, m1, 40, encoded(memoryDocs(slice(40, 60), DIM)), 25, true, job.derived);
+  assert.deepEqual(appended.map((c) => c.documents), [25, 25, 10]);
+  const m2 = await manifest(appended);
+  // Before the retrain has encoded the chunk it carried, the append encodes only its wholly new chunk.
+  assert.equal(await job.recodeWritten(m2, m1), appended[2]!.tokens);
+  assert.equal(job.left(m2), appended[0]!.tokens + appended[1]!.tokens);
+  await job.recodeMissing(m1);
+  assert.equal(job.copiedDocuments, 0);
+  assert.equal(await job.recodeWritten(m2, m1), appended[1]!.tokens, "now the carried chunk can be copied");
+  assert.equal(job.copiedDocuments, 15, "the carried documents are copied");
+  assert.equal(job.left(m2), 0);
+  // A delete rewrites both 25-document chunks with their survivors: copies of what was encoded again.
+  const m3 = await manifest(await deleteFromChunks(dir, m2, Int32Array.from([3, 30]), true, job.derived));
+  assert.equal(await job.recodeWritten(m3, m2), m3.chunks[0]!.tokens + m3.chunks[1]!.tokens);
+  assert.equal(job.copiedDocuments, 15 + 24 + 24);
+  assert.equal(job.left(m3), 0);
+  const recoded = await job.recodedChunks(m3);
+  for (const [i, c] of m3.chunks.entries()) {
+    const raw = chunkRawDocs(dir, m3, c);
+    const e = await encodeTokens(kernels, fresh.codec, freshT, raw.read(0, c.documents), c.tokens);
+    raw.close();
+    const r = recoded[i]!;
+    assert.equal(r.rawId, c.id, "its originals stay in the chunk's raw file");
+    assert.deepEqual(readNpy(path.join(dir, `chunk.${r.id}.codes.npy`)).data, e.codes, `chunk ${i} codes`);
+    assert.deepEqual(readNpy(path.join(dir, `chunk.${r.id}.residuals.npy`)).data, e.packed, `chunk ${i} residuals`);
+    assert.deepEqual(readNpy(path.join(dir, `chunk.${r.id}.doclens.npy`)).data, readNpy(path.join(dir, `chunk.${c.id}.doclens.npy`)).data);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

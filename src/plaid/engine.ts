@@ -14,6 +14,7 @@ import { indexNames, invalidIndexName } from "./names.js";
 import { loadSqlite } from "./sqlite.js";
 import { MetadataDb, MetadataError, type FtsTokenizer } from "./metadata.js";
 import { expand, joinDocs, memoryDocs, retrainDue, search, train, type DocSource, type Documents, type Hits, type Trained } from "./plaid.js";
+import { RetrainJob } from "./retrain.js";
 import { numDocs, numTokens, segmentBytes, type PlaidSnapshot, type Segment } from "./snapshot.js";
 import {
   appendChunks,
@@ -27,7 +28,6 @@ import {
   rawDocs,
   readBuffer,
   readManifest,
-  recodeChunk,
   recodeChunks,
   retiredSegments,
   sweep,
@@ -36,7 +36,6 @@ import {
   writeDocs,
   type ChunkRef,
   type FreshDocs,
-  type InUse,
   type Manifest,
   type UpdateBuffer,
 } from "./store.js";
@@ -77,8 +76,12 @@ export interface EngineOptions {
   widenRescoring?: boolean;
   /** Told when an index's background retrain starts (true) and ends (false): its thread must not be stopped as idle meanwhile. */
   onBackground?: (index: string, busy: boolean, error?: string) => void;
-  /** Awaited by a background retrain after it re-encoded the chunks, before it catches up with the writes made meanwhile (tests hold it there). */
-  retrainPause?: () => Promise<void>;
+  /**
+   * Awaited by a background retrain once its codec is trained, before writes can encode with it
+   * ("trained"), and once it has encoded the chunks it started from, before it catches up with the
+   * writes made meanwhile ("recoded"). Tests hold it there.
+   */
+  retrainPause?: (stage: "trained" | "recoded") => Promise<void>;
   /** Tokens of chunks written meanwhile that a retrain may leave to encode under the write lock (default RETRAIN_LOCKED_TOKENS; tests). */
   retrainLockedTokens?: number;
   /** Told the tokens a retrain encoded under the write lock, as it commits (tests). */
@@ -93,22 +96,15 @@ export interface EngineOptions {
 }
 
 /**
- * A retrain catches up with the chunks written while it ran in rounds outside the write lock
- * (updates go on), until at most this many tokens are left; those are encoded under the lock with
- * the commit (~1 s at K 16 384 on two cores). At 200 000 documents a retrain's catch-up under the
- * lock held updates for minutes.
+ * A retrain catches up with the chunks written while its codec was being trained in rounds outside
+ * the write lock (updates go on), until at most this many tokens are left; those are encoded under
+ * the lock with the commit (~1 s at K 16 384 on two cores). Writes made once the codec is trained
+ * have their own documents encoded with it (keepRetrainCurrent): what the rounds and the commit
+ * find is mostly what was written while the codec was being trained.
  */
 export const RETRAIN_LOCKED_TOKENS = 1 << 17;
 /** Catch-up rounds at most (each encodes what the previous one's duration let in). */
 const CATCH_UP_ROUNDS = 4;
-
-/** A background retrain (see retrain()). */
-interface RetrainJob {
-  done: Promise<void>;
-  cancelled: boolean;
-  /** What it reads and writes: writes committing meanwhile sweep around it. */
-  inUse: InUse;
-}
 
 interface OpenIndex {
   name: string;
@@ -160,7 +156,7 @@ export class PlaidEngine implements IndexEngine {
 
   private readonly maxCentroids?: number;
 
-  private readonly retrainPause?: () => Promise<void>;
+  private readonly retrainPause?: (stage: "trained" | "recoded") => Promise<void>;
   private readonly retrainLockedTokens: number;
   private readonly onRetrainLocked?: (tokens: number) => void;
 
@@ -380,7 +376,7 @@ export class PlaidEngine implements IndexEngine {
             doclens: fresh.doclens,
             slices: (from, to) => memorySlices(fresh.doclens, grown.encoded.codes, grown.encoded.packed, fresh.data, dim, from, to),
           };
-          const chunks = await appendChunks(ix.dir, prev, keep, freshDocs, cfg.batch_size, withRaw);
+          const chunks = await appendChunks(ix.dir, prev, keep, freshDocs, cfg.batch_size, withRaw, ix.job?.derived);
           const centroidsId = codec.k === prev.numPartitions ? prev.centroids : await writeCentroids(ix.dir, codec);
           manifest = await manifestOf(codec, grown.clusterThreshold, centroidsId, chunks, trainedAt(prev), buffer, ix.dir);
         }
@@ -409,9 +405,25 @@ export class PlaidEngine implements IndexEngine {
       const max = ix.config.max_documents;
       if (max !== null && numDocs(snap) > max) await this.removeIds(ix, Int32Array.from({ length: numDocs(snap) - max }, (_, i) => i));
       this.writeInfo(ix);
+      await this.keepRetrainCurrent(ix, prev, progress);
       this.maybeRetrain(ix);
       return { first: before, count: docs.doclens.length };
     });
+  }
+
+  /**
+   * While a background retrain whose codec is trained runs, a write (after its commit: searches
+   * already see it) has its new documents encoded with that codec too (RetrainJob.afterWrite:
+   * outside the write lock, beside the next write) — the work the retrain would otherwise do at
+   * its commit, under the lock, while updates wait (seconds at 20 000 documents, see
+   * BENCHMARKS.md).
+   */
+  private async keepRetrainCurrent(ix: OpenIndex, before: Manifest | undefined, progress?: Progress): Promise<void> {
+    const job = ix.job;
+    const m = ix.manifest;
+    if (!job?.ready || !m || !hasRaw(m)) return;
+    progress?.("index_write", "encoding for the background retrain");
+    await job.afterWrite(m, before);
   }
 
   /** Documents encoded with a trained codec, as chunk slices. */
@@ -458,7 +470,7 @@ export class PlaidEngine implements IndexEngine {
     const m = ix.manifest;
     if (this.closing || ix.job || !m || !hasRaw(m) || m.numDocuments <= ix.config.start_from_scratch) return;
     if (!force && !retrainDue(trainedAt(m), { documents: m.numDocuments, embeddings: m.numEmbeddings, partitions: m.numPartitions }, m.dim, this.growth, { maxCentroids: this.maxCentroids })) return;
-    const job: RetrainJob = { done: Promise.resolve(), cancelled: false, inUse: { manifests: [], chunks: new Set() } };
+    const job = new RetrainJob();
     ix.job = job;
     this.onBackground?.(ix.name, true);
     // Deferred (an index just opened): the call that opened it goes first.
@@ -484,69 +496,57 @@ export class PlaidEngine implements IndexEngine {
   /**
    * Trains the codec again on every document of the index as it is now, and re-encodes each chunk
    * into new files (the originals stay), while updates, deletes and searches go on with the current
-   * codec. Then, as one write: chunks written meanwhile are encoded with the new codec too, and the
+   * codec (writes made once the new codec is trained encode what they write with it too). Then, as
+   * one write: whatever chunks written meanwhile are left are encoded with the new codec, and the
    * manifest naming the new files is committed; searches move to it at once. A kill at any point
    * leaves the state before or after (the new files are swept unless a manifest names them).
    */
   private async runRetrain(ix: OpenIndex, job: RetrainJob): Promise<void> {
+    try {
+      await this.retrainAndCommit(ix, job);
+    } finally {
+      // Writes' encodings for it end before its files are swept.
+      await job.idle();
+    }
+  }
+
+  private async retrainAndCommit(ix: OpenIndex, job: RetrainJob): Promise<void> {
     const m0 = ix.manifest!;
     job.inUse.manifests = [m0];
     const cfg = ix.config;
-    const check = () => {
-      if (job.cancelled) throw new Error("retrain cancelled");
-    };
-    const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, maxCentroids: this.maxCentroids, checkCancel: check };
-    const reserve = (id: string) => job.inUse.chunks.add(id);
-    const recoded = new Map<string, ChunkRef>();
+    const opts = { nbits: cfg.nbits, seed: cfg.seed ?? 42, maxCentroids: this.maxCentroids, checkCancel: job.check };
     const stored = rawDocs(ix.dir, m0);
     const trained = await train(this.kernels, stored, opts).finally(() => stored.close());
     const centroidsT = transposeOf(trained);
-    // Re-encodes the chunks of `m` not recoded yet (their originals read through one source); returns their tokens.
-    const recodeMissing = async (m: Manifest): Promise<number> => {
-      const docs = rawDocs(ix.dir, m);
-      let tokens = 0;
-      try {
-        let start = 0;
-        for (const c of m.chunks) {
-          check();
-          if (!recoded.has(c.id)) {
-            recoded.set(c.id, await recodeChunk(ix.dir, this.kernels, trained.codec, centroidsT, docs, start, c, check, reserve));
-            tokens += c.tokens;
-          }
-          start += c.documents;
-        }
-      } finally {
-        docs.close();
-      }
-      return tokens;
-    };
-    await recodeMissing(m0);
-    await this.retrainPause?.();
-    // Chunks written since it began (appends, merges, deletes), in rounds while writes go on: each
+    await this.retrainPause?.("trained");
+    job.trained(ix.dir, this.kernels, trained.codec, centroidsT);
+    // From here, writes encode what they write with the new codec too (keepRetrainCurrent).
+    await job.recodeMissing(m0);
+    await this.retrainPause?.("recoded");
+    // Chunks written before that (appends, merges, deletes), in rounds while writes go on: each
     // round's manifest is kept from sweeps while its files are read.
     for (let round = 0; round < CATCH_UP_ROUNDS; round++) {
-      check();
+      job.check();
       const m = ix.manifest;
-      if (!m || !hasRaw(m)) break;
-      const left = m.chunks.reduce((a, c) => a + (recoded.has(c.id) ? 0 : c.tokens), 0);
-      if (left <= this.retrainLockedTokens) break;
+      if (!m || !hasRaw(m) || job.left(m) <= this.retrainLockedTokens) break;
       job.inUse.manifests.push(m);
-      await recodeMissing(m);
+      await job.recodeMissing(m);
     }
-    check();
+    job.check();
     await this.exclusive(ix, async () => {
-      check();
+      job.check();
       const m1 = ix.manifest;
       const old = ix.snap;
       if (!m1 || !old || !hasRaw(m1)) return;
-      // What was written since the last round, encoded under the lock with the commit.
-      const locked = await recodeMissing(m1);
-      const chunks = m1.chunks.map((c) => recoded.get(c.id)!);
+      // What is left (writes that could not encode theirs), encoded under the lock with the commit.
+      await job.idle();
+      const locked = await job.recodeMissing(m1);
+      const chunks = await job.recodedChunks(m1);
       this.onRetrainLocked?.(locked);
       const manifest = await manifestOf(trained.codec, trained.clusterThreshold, await writeCentroids(ix.dir, trained.codec), chunks, { documents: m0.numDocuments, embeddings: m0.numEmbeddings, partitions: trained.codec.k });
       const snap = await loadSnapshotAsync(ix.dir, manifest, old, { resident: this.resident, codec: trained.codec, centroidsT });
       try {
-        check();
+        job.check();
         this.kernels.checkStop();
         ix.db!.transaction(() => ix.db!.setState("manifest", JSON.stringify(manifest)));
       } catch (e) {
@@ -615,7 +615,7 @@ export class PlaidEngine implements IndexEngine {
     let manifest: Manifest;
     try {
       // Chunks holding a deleted document are rewritten with their survivors (originals included).
-      const chunks = await deleteFromChunks(ix.dir, prev, ids, hasRaw(prev));
+      const chunks = await deleteFromChunks(ix.dir, prev, ids, hasRaw(prev), ix.job?.derived);
       manifest = { ...prev, chunks, numDocuments: chunks.reduce((a, c) => a + c.documents, 0), numEmbeddings: sumTokens(chunks) };
       if (prev.buffer) {
         // Deleted buffered documents leave the buffer (it holds the trailing documents' originals).
@@ -660,6 +660,7 @@ export class PlaidEngine implements IndexEngine {
     }
     await this.swap(ix, snap, manifest);
     this.writeInfo(ix);
+    await this.keepRetrainCurrent(ix, prev);
     return ids.length;
   }
 

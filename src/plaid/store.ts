@@ -279,7 +279,7 @@ export function* memorySlices(doclens: Int32Array, codes: Int32Array, packed: Ui
 }
 
 /** Documents [from, to) of stored chunk `c` as written (codes, residuals, originals when `withRaw`), a slice at a time. */
-export function* storedSlices(dir: string, m: Manifest, c: ChunkRef, from: number, to: number, withRaw: boolean): Generator<TokenSlice> {
+export function* storedSlices(dir: string, dim: number, c: ChunkRef, from: number, to: number, withRaw: boolean): Generator<TokenSlice> {
   const f = chunkFiles(dir, c);
   const doclens = readNpy(f.doclens).data as Int32Array;
   const offsets = offsetsOf(doclens);
@@ -287,7 +287,7 @@ export function* storedSlices(dir: string, m: Manifest, c: ChunkRef, from: numbe
   const residuals = new NpyRows(f.residuals);
   const raw = withRaw ? new NpyRows(f.raw) : undefined;
   try {
-    if (codes.rows !== c.tokens || residuals.rows !== c.tokens || (raw && (raw.rows !== c.tokens || raw.width !== m.dim))) throw new Error(`chunk ${c.id} does not match the manifest`);
+    if (codes.rows !== c.tokens || residuals.rows !== c.tokens || (raw && (raw.rows !== c.tokens || raw.width !== dim))) throw new Error(`chunk ${c.id} does not match the manifest`);
     for (const [a, b] of slices({ offsets }, from, to)) {
       const t0 = offsets[a]!;
       const t1 = offsets[b]!;
@@ -387,6 +387,16 @@ export function trainedAt(m: Manifest): IndexSize {
   return { documents, embeddings, partitions: m.trainedPartitions };
 }
 
+/** Documents [from, to) of chunk `chunk`: a new chunk begins with copies of such runs (carried by an append, survivors of a delete). */
+export interface ChunkRun {
+  chunk: ChunkRef;
+  from: number;
+  to: number;
+}
+
+/** Told, as a write makes chunk `c`, the runs of older chunks its first documents copy, in order. */
+export type Lineage = (c: ChunkRef, runs: ChunkRun[]) => void;
+
 /** New documents for a write: their lengths, and their slices (encoded) for documents [from, to). */
 export interface FreshDocs {
   doclens: Int32Array;
@@ -394,7 +404,7 @@ export interface FreshDocs {
 }
 
 /** Documents → chunks of at most `batchSize` documents. */
-async function writeFresh(dir: string, m: { dim: number; nbits: number }, fresh: FreshDocs, batchSize: number, withRaw: boolean, lead?: { slices: Iterable<TokenSlice>; documents: number; tokens: number }): Promise<ChunkRef[]> {
+async function writeFresh(dir: string, m: { dim: number; nbits: number }, fresh: FreshDocs, batchSize: number, withRaw: boolean, lead?: { slices: Iterable<TokenSlice>; documents: number; tokens: number; runs: ChunkRun[] }, lineage?: Lineage): Promise<ChunkRef[]> {
   const out: ChunkRef[] = [];
   const offsets = offsetsOf(fresh.doclens);
   const n = fresh.doclens.length;
@@ -408,7 +418,9 @@ async function writeFresh(dir: string, m: { dim: number; nbits: number }, fresh:
     const documents = to - from + (carried?.documents ?? 0);
     if (documents === 0) break;
     const tokens = offsets[to]! - offsets[from]! + (carried?.tokens ?? 0);
-    out.push(await writeChunk(dir, m.dim, m.nbits, chain(carried?.slices ?? [], fresh.slices(from, to)), documents, tokens, { withRaw }));
+    const c = await writeChunk(dir, m.dim, m.nbits, chain(carried?.slices ?? [], fresh.slices(from, to)), documents, tokens, { withRaw });
+    if (carried) lineage?.(c, carried.runs);
+    out.push(c);
     from = to;
   } while (from < n);
   return out;
@@ -425,7 +437,7 @@ export function writeDocs(dir: string, m: { dim: number; nbits: number }, fresh:
  * documents), which is rewritten together with what follows so that small updates do not pile up
  * files; a chunk cut by `keep` keeps its first part, rewritten too.
  */
-export async function appendChunks(dir: string, m: Manifest, keep: number, fresh: FreshDocs, batchSize: number, withRaw: boolean): Promise<ChunkRef[]> {
+export async function appendChunks(dir: string, m: Manifest, keep: number, fresh: FreshDocs, batchSize: number, withRaw: boolean, lineage?: Lineage): Promise<ChunkRef[]> {
   const kept: ChunkRef[] = [];
   let end = 0;
   let i = 0;
@@ -451,13 +463,14 @@ export async function appendChunks(dir: string, m: Manifest, keep: number, fresh
     for (let d = 0; d < c.to; d++) tokens += doclens[d]!;
   }
   const slices = (function* () {
-    for (const c of carry) yield* storedSlices(dir, m, c.chunk, 0, c.to, withRaw);
+    for (const c of carry) yield* storedSlices(dir, m.dim, c.chunk, 0, c.to, withRaw);
   })();
-  return [...kept, ...(await writeFresh(dir, m, fresh, batchSize, withRaw, carry.length > 0 ? { slices, documents, tokens } : undefined))];
+  const runs = carry.map((c) => ({ chunk: c.chunk, from: 0, to: c.to }));
+  return [...kept, ...(await writeFresh(dir, m, fresh, batchSize, withRaw, carry.length > 0 ? { slices, documents, tokens, runs } : undefined, lineage))];
 }
 
 /** The chunks after deleting documents `ids` (ascending): chunks without one stay, the others are rewritten with their survivors. */
-export async function deleteFromChunks(dir: string, m: Manifest, ids: Int32Array, withRaw: boolean): Promise<ChunkRef[]> {
+export async function deleteFromChunks(dir: string, m: Manifest, ids: Int32Array, withRaw: boolean, lineage?: Lineage): Promise<ChunkRef[]> {
   const out: ChunkRef[] = [];
   let start = 0;
   let di = 0;
@@ -483,9 +496,11 @@ export async function deleteFromChunks(dir: string, m: Manifest, ids: Int32Array
         for (let d = x; d < y; d++) tokens += doclens[d]!;
       }
       const parts = (function* () {
-        for (const [x, y] of runs) yield* storedSlices(dir, m, c, x, y, withRaw);
+        for (const [x, y] of runs) yield* storedSlices(dir, m.dim, c, x, y, withRaw);
       })();
-      out.push(await writeChunk(dir, m.dim, m.nbits, parts, documents, tokens, { withRaw }));
+      const rewritten = await writeChunk(dir, m.dim, m.nbits, parts, documents, tokens, { withRaw });
+      lineage?.(rewritten, runs.map(([from, to]) => ({ chunk: c, from, to })));
+      out.push(rewritten);
     }
     start += c.documents;
   }
@@ -494,16 +509,21 @@ export async function deleteFromChunks(dir: string, m: Manifest, ids: Int32Array
 
 /**
  * Chunk `c` (documents [start, start + c.documents) of `stored`) encoded again with `codec`; its raw
- * file stays. `reserve` is told the new chunk's id before its files are written.
+ * file stays. Its first documents may be copied instead from `lead`: runs of chunks already encoded
+ * with `codec` holding the same documents (encoding a token depends on nothing else, so the copy is
+ * what encoding would write). `reserve` is told the new chunk's id before its files are written.
  */
-export function recodeChunk(dir: string, kernels: Kernels, codec: Codec, centroidsT: Float32Array, stored: DocSource, start: number, c: ChunkRef, check?: () => void, reserve?: (id: string) => void): Promise<ChunkRef> {
+export function recodeChunk(dir: string, kernels: Kernels, codec: Codec, centroidsT: Float32Array, stored: DocSource, start: number, c: ChunkRef, options: { check?: () => void; reserve?: (id: string) => void; lead?: ChunkRun[] } = {}): Promise<ChunkRef> {
+  const { check, lead = [] } = options;
+  const copied = lead.reduce((a, r) => a + r.to - r.from, 0);
   const parts = (async function* () {
-    for await (const part of encodedSlices(kernels, codec, centroidsT, stored, start, start + c.documents, false)) {
+    for (const r of lead) yield* storedSlices(dir, codec.dim, r.chunk, r.from, r.to, false);
+    for await (const part of encodedSlices(kernels, codec, centroidsT, stored, start + copied, start + c.documents, false)) {
       check?.();
       yield part;
     }
   })();
-  return writeChunk(dir, codec.dim, codec.nbits, parts, c.documents, c.tokens, { withRaw: true, rawId: c.rawId ?? c.id, reserve });
+  return writeChunk(dir, codec.dim, codec.nbits, parts, c.documents, c.tokens, { withRaw: true, rawId: c.rawId ?? c.id, reserve: options.reserve });
 }
 
 /** Every chunk of `m` encoded again with `codec` from the originals in `stored` (same documents, same raw files). */
@@ -515,6 +535,11 @@ export async function recodeChunks(dir: string, m: Manifest, kernels: Kernels, c
     start += c.documents;
   }
   return out;
+}
+
+/** The originals of chunk `c` of `m` alone (documents from 0). */
+export function chunkRawDocs(dir: string, m: Manifest, c: ChunkRef): DocSource & { close(): void } {
+  return rawDocs(dir, { ...m, chunks: [c], numDocuments: c.documents, numEmbeddings: c.tokens });
 }
 
 export interface UpdateBuffer {
