@@ -71,12 +71,12 @@ export class RetrainJob {
   }
 
   /**
-   * What a write encodes for it, under the write lock, after its commit: the chunks of `m` that
-   * `before` does not name (the ones it wrote) and whose copied documents (their Lineage runs)
-   * come from chunks already encoded with the new codec — so it encodes only its own new documents
-   * (an append's, or none for a delete) and copies the rest. A chunk copying from one not encoded
-   * yet is left to the retrain's catch-up, outside the lock (encoding the documents carried over
-   * would cost the write far more than its own). Resolves with the tokens encoded.
+   * What a write has encoded for it (see afterWrite): the chunks of `m` that `before` does not
+   * name (the ones it wrote) and whose copied documents (their Lineage runs) come from chunks
+   * already encoded with the new codec — so it encodes only its own new documents (an append's, or
+   * none for a delete) and copies the rest. A chunk copying from one not encoded yet is left to the
+   * retrain's catch-up (encoding the documents carried over would cost far more than the write's
+   * own). Resolves with the tokens of the chunks it wrote.
    */
   recodeWritten(m: Manifest, before: Manifest | undefined): Promise<number> {
     const known = new Set(before?.chunks.map((c) => c.id));
