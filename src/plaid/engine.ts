@@ -401,7 +401,7 @@ export class PlaidEngine implements IndexEngine {
         throw e;
       }
       await this.swap(ix, snap, manifest);
-      // Oldest documents go first when the index is over its limit.
+      // Oldest documents go first when the index is over its limit (what that rewrites is encoded for a retrain below, with the append's chunks).
       const max = ix.config.max_documents;
       if (max !== null && numDocs(snap) > max) await this.removeIds(ix, Int32Array.from({ length: numDocs(snap) - max }, (_, i) => i));
       this.writeInfo(ix);
@@ -660,7 +660,6 @@ export class PlaidEngine implements IndexEngine {
     }
     await this.swap(ix, snap, manifest);
     this.writeInfo(ix);
-    await this.keepRetrainCurrent(ix, prev);
     return ids.length;
   }
 
@@ -678,7 +677,10 @@ export class PlaidEngine implements IndexEngine {
     const ix = this.built(name);
     return this.exclusive(ix, async () => {
       const ids = this.matching(name, condition, parameters);
-      return this.removeIds(ix, Int32Array.from(ids));
+      const before = ix.manifest;
+      const removed = await this.removeIds(ix, Int32Array.from(ids));
+      await this.keepRetrainCurrent(ix, before);
+      return removed;
     });
   }
 
